@@ -1,0 +1,49 @@
+"""maim_db: one database for sync Peewee bots and async SQLAlchemy services.
+
+Importing this package opens no database, builds no engine and reads no environment
+variable; everything happens on first use of a :class:`Bridge`.
+"""
+
+from .bridge import Bridge
+from .core.database import LoopBlockingWarning
+from .errors import (
+    BridgeClosedError,
+    ConfigurationError,
+    DatabaseConnectionError,
+    DatabaseFileError,
+    DriverNotInstalledError,
+    InvalidValueError,
+    LoopBlockedError,
+    MaimDBError,
+    NotADatabaseError,
+    NotBoundError,
+    SchemaDriftError,
+    TransactionError,
+    UnmappedFieldError,
+)
+from .model import Model
+from .sqlite.profile import SQLiteProfile
+from .url import DatabaseURL
+
+__version__ = "2.0.0"
+
+__all__ = [
+    "Bridge",
+    "BridgeClosedError",
+    "ConfigurationError",
+    "DatabaseConnectionError",
+    "DatabaseFileError",
+    "DatabaseURL",
+    "DriverNotInstalledError",
+    "InvalidValueError",
+    "LoopBlockedError",
+    "LoopBlockingWarning",
+    "MaimDBError",
+    "Model",
+    "NotADatabaseError",
+    "NotBoundError",
+    "SQLiteProfile",
+    "SchemaDriftError",
+    "TransactionError",
+    "UnmappedFieldError",
+]

@@ -1,0 +1,432 @@
+"""``Bridge``: the one object that owns both ORMs' access to one database URL.
+
+Constructing a bridge opens nothing: the Peewee database, the executor and the
+SQLAlchemy engines are built on first use, so a bridge can live at module level.
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import contextvars
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+import peewee as pw
+
+from .core.database import (
+    MaimDatabaseMixin,
+    MySQLDatabase,
+    OnLoop,
+    PostgresqlDatabase,
+    SqliteDatabase,
+)
+from .core.executor import Executor, Session, current_task
+from .errors import BridgeClosedError, ConfigurationError, TransactionError
+from .settings import resolve_url
+from .sqlite.profile import SQLiteProfile
+from .url import DatabaseURL
+
+__all__ = ["AsyncAtomic", "Bridge", "default_bridge"]
+
+log = logging.getLogger("maim_db")
+
+T = TypeVar("T")
+
+_live: weakref.WeakSet[Bridge] = weakref.WeakSet()
+
+
+class _Transaction:
+    """An open async transaction: the pinned session and the task that owns it."""
+
+    __slots__ = ("owner", "session")
+
+    def __init__(self, session: Session, owner: object) -> None:
+        self.session = session
+        self.owner = owner
+
+
+class Bridge:
+    """Both ORMs over one database URL, with the SQLite profile applied everywhere.
+
+    ``url`` may be a URL, a plain path or a :class:`DatabaseURL`; without one the
+    settings decide (``MAIM_DB_URL`` > ``DATABASE_URL`` > the per-OS default file).
+    ``profile`` overrides SQLite pragmas (a :class:`SQLiteProfile` or a mapping).
+    ``max_workers`` bounds the executor threads for independent async calls;
+    ``max_transactions`` bounds the async transactions open at once (each pins a thread).
+    ``on_loop`` decides what a *sync* database call on an event-loop thread does:
+    ``"warn"`` (default), ``"raise"`` or ``"allow"``.
+    """
+
+    def __init__(
+        self,
+        url: str | os.PathLike[str] | DatabaseURL | None = None,
+        *,
+        base_dir: str | os.PathLike[str] | None = None,
+        profile: SQLiteProfile | Mapping[str, Any] | None = None,
+        max_workers: int | None = None,
+        max_transactions: int = 32,
+        on_loop: OnLoop = "warn",
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        choice = resolve_url(url, environ=environ, base_dir=base_dir)
+        self.url: DatabaseURL = choice.url
+        self.url_source: str = choice.source
+        if on_loop not in ("warn", "raise", "allow"):
+            raise ConfigurationError(f"on_loop={on_loop!r} is not valid", hint="use 'warn', 'raise' or 'allow'")
+        if max_workers is not None and max_workers < 1:
+            raise ConfigurationError(f"max_workers={max_workers} must be >= 1", hint="omit it for the default")
+        if max_transactions < 1:
+            raise ConfigurationError(f"max_transactions={max_transactions} must be >= 1", hint="use e.g. 32")
+        self.on_loop: OnLoop = on_loop
+        self.max_workers = max_workers or min(8, (os.cpu_count() or 1) + 2)
+        self.max_transactions = max_transactions
+        self.profile: SQLiteProfile | None = None
+        if self.url.is_sqlite:
+            if isinstance(profile, SQLiteProfile):
+                self.profile = profile
+            else:
+                self.profile = SQLiteProfile.from_options(self.url.option_map, **dict(profile or {}))
+        elif profile:
+            raise ConfigurationError(
+                f"an SQLite profile was given for a {self.url.backend} URL", hint="drop the profile argument"
+            )
+        self._lock = threading.RLock()
+        self._peewee: MaimDatabaseMixin | None = None
+        self._executor: Executor | None = None
+        self._models: list[type[pw.Model]] = []
+        self._closed = False
+        self._txn: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
+            f"maim_db_txn_{id(self):x}", default=None
+        )
+        _live.add(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<Bridge {self.url.render()} ({state})>"
+
+    # -- the Peewee side -----------------------------------------------------------------
+
+    @property
+    def peewee(self) -> Any:
+        """The configured Peewee database (sync code uses it directly)."""
+        db = self._peewee
+        if db is None:
+            with self._lock:
+                self._check_open()
+                db = self._peewee
+                if db is None:
+                    db = self._peewee = self._build_peewee()
+        return db
+
+    def _build_peewee(self) -> MaimDatabaseMixin:
+        url = self.url
+        db: MaimDatabaseMixin
+        if url.backend == "sqlite":
+            assert self.profile is not None
+            db = SqliteDatabase(url, self.profile, on_loop=self.on_loop)
+        elif url.backend == "postgresql":
+            db = PostgresqlDatabase(url, on_loop=self.on_loop, **_server_params(url))
+        else:
+            db = MySQLDatabase(url, on_loop=self.on_loop, **_server_params(url))
+        db.attach_bridge(self)
+        return db
+
+    def bind(self, *models: type[pw.Model]) -> Bridge:
+        """Bind Peewee model classes (and the models their foreign keys point to) to this bridge."""
+        todo = list(models)
+        seen: set[type[pw.Model]] = set()
+        while todo:
+            model = todo.pop()
+            if not (isinstance(model, type) and issubclass(model, pw.Model)):
+                raise ConfigurationError(
+                    f"bind() takes Peewee model classes, not {model!r}", hint="pass e.g. bridge.bind(Agent, Tenant)"
+                )
+            if model in seen:
+                continue
+            seen.add(model)
+            model.bind(self.peewee, bind_refs=False, bind_backrefs=False)
+            if model not in self._models:
+                self._models.append(model)
+            todo.extend(fk.rel_model for fk in model._meta.refs if fk.rel_model is not model)
+        return self
+
+    @property
+    def models(self) -> tuple[type[pw.Model], ...]:
+        """The bound models, in binding order."""
+        return tuple(self._models)
+
+    def create_tables(self, *models: type[pw.Model]) -> list[str]:
+        """Create the tables that do not exist yet (all bound models by default).
+
+        Existing tables are left exactly as they are (no index is added to them); the
+        differences show up in :meth:`schema_drift`. Returns the names of the tables created.
+        """
+        if models:
+            self.bind(*models)
+        db = self.peewee
+        existing = set(db.get_tables())
+        ordered = pw.sort_models(models or self._models)  # type: ignore[attr-defined]
+        todo = [m for m in ordered if m._meta.table_name not in existing]
+        with db.atomic():
+            for model in todo:
+                model.create_table(safe=True)
+        return [m._meta.table_name for m in todo]
+
+    # -- the executor -------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BridgeClosedError(
+                f"the bridge for {self.url.safe_target()} is closed",
+                hint="create a new Bridge; close it only when nothing uses it any more",
+            )
+
+    @property
+    def executor(self) -> Executor:
+        """The bridge's own thread pool (created on first async use)."""
+        ex = self._executor
+        if ex is None:
+            with self._lock:
+                self._check_open()
+                ex = self._executor
+                if ex is None:
+                    db = self.peewee
+                    ex = self._executor = Executor(
+                        f"{id(self):x}", self.max_workers, self.max_transactions, _thread_closer(db)
+                    )
+        return ex
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run sync Peewee code on the executor: one hop, however many statements.
+
+        Inside ``async with bridge.atomic()`` the call runs in that transaction.
+        Lazy results (a Peewee cursor) are read completely before they cross back.
+        """
+        txn = self._txn.get()
+        return await self.executor.run(fn, args, kwargs, session=txn.session if txn is not None else None)
+
+    def atomic(self, lock_type: str | None = None) -> AsyncAtomic:
+        """``async with bridge.atomic():`` a transaction (``BEGIN IMMEDIATE`` on SQLite).
+
+        Nested blocks become savepoints. Every statement inside runs on one connection;
+        an exception or a cancellation rolls back and frees the connection.
+        """
+        return AsyncAtomic(self, lock_type)
+
+    async def list(self, query: Any) -> builtins.list[Any]:
+        """Execute a select query and return all rows."""
+        return await self.run(list, query)
+
+    async def count(self, query: Any) -> int:
+        """``query.count()``."""
+        return await self.run(query.count)
+
+    async def exists(self, query: Any) -> bool:
+        """``query.exists()``."""
+        return await self.run(query.exists)
+
+    async def scalar(self, query: Any) -> Any:
+        """``query.scalar()``."""
+        return await self.run(query.scalar)
+
+    async def get(self, query: Any) -> Any:
+        """``query.get()``; raises ``DoesNotExist`` when there is no row."""
+        return await self.run(query.get)
+
+    async def first(self, query: Any, n: int = 1) -> Any:
+        """``query.first(n)``."""
+        return await self.run(query.first, n)
+
+    async def acreate_tables(self, *models: type[pw.Model]) -> builtins.list[str]:
+        """:meth:`create_tables` on the executor."""
+        return await self.run(self.create_tables, *models)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close` / :meth:`aclose`."""
+        return self._closed
+
+    def _mark_closed(self) -> tuple[Executor | None, MaimDatabaseMixin | None]:
+        with self._lock:
+            if self._closed:
+                return None, None
+            self._closed = True
+            return self._executor, self._peewee
+
+    def close(self) -> None:
+        """Stop the executor and close every connection this bridge opened. Idempotent."""
+        executor, db = self._mark_closed()
+        if executor is not None:
+            executor.shutdown()
+        if db is not None:
+            db.close_all()
+        _live.discard(self)
+
+    async def aclose(self) -> None:
+        """Like :meth:`close`, without blocking the event loop."""
+        executor, db = self._mark_closed()
+        if executor is not None:
+            await executor.ashutdown(after=db.close_all if db is not None else None)
+        elif db is not None:
+            db.close_all()
+        _live.discard(self)
+
+    def __enter__(self) -> Bridge:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Bridge:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def _after_fork_in_child(self) -> None:
+        if self._executor is not None:
+            self._executor.after_fork_in_child()
+        if self._peewee is not None:
+            self._peewee.after_fork_in_child()
+        self._lock = threading.RLock()
+
+
+class AsyncAtomic:
+    """The context manager behind :meth:`Bridge.atomic`."""
+
+    def __init__(self, bridge: Bridge, lock_type: str | None) -> None:
+        self._bridge = bridge
+        self._lock_type = lock_type
+        self._cm: Any = None
+        self._txn: _Transaction | None = None
+        self._top = False
+        self._token: contextvars.Token[_Transaction | None] | None = None
+
+    async def __aenter__(self) -> Any:
+        bridge = self._bridge
+        executor = bridge.executor
+        outer = bridge._txn.get()
+        task = current_task()
+        if outer is not None:
+            if outer.owner is not task:
+                raise TransactionError(
+                    "this transaction belongs to another task",
+                    hint="a child task inherits the caller's transaction; give it its own work "
+                    "outside the block, or await it after the block ends",
+                )
+            self._txn = outer
+            self._cm = bridge.peewee.atomic()
+        else:
+            self._top = True
+            session = await executor.acquire_session()
+            self._txn = _Transaction(session, task)
+            args = (self._lock_type,) if self._lock_type and bridge.url.is_sqlite else ()
+            self._cm = bridge.peewee.atomic(*args)
+        entered = [False]
+
+        def enter() -> Any:
+            result = self._cm.__enter__()
+            entered[0] = True
+            return result
+
+        try:
+            result = await executor.run(enter, (), {}, session=self._txn.session, shielded=True)
+        except BaseException as exc:
+            # BEGIN failed, or the task was cancelled while it was sent: undo what was begun.
+            if entered[0]:
+                await executor.run(
+                    self._cm.__exit__, (type(exc), exc, exc.__traceback__), {}, session=self._txn.session, shielded=True
+                )
+            if self._top:
+                executor.release_session(self._txn.session)
+            raise
+        if self._top:
+            self._token = bridge._txn.set(self._txn)
+        return result
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        assert self._txn is not None
+        executor = self._bridge.executor
+        try:
+            await executor.run(self._cm.__exit__, (exc_type, exc, tb), {}, session=self._txn.session, shielded=True)
+        finally:
+            if self._top:
+                if self._token is not None:
+                    self._bridge._txn.reset(self._token)
+                executor.release_session(self._txn.session)
+        return False
+
+
+def _server_params(url: DatabaseURL) -> dict[str, Any]:
+    params: dict[str, Any] = dict(url.query)
+    if url.host:
+        params["host"] = url.host
+    if url.port:
+        params["port"] = url.port
+    if url.username is not None:
+        params["user"] = url.username
+    if url.password is not None:
+        params["password"] = url.password
+    timeout = url.option_map.get("connect_timeout")
+    if timeout is not None:
+        params["connect_timeout"] = int(float(timeout))
+    return params
+
+
+def _thread_closer(db: MaimDatabaseMixin) -> Callable[[], None]:
+    def close_this_threads_connection() -> None:
+        state = db._state
+        conn = state.conn
+        if state.closed or conn is None:
+            return
+        state.reset()
+        try:
+            db._close(conn)  # an open transaction is rolled back by closing
+        except Exception:
+            log.debug("closing a worker connection failed", exc_info=True)
+
+    return close_this_threads_connection
+
+
+_default: Bridge | None = None
+_default_lock = threading.Lock()
+
+
+def default_bridge() -> Bridge:
+    """The process-wide bridge for models that were never bound (maim_db 1.0's global database).
+
+    Created on first call from the settings; logs which URL it chose and why.
+    """
+    global _default
+    with _default_lock:
+        if _default is None or _default.closed:
+            _default = Bridge()
+            log.info("maim_db default database: %s (from %s)", _default.url, _default.url_source)
+        return _default
+
+
+def _close_all_at_exit() -> None:
+    for bridge in list(_live):
+        try:
+            bridge.close()
+        except Exception:
+            log.debug("closing %r at exit failed", bridge, exc_info=True)
+
+
+def _after_fork_in_child() -> None:
+    for bridge in list(_live):
+        bridge._after_fork_in_child()
+
+
+atexit.register(_close_all_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)

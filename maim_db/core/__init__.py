@@ -1,0 +1,1 @@
+"""The Peewee side: the configured databases, the executor, and MaiM's domain models."""

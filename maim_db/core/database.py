@@ -1,0 +1,372 @@
+"""The configured Peewee databases: one class per backend, all with an async ``run``.
+
+Sync code uses these objects directly (``bridge.peewee``); async code reaches the same
+object through ``await database.run(fn)``, which Peewee 4's ``BaseQuery.aexecute`` calls,
+so ``await query.aexecute()`` works without patching Peewee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import os
+import sqlite3
+import sys
+import threading
+import warnings
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+
+import peewee
+
+from ..errors import (
+    BridgeClosedError,
+    ConfigurationError,
+    DatabaseFileError,
+    DriverNotInstalledError,
+    LoopBlockedError,
+    MaimDBError,
+    NotBoundError,
+)
+from ..sqlite.files import prepare_location
+from ..sqlite.profile import SQLiteProfile
+from ..url import DatabaseURL
+
+if TYPE_CHECKING:
+    from ..bridge import Bridge
+
+__all__ = [
+    "DefaultDatabaseProxy",
+    "LoopBlockingWarning",
+    "MaimDatabaseMixin",
+    "MySQLDatabase",
+    "PostgresqlDatabase",
+    "SqliteDatabase",
+    "UnboundDatabase",
+    "database_for",
+    "default_database",
+    "get_database",
+    "on_event_loop",
+]
+
+T = TypeVar("T")
+OnLoop = Literal["warn", "raise", "allow"]
+_LOCK_TYPES = frozenset({"IMMEDIATE", "DEFERRED", "EXCLUSIVE"})
+
+# Connections inherited across fork() are parked here and never closed in the child:
+# closing one would run SQLite's close path (checkpoint, unlink of the WAL) on a file the
+# parent is still using ("How To Corrupt An SQLite Database File", section 2.6).
+_ABANDONED: list[Any] = []
+
+
+class LoopBlockingWarning(ResourceWarning):
+    """A synchronous database call ran on an event-loop thread."""
+
+
+def on_event_loop() -> bool:
+    """True when the calling thread is running an asyncio or trio event loop."""
+    if asyncio._get_running_loop() is not None:
+        return True
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        in_run = getattr(trio.lowlevel, "in_trio_run", None)
+        return bool(in_run()) if in_run is not None else False
+    return False
+
+
+class _ConnectionLocal(peewee._ConnectionLocal):
+    """Peewee's per-thread connection state, remembering the process that opened it."""
+
+    pid: int = 0
+
+    def set_connection(self, conn: Any) -> None:
+        super().set_connection(conn)
+        self.pid = os.getpid()
+
+
+class MaimDatabaseMixin:
+    """What every maim_db Peewee database adds: the bridge link, async ``run``, safety checks."""
+
+    url: DatabaseURL
+    on_loop: OnLoop
+    _state: Any
+    _bridge_ref: Callable[[], Bridge | None] | None = None
+    _closed_for_good: bool = False
+
+    def _maim_setup(self, url: DatabaseURL, on_loop: OnLoop) -> None:
+        self.url = url
+        self.on_loop = on_loop
+        self._state = _ConnectionLocal()
+        self._open_connections: set[Any] = set()
+        self._open_lock = threading.Lock()
+
+    # -- the bridge link -------------------------------------------------------------
+
+    @property
+    def bridge(self) -> Bridge:
+        """The bridge that owns this database."""
+        bridge = self._bridge_ref() if self._bridge_ref is not None else None
+        if bridge is None:
+            raise BridgeClosedError(
+                "this database's bridge is gone", hint="keep a reference to the Bridge while you use it"
+            )
+        return bridge
+
+    def attach_bridge(self, bridge: Bridge) -> None:
+        """Link to the owning bridge (weakly: the bridge owns the database, not the reverse)."""
+        self._bridge_ref = weakref.ref(bridge)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run sync Peewee code on the bridge's executor (Peewee 4's ``aexecute`` calls this)."""
+        return await self.bridge.run(fn, *args, **kwargs)
+
+    # -- per-connection safety ---------------------------------------------------------
+
+    def _guard(self) -> None:
+        if self._closed_for_good:
+            raise BridgeClosedError(f"the bridge for {self.url.safe_target()} is closed", hint="open a new Bridge")
+        if self.on_loop != "allow" and on_event_loop():
+            message = (
+                "a synchronous database call ran on the event loop thread and stalled it; "
+                "use the async API (await Model.acreate(...), await bridge.run(fn))"
+            )
+            if self.on_loop == "raise":
+                raise LoopBlockedError(message, hint="or pass on_loop='allow' to Bridge() for startup code")
+            warnings.warn(message, LoopBlockingWarning, stacklevel=4)
+
+    def _forget_inherited(self) -> None:
+        # After fork() the child's main thread sees the forking thread's state; the
+        # connection in it belongs to the parent.
+        state = self._state
+        if not state.closed and state.pid != os.getpid():
+            _ABANDONED.append(state.conn)
+            state.reset()
+
+    def is_closed(self) -> bool:
+        """True when this thread has no usable connection (an inherited one does not count)."""
+        self._forget_inherited()
+        return bool(self._state.closed)
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        """A cursor on this thread's connection, opening it on first use."""
+        self._guard()
+        return super().cursor(named_cursor)  # type: ignore[misc]
+
+    def _track(self, conn: Any) -> Any:
+        with self._open_lock:
+            self._open_connections.add(conn)
+        return conn
+
+    def _close(self, conn: Any) -> None:
+        with self._open_lock:
+            self._open_connections.discard(conn)
+        conn.close()
+
+    def close_all(self) -> None:
+        """Close every connection this database opened in this process, from any thread."""
+        self._closed_for_good = True
+        with self._open_lock:
+            conns, self._open_connections = list(self._open_connections), set()
+        for conn in conns:
+            with contextlib.suppress(Exception):  # best effort; nothing actionable to report
+                conn.close()
+        self._state.reset()
+
+    def after_fork_in_child(self) -> None:
+        """Forget every connection inherited from the parent (they are never closed here)."""
+        with self._open_lock:
+            _ABANDONED.extend(self._open_connections)
+            self._open_connections = set()
+        self._open_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._forget_inherited()
+
+
+class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
+    """SQLite with the maim_db profile on every connection and ``BEGIN IMMEDIATE`` by default.
+
+    Read-only transactions may ask for ``atomic(lock_type="DEFERRED")``.
+    """
+
+    def __init__(self, url: DatabaseURL, profile: SQLiteProfile, *, on_loop: OnLoop = "warn") -> None:
+        if not url.is_sqlite:
+            raise ConfigurationError(f"{url!r} is not an SQLite URL", hint="use sqlite:///path")
+        self.profile = profile
+        self._location_checked = False
+        if url.memory:
+            # One shared in-memory database for every thread of this bridge; a plain
+            # ":memory:" would give each executor thread a private, empty database.
+            target = f"file:maim_db_memory_{id(self):x}?mode=memory&cache=shared"
+        else:
+            assert url.path is not None
+            target = str(url.path)
+        super().__init__(target, timeout=profile.busy_timeout / 1000, lock_type="IMMEDIATE")
+        self._maim_setup(url, on_loop)
+        self._memory_anchor: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        url = self.url
+        if url.path is not None and not self._location_checked:
+            prepare_location(url.path)
+            self._location_checked = True
+        try:
+            conn = sqlite3.connect(
+                self.database,
+                timeout=self.profile.busy_timeout / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=url.memory,
+            )
+        except sqlite3.Error as exc:
+            raise DatabaseFileError(
+                f"SQLite cannot open {url.path}: {exc}",
+                path=url.path,
+                hint="check that the path and its directory exist and are writable",
+                orig=exc,
+            ) from exc
+        try:
+            self.profile.apply(conn, memory=url.memory, path=url.path)
+            self._add_conn_hooks(conn)  # type: ignore[attr-defined]
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "readonly" in str(exc) or "unable to open" in str(exc):
+                raise DatabaseFileError(
+                    f"SQLite cannot write {url.path}: {exc}",
+                    path=url.path,
+                    hint="make the file and its directory writable (WAL creates -wal and -shm files)",
+                    orig=exc,
+                ) from exc
+            raise
+        except BaseException:
+            conn.close()
+            raise
+        if url.memory and self._memory_anchor is None:
+            self._memory_anchor = sqlite3.connect(self.database, uri=True, check_same_thread=False)
+            self._track(self._memory_anchor)
+        return cast(sqlite3.Connection, self._track(conn))
+
+    def begin(self, lock_type: str | None = None) -> None:
+        """Start a transaction; ``IMMEDIATE`` unless ``DEFERRED``/``EXCLUSIVE`` is asked for."""
+        lock = (lock_type or "IMMEDIATE").upper()
+        if lock not in _LOCK_TYPES:
+            raise ConfigurationError(
+                f"unknown SQLite lock type {lock_type!r}", hint="use 'IMMEDIATE', 'DEFERRED' or 'EXCLUSIVE'"
+            )
+        super().begin(lock)
+
+
+def _require(module: str, driver: str, extra: str) -> None:
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise DriverNotInstalledError(driver, extra, orig=exc) from exc
+
+
+class PostgresqlDatabase(MaimDatabaseMixin, peewee.PostgresqlDatabase):
+    """PostgreSQL through psycopg 3."""
+
+    def __init__(self, url: DatabaseURL, *, on_loop: OnLoop = "warn", **connect_params: Any) -> None:
+        _require("psycopg", "psycopg", "postgres")
+        super().__init__(url.database, prefer_psycopg3=True, **connect_params)
+        self._maim_setup(url, on_loop)
+
+    def _connect(self) -> Any:
+        return self._track(super()._connect())  # type: ignore[misc]
+
+
+class MySQLDatabase(MaimDatabaseMixin, peewee.MySQLDatabase):
+    """MySQL and MariaDB through PyMySQL."""
+
+    def __init__(self, url: DatabaseURL, *, on_loop: OnLoop = "warn", **connect_params: Any) -> None:
+        _require("pymysql", "PyMySQL", "mysql")
+        super().__init__(url.database, **connect_params)
+        self._maim_setup(url, on_loop)
+
+    def _connect(self) -> Any:
+        return self._track(super()._connect())  # type: ignore[misc]
+
+
+class UnboundDatabase(peewee.Database):
+    """Stands in for a model's database until ``bridge.bind(Model)``; every use says so."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    def _fail(self) -> MaimDBError:
+        return NotBoundError(
+            "this model is not bound to a database",
+            hint="create a bridge and bind it: bridge = maim_db.Bridge(url); bridge.bind(YourModel)",
+        )
+
+    def connect(self, reuse_if_open: bool = False) -> bool:
+        """Refuse: the model has no database yet."""
+        raise self._fail()
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        """Refuse: the model has no database yet."""
+        raise self._fail()
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        """Refuse: the model has no database yet."""
+        raise self._fail()
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Refuse: the model has no database yet."""
+        raise self._fail()
+
+
+def database_for(model: type[peewee.Model]) -> MaimDatabaseMixin:
+    """The maim_db database a model is bound to, or a :class:`NotBoundError` that says how to bind it."""
+    db = model._meta.database
+    if isinstance(db, peewee.Proxy):
+        db = db.obj if db.obj is not None else db
+    if isinstance(db, MaimDatabaseMixin):
+        return db
+    resolve = getattr(db, "resolve", None)
+    if callable(resolve):
+        resolved = resolve()
+        if isinstance(resolved, MaimDatabaseMixin):
+            return resolved
+    kind = "no database" if db is None or isinstance(db, UnboundDatabase) else f"a plain {type(db).__name__}"
+    raise NotBoundError(
+        f"{model.__name__} is bound to {kind}, not to a maim_db bridge",
+        hint=f"bind it first: bridge.bind({model.__name__})",
+    )
+
+
+class DefaultDatabaseProxy(peewee.DatabaseProxy):
+    """maim_db 1.0's module-level database: resolves to the default bridge on first use.
+
+    The default bridge reads its URL from the settings (``MAIM_DB_URL``, ...) only when
+    a query first needs it, never at import.
+    """
+
+    def resolve(self) -> MaimDatabaseMixin:
+        """The default bridge's database (created on first call)."""
+        if self.obj is None:
+            from ..bridge import default_bridge
+
+            self.initialize(default_bridge().peewee)
+        return self.obj  # type: ignore[no-any-return]
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self.resolve(), attr)
+
+    def __enter__(self) -> Any:
+        return self.resolve().__enter__()  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.resolve().__exit__(*exc)  # type: ignore[attr-defined]
+
+
+default_database = DefaultDatabaseProxy()
+"""The database of models that were not bound explicitly (1.0 compatibility)."""
+
+
+def get_database() -> MaimDatabaseMixin:
+    """The default bridge's Peewee database (maim_db 1.0's ``get_database()``)."""
+    return default_database.resolve()

@@ -1,0 +1,109 @@
+"""``maim_db.Model``: a Peewee model whose class serves sync and async code alike.
+
+The async methods carry Peewee 4's names (``acreate``, ``aget``, ``asave``, ...) and run
+the sync method in one hop on the bridge's executor, so ``Agent.create()`` from a bot
+thread and ``await Agent.acreate()`` from a task use the same class and database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+import peewee
+
+from .core.database import UnboundDatabase, database_for
+from .errors import ConfigurationError
+
+__all__ = ["Model"]
+
+M = TypeVar("M", bound="Model")
+
+_UNBOUND = UnboundDatabase()
+
+
+class Model(peewee.Model):
+    """Base class for maim_db models: Peewee's API plus the ``a``-prefixed async twins.
+
+    Bind models to a bridge before use: ``bridge.bind(MyModel)``.
+    """
+
+    class Meta:
+        """Unbound until ``bridge.bind``; modern table and index naming."""
+
+        database = _UNBOUND
+        # Table names from CamelCase become camel_case, and index names start with
+        # the table name (as maim_db 1.0's did), not the class name.
+        legacy_table_names = False
+
+    @classmethod
+    async def acreate(cls: type[M], **query: Any) -> M:
+        """``Model.create`` in one executor hop."""
+        return await database_for(cls).run(cls.create, **query)
+
+    @classmethod
+    async def aget(cls: type[M], *query: Any, **filters: Any) -> M:
+        """``Model.get``; raises ``DoesNotExist`` like the sync method."""
+        return await database_for(cls).run(cls.get, *query, **filters)
+
+    @classmethod
+    async def aget_or_none(cls: type[M], *query: Any, **filters: Any) -> M | None:
+        """``Model.get_or_none``."""
+        return await database_for(cls).run(cls.get_or_none, *query, **filters)
+
+    @classmethod
+    async def aget_by_id(cls: type[M], pk: Any) -> M:
+        """``Model.get_by_id``."""
+        return await database_for(cls).run(cls.get_by_id, pk)
+
+    @classmethod
+    async def aget_or_create(cls: type[M], **kwargs: Any) -> tuple[M, bool]:
+        """``Model.get_or_create`` (its atomic block and race recovery run in the same hop)."""
+        return await database_for(cls).run(cls.get_or_create, **kwargs)
+
+    @classmethod
+    async def aset_by_id(cls, key: Any, value: dict[str, Any]) -> int:
+        """``Model.set_by_id``: update the row with primary key ``key``."""
+        return await database_for(cls).run(cls.set_by_id, key, value)
+
+    @classmethod
+    async def adelete_by_id(cls, pk: Any) -> int:
+        """``Model.delete_by_id``."""
+        return await database_for(cls).run(cls.delete_by_id, pk)
+
+    @classmethod
+    async def abulk_create(cls, model_list: Iterable[Model], batch_size: int | None = None) -> None:
+        """``Model.bulk_create`` (wrap it in ``bridge.atomic()`` for one transaction)."""
+        return await database_for(cls).run(cls.bulk_create, model_list, batch_size)
+
+    @classmethod
+    async def abulk_update(
+        cls, model_list: Sequence[Model], fields: Sequence[Any], batch_size: int | None = None
+    ) -> int:
+        """``Model.bulk_update``."""
+        return await database_for(cls).run(cls.bulk_update, model_list, fields, batch_size)
+
+    async def asave(self, force_insert: bool = False, only: Any = None) -> int:
+        """``save()`` in one hop (overrides of ``save`` run too)."""
+        return await database_for(type(self)).run(self.save, force_insert, only)
+
+    async def adelete_instance(self, recursive: bool = False, delete_nullable: bool = False) -> int:
+        """``delete_instance()`` in one hop."""
+        return await database_for(type(self)).run(self.delete_instance, recursive, delete_nullable)
+
+    async def afetch(self, field: peewee.ForeignKeyField | str) -> Any:
+        """Load a lazy foreign key without blocking the loop: ``await agent.afetch("tenant")``."""
+        if isinstance(field, str):
+            resolved = self._meta.combined.get(field)
+            if resolved is None:
+                raise ConfigurationError(
+                    f"{type(self).__name__} has no field {field!r}", hint="pass a ForeignKeyField or its name"
+                )
+            field = resolved
+        if not isinstance(field, peewee.ForeignKeyField):
+            raise ConfigurationError(
+                f"afetch() takes a foreign-key field, not {type(field).__name__}", hint="pass e.g. Agent.tenant"
+            )
+        if field.name in self.__rel__:
+            return self.__rel__[field.name]
+        return await database_for(type(self)).run(getattr, self, field.name)

@@ -1,0 +1,408 @@
+"""One database URL, parsed once, emitted in the form each driver wants.
+
+``DatabaseURL.parse`` accepts what users actually write (a plain path, SQLAlchemy URLs
+with any of the supported drivers, ``postgres://`` from hosting providers) and resolves a
+relative SQLite path exactly once, so that Peewee, SQLAlchemy and aiosqlite all open the
+same absolute file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from .errors import ConfigurationError
+
+__all__ = ["Backend", "DatabaseURL"]
+
+Backend = Literal["sqlite", "postgresql", "mysql"]
+
+# scheme -> (backend, family); the family decides the emitted dialect name.
+_SCHEMES: Final[dict[str, tuple[Backend, str]]] = {
+    "sqlite": ("sqlite", "sqlite"),
+    "sqlite+pysqlite": ("sqlite", "sqlite"),
+    "sqlite+aiosqlite": ("sqlite", "sqlite"),
+    "postgres": ("postgresql", "postgresql"),
+    "postgresql": ("postgresql", "postgresql"),
+    "postgresql+psycopg2": ("postgresql", "postgresql"),
+    "postgresql+psycopg": ("postgresql", "postgresql"),
+    "postgresql+asyncpg": ("postgresql", "postgresql"),
+    "mysql": ("mysql", "mysql"),
+    "mysql+pymysql": ("mysql", "mysql"),
+    "mysql+aiomysql": ("mysql", "mysql"),
+    "mariadb": ("mysql", "mariadb"),
+    "mariadb+pymysql": ("mysql", "mariadb"),
+    "mariadb+aiomysql": ("mysql", "mariadb"),
+}
+
+# SQLAlchemy drivers emitted per backend: (sync, async).
+_SA_DRIVERS: Final[dict[Backend, tuple[str, str]]] = {
+    "sqlite": ("", "aiosqlite"),
+    "postgresql": ("psycopg", "asyncpg"),
+    "mysql": ("pymysql", "aiomysql"),
+}
+
+_DEFAULT_PORTS: Final[dict[Backend, int]] = {"postgresql": 5432, "mysql": 3306}
+
+
+def _int_option(name: str, value: str, minimum: int) -> str:
+    try:
+        number = int(value)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise ConfigurationError(
+            f"URL option {name}={value!r} is not a whole number >= {minimum}",
+            hint=f"write for example ?{name}={max(minimum, 1)}",
+        )
+    return str(number)
+
+
+def _float_option(name: str, value: str) -> str:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0:  # also rejects NaN
+        raise ConfigurationError(
+            f"URL option {name}={value!r} is not a number of seconds >= 0",
+            hint=f"write for example ?{name}=5",
+        )
+    return repr(number) if not number.is_integer() else str(int(number))
+
+
+def _bool_option(name: str, value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return "true"
+    if lowered in {"0", "false", "no", "off"}:
+        return "false"
+    raise ConfigurationError(
+        f"URL option {name}={value!r} is not a boolean", hint=f"write ?{name}=true or ?{name}=false"
+    )
+
+
+def _choice_option(name: str, value: str, choices: tuple[str, ...]) -> str:
+    lowered = value.strip().lower()
+    if lowered not in choices:
+        raise ConfigurationError(
+            f"URL option {name}={value!r} is not one of {', '.join(choices)}",
+            hint=f"write ?{name}={choices[0]}",
+        )
+    return lowered
+
+
+# maim_db's own options: consumed by the bridge, never passed to a driver.
+_SQLITE_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
+    "busy_timeout": lambda v: _int_option("busy_timeout", v, 0),
+    "journal_mode": lambda v: _choice_option(
+        "journal_mode", v, ("wal", "delete", "truncate", "persist", "memory", "off")
+    ),
+    "synchronous": lambda v: _choice_option("synchronous", v, ("normal", "full", "extra", "off")),
+    "foreign_keys": lambda v: _bool_option("foreign_keys", v),
+    "cache_size": lambda v: _int_option("cache_size", v, -(2**62)),
+    "mmap_size": lambda v: _int_option("mmap_size", v, 0),
+    "journal_size_limit": lambda v: _int_option("journal_size_limit", v, -1),
+    "wal_autocheckpoint": lambda v: _int_option("wal_autocheckpoint", v, 0),
+    "temp_store": lambda v: _choice_option("temp_store", v, ("memory", "file", "default")),
+    "write_lock": lambda v: _bool_option("write_lock", v),
+}
+_SERVER_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
+    "pool_size": lambda v: _int_option("pool_size", v, 1),
+    "max_overflow": lambda v: _int_option("max_overflow", v, 0),
+    "pool_timeout": lambda v: _float_option("pool_timeout", v),
+    "pool_recycle": lambda v: _int_option("pool_recycle", v, -1),
+    "pool_pre_ping": lambda v: _bool_option("pool_pre_ping", v),
+    "connect_timeout": lambda v: _float_option("connect_timeout", v),
+}
+
+_SCHEME_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+_SCHEME_WITHOUT_SLASHES_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):(?!//)")
+_WINDOWS_DRIVE_RE: Final = re.compile(r"^[A-Za-z]:[\\/]")
+_MEMORY: Final = ":memory:"
+
+
+def _supported() -> str:
+    return ", ".join(f"{s}://" for s in _SCHEMES)
+
+
+@dataclass(frozen=True)
+class DatabaseURL:
+    """A parsed database URL; immutable, and safe to print (the password is masked).
+
+    Build one with :meth:`parse`. The emitted forms are :attr:`peewee_url`,
+    :attr:`sync_url` and :attr:`async_url`.
+    """
+
+    backend: Backend
+    """``"sqlite"``, ``"postgresql"`` or ``"mysql"`` (MariaDB included)."""
+    family: str
+    """The dialect name to emit: the backend, or ``"mariadb"`` when the URL said so."""
+    path: Path | None = None
+    """Absolute path of the SQLite file; ``None`` for ``:memory:`` and servers."""
+    memory: bool = False
+    """True for an in-memory SQLite database."""
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    database: str | None = None
+    """Server database name (``None`` for SQLite)."""
+    query: tuple[tuple[str, str], ...] = ()
+    """Driver parameters, passed through to every driver."""
+    options: tuple[tuple[str, str], ...] = ()
+    """maim_db's own options (SQLite profile, pool settings), never sent to a driver."""
+
+    # -- parsing ---------------------------------------------------------------------
+
+    @classmethod
+    def parse(
+        cls, text: str | os.PathLike[str] | DatabaseURL, base_dir: str | os.PathLike[str] | None = None
+    ) -> DatabaseURL:
+        """Parse a URL or a plain SQLite file path.
+
+        A relative SQLite path is resolved here, once, against ``base_dir`` (default: the
+        current directory), so every emitted form names the same absolute file.
+        """
+        if isinstance(text, DatabaseURL):
+            return text
+        if isinstance(text, os.PathLike):
+            return cls._sqlite_from_path(os.fspath(text), (), base_dir)
+        if not isinstance(text, str):
+            raise ConfigurationError(
+                f"a database URL must be a string or a path, not {type(text).__name__}",
+                hint='pass e.g. "sqlite:///data/MaiBot.db"',
+            )
+        stripped = text.strip()
+        if not stripped:
+            raise ConfigurationError(
+                "the database URL is empty",
+                hint='set MAIM_DB_URL, e.g. MAIM_DB_URL="sqlite:///data/MaiBot.db", or pass a URL',
+            )
+        match = _SCHEME_RE.match(stripped)
+        if match is None or _WINDOWS_DRIVE_RE.match(stripped):
+            return cls._parse_plain(stripped, base_dir)
+        scheme = match.group(1).lower()
+        known = _SCHEMES.get(scheme)
+        if known is None:
+            raise ConfigurationError(
+                f"unknown database URL scheme {scheme + '://'!r}",
+                hint=f"use one of: {_supported()} (or a plain file path for SQLite)",
+            )
+        backend, family = known
+        rest = stripped[match.end() :]
+        if backend == "sqlite":
+            return cls._parse_sqlite(stripped, rest, base_dir)
+        return cls._parse_server(stripped, backend, family)
+
+    @classmethod
+    def _parse_plain(cls, text: str, base_dir: str | os.PathLike[str] | None) -> DatabaseURL:
+        if text == _MEMORY:
+            return cls(backend="sqlite", family="sqlite", memory=True)
+        scheme_like = _SCHEME_WITHOUT_SLASHES_RE.match(text)
+        if scheme_like and not _WINDOWS_DRIVE_RE.match(text):
+            raise ConfigurationError(
+                f"{text!r} looks like a URL but has no '//' after {scheme_like.group(1)!r}:",
+                hint="write e.g. sqlite:///relative/file.db or sqlite:////absolute/file.db",
+            )
+        return cls._sqlite_from_path(text, (), base_dir)
+
+    @classmethod
+    def _parse_sqlite(cls, text: str, rest: str, base_dir: str | os.PathLike[str] | None) -> DatabaseURL:
+        location, _, query_text = rest.partition("?")
+        options = cls._split_query(query_text, _SQLITE_OPTIONS, "sqlite", allow_driver_params=False)
+        if location in ("", "/"):
+            return cls(backend="sqlite", family="sqlite", memory=True, options=options)
+        if not location.startswith("/"):
+            host = location.split("/", 1)[0]
+            raise ConfigurationError(
+                f"{text!r} names a host ({host!r}); SQLite URLs have none",
+                hint="use three slashes for a relative path (sqlite:///data/x.db) "
+                "or four for an absolute one (sqlite:////srv/data/x.db)",
+            )
+        raw_path = unquote(location[1:])
+        if raw_path == _MEMORY:
+            return cls(backend="sqlite", family="sqlite", memory=True, options=options)
+        return cls._sqlite_from_path(raw_path, options, base_dir)
+
+    @classmethod
+    def _sqlite_from_path(
+        cls, raw: str, options: tuple[tuple[str, str], ...], base_dir: str | os.PathLike[str] | None
+    ) -> DatabaseURL:
+        if raw == _MEMORY:
+            return cls(backend="sqlite", family="sqlite", memory=True, options=options)
+        if "\x00" in raw:
+            raise ConfigurationError("the SQLite path contains a NUL byte", hint="check the URL")
+        if _WINDOWS_DRIVE_RE.match(raw):
+            # A drive path is absolute on Windows and cannot be resolved elsewhere:
+            # keep it as written, with forward slashes.
+            path = Path(raw.replace("\\", "/"))
+        else:
+            expanded = Path(os.path.expanduser(raw))
+            if not expanded.is_absolute():
+                base = Path(os.path.expanduser(os.fspath(base_dir))) if base_dir is not None else Path.cwd()
+                expanded = base / expanded
+            path = Path(os.path.abspath(expanded))
+        if raw.endswith(("/", "\\")):
+            raise ConfigurationError(
+                f"the SQLite path {raw!r} ends with a separator: it names a directory",
+                hint="name a file inside it, e.g. sqlite:///data/MaiBot.db",
+            )
+        return cls(backend="sqlite", family="sqlite", path=path, options=options)
+
+    @classmethod
+    def _parse_server(cls, text: str, backend: Backend, family: str) -> DatabaseURL:
+        try:
+            parts = urlsplit(text)
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"the {backend} URL is malformed: {exc}", hint="check host and port, e.g. host:5432", orig=exc
+            ) from exc
+        if not parts.hostname and not _query_has(parts.query, "host"):
+            raise ConfigurationError(
+                f"the {backend} URL has no host",
+                hint=f"write {family}://user:password@host:{_DEFAULT_PORTS[backend]}/dbname",
+            )
+        database = unquote(parts.path[1:]) if parts.path.startswith("/") else unquote(parts.path)
+        if not database or "/" in database:
+            raise ConfigurationError(
+                f"the {backend} URL names no database" if not database else f"bad database name {database!r}",
+                hint=f"end the URL with the database name: {family}://user@host/dbname",
+            )
+        options = cls._split_query(parts.query, _SERVER_OPTIONS, backend, allow_driver_params=True)
+        return cls(
+            backend=backend,
+            family=family,
+            host=parts.hostname,
+            port=port,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password is not None else None,
+            database=database,
+            query=tuple((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _SERVER_OPTIONS),
+            options=options,
+        )
+
+    @staticmethod
+    def _split_query(
+        query_text: str, known: Mapping[str, Callable[[str], str]], backend: str, *, allow_driver_params: bool
+    ) -> tuple[tuple[str, str], ...]:
+        try:
+            pairs = parse_qsl(query_text, keep_blank_values=True, strict_parsing=bool(query_text))
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"the URL query {query_text!r} is malformed", hint="write ?name=value&other=value", orig=exc
+            ) from exc
+        options: dict[str, str] = {}
+        for key, value in pairs:
+            if backend == "sqlite" and key == "timeout":
+                # sqlite3's and SQLAlchemy's ?timeout= is seconds; keep one knob: busy_timeout.
+                key, value = "busy_timeout", str(round(float(_float_option("timeout", value)) * 1000))
+            if key in known:
+                if key in options:
+                    raise ConfigurationError(f"URL option {key!r} is given twice", hint="keep one")
+                options[key] = known[key](value)
+            elif not allow_driver_params:
+                raise ConfigurationError(
+                    f"unknown SQLite URL option {key!r}",
+                    hint=f"SQLite URLs accept: timeout, {', '.join(sorted(known))}",
+                )
+        return tuple(sorted(options.items()))
+
+    # -- emitted forms ---------------------------------------------------------------
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for SQLite (file or memory)."""
+        return self.backend == "sqlite"
+
+    @property
+    def option_map(self) -> dict[str, str]:
+        """maim_db's own options as a dict."""
+        return dict(self.options)
+
+    @property
+    def peewee_url(self) -> str:
+        """URL for ``playhouse.db_url.connect(url, unquote_password=True, unquote_user=True)``."""
+        if self.backend == "sqlite":
+            return "sqlite:///:memory:" if self.memory else f"sqlite:///{self._path_text()}"
+        return self._server_url("postgresql" if self.backend == "postgresql" else "mysql", hide_password=False)
+
+    @property
+    def sync_url(self) -> str:
+        """SQLAlchemy URL for a synchronous engine (pysqlite, psycopg 3, PyMySQL)."""
+        return self._sqlalchemy_url(_SA_DRIVERS[self.backend][0], hide_password=False)
+
+    @property
+    def async_url(self) -> str:
+        """SQLAlchemy URL for an async engine (aiosqlite, asyncpg, aiomysql)."""
+        return self._sqlalchemy_url(_SA_DRIVERS[self.backend][1], hide_password=False)
+
+    def render(self, *, hide_password: bool = True) -> str:
+        """The canonical URL, options included; ``parse(render(hide_password=False))`` equals self."""
+        if self.backend == "sqlite":
+            base = "sqlite://" if self.memory else f"sqlite:///{quote(self._path_text(), safe='/:~ ')}"
+            return base + (f"?{urlencode(self.options)}" if self.options else "")
+        return self._server_url(self.family, hide_password=hide_password, with_options=True)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def __repr__(self) -> str:
+        return f"DatabaseURL({self.render()!r})"
+
+    def safe_target(self) -> str:
+        """A short, password-free description for error messages ("database x on h:5432")."""
+        if self.backend == "sqlite":
+            return "an in-memory SQLite database" if self.memory else f"SQLite file {self.path}"
+        port = self.port or _DEFAULT_PORTS[self.backend]
+        return f"database {self.database!r} on {self.host}:{port} as user {self.username!r}"
+
+    def _path_text(self) -> str:
+        assert self.path is not None
+        return self.path.as_posix() if _WINDOWS_DRIVE_RE.match(str(self.path)) else str(self.path)
+
+    def _sqlalchemy_url(self, driver: str, *, hide_password: bool) -> str:
+        scheme = self.family + (f"+{driver}" if driver else "")
+        if self.backend == "sqlite":
+            return f"{scheme}://" if self.memory else f"{scheme}:///{quote(self._path_text(), safe='/:~ ')}"
+        return self._server_url(scheme, hide_password=hide_password, query=self._driver_query(driver))
+
+    def _driver_query(self, driver: str) -> tuple[tuple[str, str], ...]:
+        if driver != "asyncpg":
+            return self.query
+        # asyncpg names libpq's sslmode "ssl"; everything else passes as is.
+        return tuple(("ssl", v) if k == "sslmode" else (k, v) for k, v in self.query)
+
+    def _server_url(
+        self,
+        scheme: str,
+        *,
+        hide_password: bool,
+        with_options: bool = False,
+        query: tuple[tuple[str, str], ...] | None = None,
+    ) -> str:
+        auth = ""
+        if self.username is not None:
+            auth = quote(self.username, safe="")
+            if self.password is not None:
+                auth += ":" + ("***" if hide_password else quote(self.password, safe=""))
+            auth += "@"
+        host = self.host or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = auth + host + (f":{self.port}" if self.port is not None else "")
+        pairs = list(self.query if query is None else query)
+        if with_options:
+            pairs += list(self.options)
+        tail = f"?{urlencode(pairs)}" if pairs else ""
+        return f"{scheme}://{netloc}/{quote(self.database or '', safe='')}{tail}"
+
+
+def _query_has(query_text: str, key: str) -> bool:
+    return any(k == key for k, _ in parse_qsl(query_text, keep_blank_values=True))

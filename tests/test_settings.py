@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from maim_db import Bridge, ConfigurationError
+from maim_db.settings import default_database_path, resolve_url
+
+
+def test_argument_beats_environment(tmp_path: Path) -> None:
+    env = {"MAIM_DB_URL": f"sqlite:///{tmp_path}/env.db", "DATABASE_URL": "postgresql://h/db"}
+    choice = resolve_url(tmp_path / "arg.db", environ=env)
+    assert (choice.url.path, choice.source) == (tmp_path / "arg.db", "argument")
+
+
+def test_maim_db_url_beats_database_url(tmp_path: Path) -> None:
+    env = {"MAIM_DB_URL": f"sqlite:///{tmp_path}/env.db", "DATABASE_URL": "postgresql://h/db"}
+    choice = resolve_url(environ=env)
+    assert (choice.url.path, choice.source) == (tmp_path / "env.db", "MAIM_DB_URL")
+
+
+def test_database_url_is_read_when_maim_db_url_is_unset_or_empty(tmp_path: Path) -> None:
+    for env in ({"DATABASE_URL": "postgresql://h/db"}, {"MAIM_DB_URL": "  ", "DATABASE_URL": "postgresql://h/db"}):
+        choice = resolve_url(environ=env)
+        assert (choice.url.backend, choice.source) == ("postgresql", "DATABASE_URL")
+
+
+def test_default_is_a_file_in_the_user_data_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    choice = resolve_url(environ={})
+    assert choice.source == "default"
+    assert choice.url.path == default_database_path()
+    assert choice.url.path == tmp_path / "xdg" / "maim_db" / "maim.db"
+
+
+def test_settings_are_read_when_the_bridge_is_made_not_at_import(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MAIM_DB_URL", f"sqlite:///{tmp_path}/first.db")
+    first = Bridge()
+    monkeypatch.setenv("MAIM_DB_URL", f"sqlite:///{tmp_path}/second.db")
+    second = Bridge()
+    assert (first.url.path, second.url.path) == (tmp_path / "first.db", tmp_path / "second.db")
+    assert first.url_source == "MAIM_DB_URL"
+    assert not (tmp_path / "first.db").exists()  # a bridge opens nothing until used
+
+
+def test_bad_environment_url_names_the_variable() -> None:
+    with pytest.raises(ConfigurationError) as err:
+        resolve_url(environ={"MAIM_DB_URL": "postgress://h/db"})
+    assert "MAIM_DB_URL" in str(err.value)
