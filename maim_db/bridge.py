@@ -241,7 +241,7 @@ class Bridge:
 
     async def first(self, query: Any, n: int = 1) -> Any:
         """``query.first(n)``."""
-        return await self.run(query.first, n)
+        return await self.run(query.first, n=n)
 
     async def acreate_tables(self, *models: type[pw.Model]) -> builtins.list[str]:
         """:meth:`create_tables` on the executor."""

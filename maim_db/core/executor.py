@@ -18,13 +18,16 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import math
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable
-from queue import SimpleQueue
+from queue import Empty, SimpleQueue
 from typing import Any, Generic, TypeVar
 
+import anyio
 import peewee
 
 from ..errors import BridgeClosedError
@@ -56,12 +59,12 @@ class Call(Generic[T]):
         self.inbox: _Inbox | None = None
         self.waiter: Any = None
 
-    def execute(self) -> None:
-        """Run on a worker thread (unless withdrawn), then hand the outcome to the loop."""
+    def execute(self) -> bool:
+        """Run on a worker thread unless withdrawn; True when it ran (then call :meth:`deliver`)."""
         try:
             self.claim.pop()
         except IndexError:
-            return
+            return False
         try:
             result = self.ctx.run(self.fn, *self.args, **self.kwargs)
             if isinstance(result, peewee.CursorWrapper):
@@ -71,6 +74,10 @@ class Call(Generic[T]):
         except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting task
             self.error = exc
         self.finished = True
+        return True
+
+    def deliver(self) -> None:
+        """Hand the outcome to the waiting event loop."""
         inbox = self.inbox
         if inbox is not None:
             inbox.post(self)
@@ -244,20 +251,64 @@ def current_task() -> object:
     return None
 
 
-def _worker_main(
-    queue: SimpleQueue[Call[Any] | None], on_exit: Callable[[], None], idle: threading.Semaphore | None
+# A worker hands finished calls back when its queue runs dry, or after this many calls /
+# this much time, whichever comes first: while more work is queued, waking the loop for
+# each result would only make the two threads trade the GIL back and forth.
+_BATCH_CALLS = 64
+_BATCH_SECONDS = 0.002
+
+
+# A worker is added only when the ones there stop making progress (a call waiting on a
+# lock, a long query): one worker that never waits runs short calls faster than several
+# that take the GIL from each other. 10 ms is above CPython's 5 ms GIL switch interval, so
+# a worker merely waiting for the GIL does not count as stuck. The extra worker leaves
+# again as soon as the first one moves.
+_STALL_SECONDS = 0.010
+_SPARE_IDLE_SECONDS = 0.05
+
+
+def _serve(
+    queue: SimpleQueue[Call[Any] | None], on_exit: Callable[[], None], pool: Executor | None, spare: bool
 ) -> None:
+    """A worker thread's loop: run calls, hand results back in batches."""
+    done: list[Call[Any]] = []
+    first_done = 0.0
+    clock = time.perf_counter
     try:
         while True:
-            call = queue.get()
+            if spare:
+                try:
+                    call = queue.get(timeout=_SPARE_IDLE_SECONDS)
+                except Empty:
+                    return
+            else:
+                if pool is not None and queue.empty():
+                    pool._progress[0] = math.inf  # about to wait for work: idle is no stall
+                call = queue.get()
             if call is None:
                 return
-            call.execute()
+            if pool is not None:
+                now = clock()
+                pool._progress[0] = now
+                if not spare:
+                    pool._progress[1] = now
+            if call.execute():
+                if not done:
+                    first_done = clock()
+                done.append(call)
             del call
-            if idle is not None:
-                idle.release()
+            if done and (queue.empty() or len(done) >= _BATCH_CALLS or clock() - first_done > _BATCH_SECONDS):
+                for finished in done:
+                    finished.deliver()
+                done.clear()
+            if spare and pool is not None and (queue.empty() or clock() - pool._progress[1] < _STALL_SECONDS):
+                return  # the first worker moves again (or there is no backlog): not needed
     finally:
+        for finished in done:
+            finished.deliver()
         on_exit()
+        if pool is not None:
+            pool._worker_exited(threading.current_thread())
 
 
 class Session:
@@ -269,7 +320,7 @@ class Session:
         self._queue: SimpleQueue[Call[Any] | None] = SimpleQueue()
         self._lock = threading.Lock()
         self._stopped = False
-        self._thread = threading.Thread(target=_worker_main, args=(self._queue, on_exit, None), name=name, daemon=True)
+        self._thread = threading.Thread(target=_serve, args=(self._queue, on_exit, None, False), name=name, daemon=True)
         self._thread.start()
         self.owner: object = None
 
@@ -298,10 +349,15 @@ class Executor:
         self.max_sessions = max_sessions
         self._on_exit = on_thread_exit
         self._queue: SimpleQueue[Call[Any] | None] = SimpleQueue()
-        self._idle = threading.Semaphore(0)
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
+        # [0]: when any worker last took a call (inf: the first worker is idle);
+        # [1]: when the first worker last took one.
+        self._progress = [0.0, 0.0]
+        self._backlog = threading.Event()  # wakes the watchdog: calls wait and nobody is idle
+        self._watchdog: threading.Thread | None = None
+        self._spawned = 0
         self._idle_sessions: list[Session] = []
         self._busy_sessions = 0
         self._session_waiters: collections.deque[Call[Any]] = collections.deque()
@@ -317,22 +373,59 @@ class Executor:
             raise BridgeClosedError("the bridge is closed", hint="create a new Bridge (or don't close this one yet)")
 
     def submit(self, call: Call[Any]) -> None:
-        """Queue a call for the shared workers, starting a worker when none is idle."""
+        """Queue a call for the shared workers; add a worker when the others are stuck."""
         with self._lock:
             # Under the lock so that no call lands behind the shutdown sentinels.
             self._check_open()
             self._queue.put(call)
-            if self._idle.acquire(blocking=False):
+            count = len(self._threads)
+            if count == 0:
+                self._spawn(spare=False)
+            elif count >= self.max_workers:
                 return
-            if len(self._threads) < self.max_workers:
-                thread = threading.Thread(
-                    target=_worker_main,
-                    args=(self._queue, self._on_exit, self._idle),
-                    name=f"maim_db-{self.name}-{len(self._threads)}",
-                    daemon=True,
-                )
-                thread.start()
-                self._threads.append(thread)
+            elif time.perf_counter() - self._progress[0] > _STALL_SECONDS:
+                self._spawn(spare=True)
+            elif not self._backlog.is_set():
+                if self._watchdog is None:
+                    self._watchdog = threading.Thread(
+                        target=self._watch, name=f"maim_db-{self.name}-watch", daemon=True
+                    )
+                    self._watchdog.start()
+                self._backlog.set()
+
+    def _spawn(self, *, spare: bool) -> None:  # called with self._lock held
+        self._progress[0] = time.perf_counter()
+        if not spare:
+            self._progress[1] = self._progress[0]
+        thread = threading.Thread(
+            target=_serve,
+            args=(self._queue, self._on_exit, self, spare),
+            name=f"maim_db-{self.name}-{'spare' if spare else 'main'}{self._spawned}",
+            daemon=True,
+        )
+        self._spawned += 1
+        self._threads.append(thread)
+        thread.start()
+
+    def _worker_exited(self, thread: threading.Thread) -> None:
+        with self._lock:
+            if thread in self._threads and not self._closed:
+                self._threads.remove(thread)
+
+    def _watch(self) -> None:
+        """While calls wait with nobody idle, add a worker whenever the others stall."""
+        while True:
+            self._backlog.wait()
+            time.sleep(_STALL_SECONDS)
+            with self._lock:
+                if self._closed:
+                    return
+                if self._queue.empty():
+                    self._backlog.clear()
+                    continue
+                stalled = time.perf_counter() - self._progress[0] > _STALL_SECONDS
+                if stalled and 0 < len(self._threads) < self.max_workers:
+                    self._spawn(spare=True)
 
     async def run(
         self,
@@ -344,7 +437,6 @@ class Executor:
         shielded: bool = False,
     ) -> T:
         """Run ``fn`` on a worker (or the given session) and await its result."""
-        self._check_open()
         call: Call[T] = Call(fn, args, kwargs)
         submit = session.submit if session is not None else self.submit
         return await current_inbox().wait(call, submit, shielded)
@@ -402,6 +494,9 @@ class Executor:
             sessions = list(self._all_sessions)
             for _ in threads:
                 self._queue.put(None)
+            if self._watchdog is not None:
+                threads.append(self._watchdog)
+                self._backlog.set()
             waiters, self._session_waiters = list(self._session_waiters), collections.deque()
         for waiter in waiters:
             if waiter.withdraw():
@@ -429,17 +524,26 @@ class Executor:
 
         call: Call[None] = Call(join_all, (), {})
 
-        def start_joiner(c: Call[None]) -> None:
-            threading.Thread(target=c.execute, name=f"maim_db-{self.name}-close", daemon=True).start()
+        def run_and_deliver(c: Call[None]) -> None:
+            if c.execute():
+                c.deliver()
 
-        await current_inbox().wait(call, start_joiner, shielded=True)
+        joiner = threading.Thread(target=run_and_deliver, args=(call,), name=f"maim_db-{self.name}-close", daemon=True)
+        await current_inbox().wait(call, lambda _c: joiner.start(), shielded=True)
+        # The joiner's last act was handing the result over; let it finish returning
+        # (polling, never joining on the loop thread), so no maim_db thread outlives aclose().
+        for _ in range(1000):
+            if not joiner.is_alive():
+                break
+            await anyio.sleep(0.001)
 
     def after_fork_in_child(self) -> None:
         """Threads do not survive fork(): start from an empty pool in the child."""
         self._queue = SimpleQueue()
-        self._idle = threading.Semaphore(0)
         self._threads = []
         self._lock = threading.Lock()
+        self._backlog = threading.Event()
+        self._watchdog = None
         self._idle_sessions = []
         self._busy_sessions = 0
         self._session_waiters = collections.deque()
