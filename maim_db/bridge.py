@@ -18,6 +18,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import peewee as pw
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
 
 from .core.database import (
     MaimDatabaseMixin,
@@ -26,8 +30,12 @@ from .core.database import (
     PostgresqlDatabase,
     SqliteDatabase,
 )
-from .core.executor import Executor, Session, current_task
-from .errors import BridgeClosedError, ConfigurationError, TransactionError
+from .core.executor import Executor, current_task
+from .core.executor import Session as WorkerSession
+from .errors import BridgeClosedError, ConfigurationError, NotBoundError, TransactionError
+from .maimconfig_models.engines import BEGIN_OPTION, build_async_engine, build_sync_engine
+from .maimconfig_models.mirror import mirror as _mirror
+from .maimconfig_models.mirror import mirror_all
 from .settings import resolve_url
 from .sqlite.profile import SQLiteProfile
 from .url import DatabaseURL
@@ -44,11 +52,15 @@ _live: weakref.WeakSet[Bridge] = weakref.WeakSet()
 class _Transaction:
     """An open async transaction: the pinned session and the task that owns it."""
 
-    __slots__ = ("owner", "session")
+    __slots__ = ("closed", "owner", "session")
 
-    def __init__(self, session: Session, owner: object) -> None:
+    def __init__(self, session: WorkerSession, owner: object) -> None:
         self.session = session
         self.owner = owner
+        # Set when the block ends: a child task that outlives the block still sees this
+        # object in its context, and must not send work to a session that may by then
+        # serve someone else's transaction.
+        self.closed = False
 
 
 class Bridge:
@@ -99,6 +111,8 @@ class Bridge:
         self._lock = threading.RLock()
         self._peewee: MaimDatabaseMixin | None = None
         self._executor: Executor | None = None
+        self._sync_engine: Engine | None = None
+        self._async_engine: AsyncEngine | None = None
         self._models: list[type[pw.Model]] = []
         self._closed = False
         self._txn: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
@@ -178,6 +192,94 @@ class Bridge:
                 model.create_table(safe=True)
         return [m._meta.table_name for m in todo]
 
+    # -- the SQLAlchemy side -------------------------------------------------------------
+
+    def _memory_target(self) -> str | None:
+        return str(self.peewee.database) if self.url.memory else None
+
+    @property
+    def sync_engine(self) -> Engine:
+        """SQLAlchemy Engine on the same URL, with the same SQLite profile."""
+        engine = self._sync_engine
+        if engine is None:
+            with self._lock:
+                self._check_open()
+                engine = self._sync_engine
+                if engine is None:
+                    self.peewee.check_location()
+                    engine = build_sync_engine(self.url, self.profile, memory_target=self._memory_target())
+                    db = self.peewee
+
+                    @sa.event.listens_for(engine, "before_cursor_execute")
+                    def _refuse_on_loop(*_args: Any) -> None:
+                        db._guard()
+
+                    self._sync_engine = engine
+        return engine
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        """SQLAlchemy AsyncEngine (aiosqlite / asyncpg / aiomysql) on the same URL and profile."""
+        engine = self._async_engine
+        if engine is None:
+            with self._lock:
+                self._check_open()
+                engine = self._async_engine
+                if engine is None:
+                    self.peewee.check_location()
+                    engine = self._async_engine = build_async_engine(
+                        self.url, self.profile, memory_target=self._memory_target()
+                    )
+        return engine
+
+    def session(self, *, readonly: bool = False) -> Session:
+        """A new SQLAlchemy Session (a context manager).
+
+        Its transactions begin IMMEDIATE on SQLite; ``readonly=True`` begins DEFERRED
+        (never takes the write lock; a write in it can fail on the lock upgrade).
+        """
+        engine = self.sync_engine
+        if readonly and self.url.is_sqlite:
+            engine = engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+        return Session(bind=engine, expire_on_commit=False)
+
+    def async_session(self, *, readonly: bool = False) -> AsyncSession:
+        """A new SQLAlchemy AsyncSession (an async context manager); see :meth:`session`."""
+        engine = self.async_engine
+        if readonly and self.url.is_sqlite:
+            engine = engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+        return AsyncSession(bind=engine, expire_on_commit=False)
+
+    def mirror(self, model: type[pw.Model]) -> type[Any]:
+        """The SQLAlchemy class mirroring a Peewee model bound to this bridge."""
+        if not (isinstance(model, type) and issubclass(model, pw.Model)):
+            raise ConfigurationError(
+                f"mirror() takes a Peewee model class, not {model!r}", hint="pass e.g. bridge.mirror(Agent)"
+            )
+        if model not in self._models or model._meta.database is not self._peewee:
+            raise NotBoundError(
+                f"{model.__name__} is not bound to this bridge",
+                hint=f"bind it first: bridge.bind({model.__name__})",
+            )
+        mirror_all(self._models)
+        return _mirror(model)
+
+    @property
+    def metadata(self) -> sa.MetaData:
+        """A MetaData with the tables of every bound model's mirror (Alembic's target_metadata)."""
+        md = sa.MetaData()
+        for cls in mirror_all(self._models):
+            table = cls.__table__
+            assert isinstance(table, sa.Table)
+            table.to_metadata(md)
+        return md
+
+    def schema_drift(self) -> builtins.list[str]:
+        """Differences between the Peewee models, their mirrors and the live database ([] if none)."""
+        from .schema import schema_drift
+
+        return schema_drift(self)
+
     # -- the executor -------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -209,7 +311,8 @@ class Bridge:
         Lazy results (a Peewee cursor) are read completely before they cross back.
         """
         txn = self._txn.get()
-        return await self.executor.run(fn, args, kwargs, session=txn.session if txn is not None else None)
+        session = txn.session if txn is not None and not txn.closed else None
+        return await self.executor.run(fn, args, kwargs, session=session)
 
     def atomic(self, lock_type: str | None = None) -> AsyncAtomic:
         """``async with bridge.atomic():`` a transaction (``BEGIN IMMEDIATE`` on SQLite).
@@ -254,29 +357,42 @@ class Bridge:
         """True after :meth:`close` / :meth:`aclose`."""
         return self._closed
 
-    def _mark_closed(self) -> tuple[Executor | None, MaimDatabaseMixin | None]:
+    def _mark_closed(self) -> tuple[Executor | None, MaimDatabaseMixin | None, Engine | None, AsyncEngine | None]:
         with self._lock:
             if self._closed:
-                return None, None
+                return None, None, None, None
             self._closed = True
-            return self._executor, self._peewee
+            return self._executor, self._peewee, self._sync_engine, self._async_engine
 
     def close(self) -> None:
-        """Stop the executor and close every connection this bridge opened. Idempotent."""
-        executor, db = self._mark_closed()
+        """Stop the executor, dispose the engines, close every connection. Idempotent."""
+        executor, db, engine, async_engine = self._mark_closed()
         if executor is not None:
             executor.shutdown()
+        if engine is not None:
+            engine.dispose()
+        if async_engine is not None:
+            _dispose_async_engine_blocking(async_engine)
         if db is not None:
             db.close_all()
         _live.discard(self)
 
     async def aclose(self) -> None:
         """Like :meth:`close`, without blocking the event loop."""
-        executor, db = self._mark_closed()
+        executor, db, engine, async_engine = self._mark_closed()
+        if async_engine is not None:
+            await async_engine.dispose()
+
+        def close_sync_side() -> None:
+            if engine is not None:
+                engine.dispose()
+            if db is not None:
+                db.close_all()
+
         if executor is not None:
-            await executor.ashutdown(after=db.close_all if db is not None else None)
-        elif db is not None:
-            db.close_all()
+            await executor.ashutdown(after=close_sync_side)
+        elif engine is not None or db is not None:
+            await _on_helper_thread(close_sync_side)
         _live.discard(self)
 
     def __enter__(self) -> Bridge:
@@ -314,6 +430,8 @@ class AsyncAtomic:
         bridge = self._bridge
         executor = bridge.executor
         outer = bridge._txn.get()
+        if outer is not None and outer.closed:
+            outer = None
         task = current_task()
         if outer is not None:
             if outer.owner is not task:
@@ -355,16 +473,47 @@ class AsyncAtomic:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
-        assert self._txn is not None
+        txn = self._txn
+        assert txn is not None
         executor = self._bridge.executor
         try:
-            await executor.run(self._cm.__exit__, (exc_type, exc, tb), {}, session=self._txn.session, shielded=True)
+            await executor.run(self._cm.__exit__, (exc_type, exc, tb), {}, session=txn.session, shielded=True)
         finally:
             if self._top:
-                if self._token is not None:
-                    self._bridge._txn.reset(self._token)
-                executor.release_session(self._txn.session)
+                txn.closed = True
+                try:
+                    if self._token is not None:
+                        self._bridge._txn.reset(self._token)
+                except ValueError:  # exited in another Context (an AsyncExitStack in another task)
+                    pass
+                finally:
+                    executor.release_session(txn.session)
         return False
+
+
+def _dispose_async_engine_blocking(engine: AsyncEngine) -> None:
+    """Dispose an AsyncEngine from sync code: on a helper thread with its own event loop."""
+    import asyncio
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(engine.dispose())
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
+            errors.append(exc)
+
+    helper = threading.Thread(target=run, name="maim_db-dispose")
+    helper.start()
+    helper.join(30)
+    if errors:
+        log.debug("disposing the async engine failed", exc_info=errors[0])
+
+
+async def _on_helper_thread(fn: Callable[[], None]) -> None:
+    import anyio
+
+    await anyio.to_thread.run_sync(fn)
 
 
 def _server_params(url: DatabaseURL) -> dict[str, Any]:
@@ -424,6 +573,8 @@ def _close_all_at_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
+    global _default_lock
+    _default_lock = threading.Lock()  # a parent thread may have held it at fork()
     for bridge in list(_live):
         bridge._after_fork_in_child()
 

@@ -1,33 +1,39 @@
-"""Peewee fields whose stored form is the one both ORMs agree on.
+"""Peewee fields whose stored form is the canonical one of :mod:`maim_db.codecs`.
 
-* ``DateTimeField``: naive ``'YYYY-MM-DD HH:MM:SS[.ffffff]'`` (``str(datetime)``), the form
-  maim_db 1.0 left on disk: the fraction is written only when it is not zero, so a
-  whole-second value compares equal to the same value written by any other tool that
-  follows the rule. Aware values are converted to UTC first (naive means UTC here, as it
-  did in 1.0, which used ``utcnow()``).
-* ``JSONField``: JSON text in a TEXT column; Python dicts/lists in and out.
-* ``EnumField``: the enum's value in a VARCHAR column; members out.
+Use them instead of Peewee's own where both ORMs share a column:
+
+* ``DateTimeField`` -- naive UTC text, fraction only when not zero (1.0's on-disk form);
+  aware values are converted to UTC.
+* ``DateField``, ``TimeField`` -- the same rules for dates and times of day.
+* ``DecimalField`` -- exact on SQLite (never REAL), native NUMERIC on servers.
+* ``JSONField`` -- JSON text in a TEXT column; dicts and lists in and out.
+* ``EnumField`` -- an enum's value in a VARCHAR column; members out.
+
+Peewee's own fields keep working with the SQLAlchemy mirrors (the mirror uses each
+field's own conversion, so both sides always agree); these add exactness and order.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-import json
 import logging
 import uuid
 from typing import Any
 
 import peewee
 
+from . import codecs
 from .errors import InvalidValueError
 
 __all__ = [
+    "DateField",
     "DateTimeField",
+    "DecimalField",
     "EnumField",
     "JSONField",
+    "TimeField",
     "new_id",
-    "to_canonical_datetime",
     "utcnow",
 ]
 
@@ -44,34 +50,112 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
-def to_canonical_datetime(value: dt.datetime) -> str:
-    """The canonical stored text for a datetime (aware values are converted to UTC)."""
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value.isoformat(" ")
+def _where(field: peewee.Field) -> str:
+    model = getattr(field, "model", None)
+    return f"{model.__name__}.{field.name}" if model is not None else str(getattr(field, "name", "field"))
+
+
+def _is_sqlite(field: peewee.Field) -> bool:
+    db = field.model._meta.database
+    if isinstance(db, peewee.Proxy):
+        db = db.obj
+    return db is None or isinstance(db, peewee.SqliteDatabase)
 
 
 class DateTimeField(peewee.DateTimeField):
-    """A DATETIME column stored in the canonical text form (see the module docstring)."""
+    """A DATETIME column in the canonical text form (naive UTC, fraction only when not zero)."""
 
     def db_value(self, value: Any) -> Any:
-        """Datetime (or ISO text) -> canonical text."""
-        if value is None:
-            return None
+        """Datetime, date or ISO text -> canonical text (expressions pass through)."""
         if isinstance(value, str):
-            value = self.adapt(value)  # type: ignore[no-untyped-call]
-        if isinstance(value, dt.datetime):
-            return to_canonical_datetime(value)
+            value = codecs.datetime_from_db(value)
         if isinstance(value, dt.date):
-            return to_canonical_datetime(dt.datetime(value.year, value.month, value.day))
-        return value  # an expression (e.g. fn.datetime(...)); leave it to SQLite
+            return codecs.datetime_to_db(value)
+        return value
 
     def python_value(self, value: Any) -> Any:
         """Stored text -> naive datetime."""
-        value = super().python_value(value)  # type: ignore[no-untyped-call]
-        if isinstance(value, dt.datetime) and value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return codecs.datetime_from_db(value)
+
+
+class DateField(peewee.DateField):
+    """A DATE column as ``'YYYY-MM-DD'`` (a datetime given to it keeps only its date)."""
+
+    def db_value(self, value: Any) -> Any:
+        """Date, datetime or ISO text -> ``'YYYY-MM-DD'``."""
+        if isinstance(value, str):
+            value = codecs.date_from_db(value)
+        if isinstance(value, dt.date):
+            return codecs.date_to_db(value)
         return value
+
+    def python_value(self, value: Any) -> Any:
+        """Stored text -> date."""
+        return codecs.date_from_db(value)
+
+
+class TimeField(peewee.TimeField):
+    """A TIME column as ``'HH:MM:SS[.ffffff]'``."""
+
+    def db_value(self, value: Any) -> Any:
+        """Time or ISO text -> canonical text."""
+        if isinstance(value, str):
+            value = codecs.time_from_db(value)
+        if isinstance(value, dt.time):
+            return codecs.time_to_db(value)
+        return value
+
+    def python_value(self, value: Any) -> Any:
+        """Stored text -> time."""
+        return codecs.time_from_db(value)
+
+
+class DecimalField(peewee.DecimalField):
+    """An exact decimal: scaled integer (or sortable text above 18 digits) on SQLite.
+
+    Values are rounded half-up to ``decimal_places``; a value with too many digits before
+    the point is refused with :class:`~maim_db.InvalidValueError` instead of being stored.
+    Peewee does not convert ``fn.SUM``/``fn.AVG`` results through the field: use
+    ``Model.amount.sum()`` / ``.avg()`` (SQLAlchemy's ``func.sum`` converts by itself).
+    """
+
+    def __init__(self, max_digits: int = 10, decimal_places: int = 5, *args: Any, **kwargs: Any) -> None:
+        if not 0 <= decimal_places <= max_digits:
+            raise InvalidValueError(
+                f"DecimalField(max_digits={max_digits}, decimal_places={decimal_places}) is impossible",
+                hint="decimal_places must be between 0 and max_digits",
+            )
+        super().__init__(max_digits, decimal_places, *args, **kwargs)
+
+    def ddl_datatype(self, ctx: Any) -> Any:
+        """``TEXT`` on SQLite above 18 digits (NUMERIC affinity would turn the text into REAL)."""
+        if self.max_digits > codecs.SCALED_MAX_DIGITS and _is_sqlite(self):
+            return peewee.SQL("TEXT")
+        return super().ddl_datatype(ctx)
+
+    def db_value(self, value: Any) -> Any:
+        """Number -> stored form (see :func:`maim_db.codecs.decimal_to_db`)."""
+        if value is None or isinstance(value, peewee.Node):
+            return value
+        return codecs.decimal_to_db(
+            value, self.max_digits, self.decimal_places, sqlite=_is_sqlite(self), where=_where(self)
+        )
+
+    def python_value(self, value: Any) -> Any:
+        """Stored form -> Decimal."""
+        return codecs.decimal_from_db(value, self.max_digits, self.decimal_places)
+
+    def sum(self) -> peewee.Function:
+        """``SUM`` converted back to a Decimal (a bare ``fn.SUM`` returns stored units on SQLite)."""
+        return peewee.fn.SUM(self).coerce(True)
+
+    def avg(self) -> peewee.Function:
+        """``AVG`` converted back to a Decimal."""
+        return peewee.fn.AVG(self).coerce(True)
+
+
+def _one_value(rhs: Any) -> Any:
+    return peewee.Value(rhs, unpack=False) if isinstance(rhs, list | tuple | set | frozenset) else rhs
 
 
 class JSONField(peewee.TextField):
@@ -83,28 +167,27 @@ class JSONField(peewee.TextField):
 
     field_type = "TEXT"
 
+    def __eq__(self, rhs: Any) -> Any:
+        # Peewee reads a list on the right of == as "one of these"; for JSON it is one value.
+        return peewee.Expression(self, peewee.OP.EQ, _one_value(rhs))
+
+    def __ne__(self, rhs: Any) -> Any:
+        return peewee.Expression(self, peewee.OP.NE, _one_value(rhs))
+
+    __hash__ = peewee.Field.__hash__
+
     def db_value(self, value: Any) -> Any:
         """Python value -> JSON text (non-ASCII kept readable)."""
-        if value is None:
-            return None
-        try:
-            return json.dumps(value, ensure_ascii=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidValueError(
-                f"{self.model.__name__}.{self.name}: {type(value).__name__} is not JSON-serializable",
-                hint="store dicts, lists, strings, numbers, booleans or None",
-                orig=exc,
-            ) from exc
+        if isinstance(value, peewee.Node):
+            return value
+        return codecs.json_to_db(value, where=_where(self))
 
     def python_value(self, value: Any) -> Any:
         """JSON text -> Python value."""
-        if value is None or not isinstance(value, str | bytes):
-            return value
-        try:
-            return json.loads(value)
-        except ValueError:
-            log.warning("%s.%s holds text that is not JSON; returning it as a string", self.model.__name__, self.name)
-            return value
+        result = codecs.json_from_db(value)
+        if isinstance(value, str) and result is value:
+            log.warning("%s holds text that is not JSON; returning it as a string", _where(self))
+        return result
 
 
 class EnumField(peewee.CharField):
@@ -118,8 +201,8 @@ class EnumField(peewee.CharField):
 
     def db_value(self, value: Any) -> Any:
         """Member or value -> stored value; anything else is refused before it reaches SQL."""
-        if value is None:
-            return None
+        if value is None or isinstance(value, peewee.Node):
+            return value
         if isinstance(value, self.enum_class):
             return value.value
         try:
@@ -138,5 +221,5 @@ class EnumField(peewee.CharField):
         try:
             return self.enum_class(value)
         except ValueError:
-            log.warning("%s.%s holds unknown value %r", self.model.__name__, self.name, value)
+            log.warning("%s holds unknown value %r", _where(self), value)
             return value

@@ -89,6 +89,9 @@ class _ConnectionLocal(peewee._ConnectionLocal):
 class MaimDatabaseMixin:
     """What every maim_db Peewee database adds: the bridge link, async ``run``, safety checks."""
 
+    def check_location(self) -> None:
+        """Nothing to check for a server; SQLite overrides this."""
+
     url: DatabaseURL
     on_loop: OnLoop
     _state: Any
@@ -176,11 +179,11 @@ class MaimDatabaseMixin:
 
     def after_fork_in_child(self) -> None:
         """Forget every connection inherited from the parent (they are never closed here)."""
-        with self._open_lock:
-            _ABANDONED.extend(self._open_connections)
-            self._open_connections = set()
+        # New locks first: a parent thread may have held the old ones at fork() time.
         self._open_lock = threading.Lock()
         self._lock = threading.Lock()
+        _ABANDONED.extend(self._open_connections)
+        self._open_connections = set()
         self._forget_inherited()
 
 
@@ -206,11 +209,15 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
         self._maim_setup(url, on_loop)
         self._memory_anchor: sqlite3.Connection | None = None
 
+    def check_location(self) -> None:
+        """Check the file's location once, before the first connection of either ORM."""
+        if self.url.path is not None and not self._location_checked:
+            prepare_location(self.url.path)
+            self._location_checked = True
+
     def _connect(self) -> sqlite3.Connection:
         url = self.url
-        if url.path is not None and not self._location_checked:
-            prepare_location(url.path)
-            self._location_checked = True
+        self.check_location()
         try:
             conn = sqlite3.connect(
                 self.database,
@@ -288,8 +295,16 @@ class MySQLDatabase(MaimDatabaseMixin, peewee.MySQLDatabase):
         return self._track(super()._connect())  # type: ignore[misc]
 
 
+class _UnboundJSONMethods(peewee.BaseJSONMethods):  # type: ignore[misc,name-defined]
+    # JSONField asks its database for converters at class creation; these do for now.
+    def make_value_wrapper(self, dumps: Callable[[Any], str]) -> Callable[[Any], str]:
+        return dumps
+
+
 class UnboundDatabase(peewee.Database):
     """Stands in for a model's database until ``bridge.bind(Model)``; every use says so."""
+
+    json_methods = _UnboundJSONMethods
 
     def __init__(self) -> None:
         super().__init__(None)
@@ -311,6 +326,10 @@ class UnboundDatabase(peewee.Database):
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         """Refuse: the model has no database yet."""
         raise self._fail()
+
+    def get_binary_type(self) -> Any:
+        """Blob fields ask at class creation; the real type comes with ``bind``."""
+        return bytes
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Refuse: the model has no database yet."""

@@ -3,9 +3,13 @@
 Why not ``loop.run_in_executor`` or ``anyio.to_thread``: the threads here own their
 Peewee connections for as long as they live (and close them when they stop), a
 transaction can pin one thread so that all its statements share a connection, and
-finished calls are handed back to the event loop in batches: one loop wake-up completes
-every call that finished since the last one, which is what keeps 32 concurrent point
-reads close to the speed of plain sync code.
+finished calls are handed back to the event loop in batches.
+
+Batching: while more calls wait in its queue, a worker keeps finished results for a
+moment (at most ``_BATCH_SECONDS``) instead of waking the loop for each one -- waking it
+mid-batch only makes the two threads trade the GIL. A monitor thread hands over results
+that wait longer (the call after them may run for seconds), so a result is never held
+behind a slow call. On the loop side one wake-up completes every result that arrived.
 
 Cancellation never abandons a call that has started: the caller waits for it to finish
 (its connection is then free again) and the cancellation is delivered after. A call still
@@ -18,6 +22,7 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import logging
 import math
 import sys
 import threading
@@ -34,7 +39,20 @@ from ..errors import BridgeClosedError
 
 __all__ = ["Call", "Executor", "Session", "current_inbox", "current_task"]
 
+log = logging.getLogger("maim_db.executor")
+
 T = TypeVar("T")
+
+# Hand results back at the latest this long after they finished, or after this many.
+_BATCH_SECONDS = 0.002
+_BATCH_CALLS = 64
+# A spare worker starts only when no worker has taken a call for this long (a call
+# waiting on a lock, a long query): one worker that never waits runs short calls faster
+# than several that take the GIL from each other. 10 ms is above CPython's 5 ms GIL
+# switch interval, so a worker merely waiting for the GIL is not taken for stuck.
+_STALL_SECONDS = 0.010
+# A spare worker leaves after this long without work, or as soon as the first moves.
+_SPARE_IDLE_SECONDS = 0.05
 
 
 class Call(Generic[T]):
@@ -71,6 +89,9 @@ class Call(Generic[T]):
                 # sqlite3 cursors belong to the thread that made them: read every row here.
                 result.fill_cache()
             self.result = result
+        except StopIteration as exc:  # a Future refuses StopIteration: it would hang the caller
+            self.error = RuntimeError(f"{getattr(self.fn, '__name__', self.fn)!r} raised StopIteration")
+            self.error.__cause__ = exc
         except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting task
             self.error = exc
         self.finished = True
@@ -94,7 +115,7 @@ class Call(Generic[T]):
 class _Inbox:
     """Finished calls waiting to be completed on one event loop, drained in one wake-up."""
 
-    __slots__ = ("_lock", "_ready", "_scheduled")
+    __slots__ = ("__weakref__", "_lock", "_ready", "_scheduled")
 
     def __init__(self) -> None:
         self._ready: collections.deque[Call[Any]] = collections.deque()
@@ -102,6 +123,7 @@ class _Inbox:
         self._scheduled = False
 
     def post(self, call: Call[Any]) -> None:
+        """Queue a finished call and wake the loop unless a wake-up is already pending."""
         self._ready.append(call)
         with self._lock:
             if self._scheduled:
@@ -116,7 +138,10 @@ class _Inbox:
         while ready:
             call = ready.popleft()
             call.delivered = True
-            self._complete(call)
+            try:
+                self._complete(call)
+            except Exception:  # one broken waiter must not strand the others
+                log.exception("completing a maim_db call failed")
 
     def _wake(self) -> None:
         raise NotImplementedError
@@ -125,19 +150,22 @@ class _Inbox:
         raise NotImplementedError
 
     async def wait(self, call: Call[T], submit: Callable[[Call[T]], None], shielded: bool) -> T:
+        """Register the waiter, ``submit(call)``, and wait for the outcome."""
         raise NotImplementedError
 
 
 class _AsyncioInbox(_Inbox):
-    __slots__ = ("_loop",)
+    __slots__ = ("_loop_ref",)
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
-        self._loop = loop
+        self._loop_ref = weakref.ref(loop)  # the loop owns the inbox, not the reverse
 
     def _wake(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop closed while the call ran; nobody waits
-            self._loop.call_soon_threadsafe(self._drain)
+        loop = self._loop_ref()
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed while the call ran
+                loop.call_soon_threadsafe(self._drain)
 
     def _complete(self, call: Call[Any]) -> None:
         fut = call.waiter
@@ -149,7 +177,8 @@ class _AsyncioInbox(_Inbox):
             fut.set_result(call.result)
 
     async def wait(self, call: Call[T], submit: Callable[[Call[T]], None], shielded: bool) -> T:
-        fut = self._loop.create_future()
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
         call.waiter = fut
         call.inbox = self
         submit(call)
@@ -161,7 +190,7 @@ class _AsyncioInbox(_Inbox):
             # The call runs (or ran): wait until its outcome is handed over, so its
             # connection is free again, then deliver the cancellation.
             while not call.delivered:
-                again = self._loop.create_future()
+                again = loop.create_future()
                 call.waiter = again
                 try:
                     await again
@@ -199,7 +228,11 @@ class _TrioInbox(_Inbox):
 
         call.waiter = trio.lowlevel.current_task()
         call.inbox = self
-        submit(call)
+        try:
+            submit(call)
+        except BaseException:
+            call.waiter = None
+            raise
 
         def abort(_raise_cancel: Any) -> Any:
             if not shielded and call.withdraw():
@@ -211,22 +244,22 @@ class _TrioInbox(_Inbox):
 
 
 _asyncio_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncioInbox] = weakref.WeakKeyDictionary()
-_last: tuple[Any, _Inbox] | None = None
+_last_loop: weakref.ReferenceType[asyncio.AbstractEventLoop] | None = None
+_last_inbox: _AsyncioInbox | None = None
 _trio_inbox_var: Any = None
 
 
 def current_inbox() -> _Inbox:
     """The inbox of the event loop running in this thread (asyncio or trio)."""
-    global _last, _trio_inbox_var
+    global _last_loop, _last_inbox, _trio_inbox_var
     loop = asyncio._get_running_loop()
     if loop is not None:
-        last = _last
-        if last is not None and last[0] is loop:
-            return last[1]
+        if _last_loop is not None and _last_loop() is loop and _last_inbox is not None:
+            return _last_inbox
         inbox = _asyncio_inboxes.get(loop)
         if inbox is None:
             inbox = _asyncio_inboxes[loop] = _AsyncioInbox(loop)
-        _last = (loop, inbox)
+        _last_loop, _last_inbox = weakref.ref(loop), inbox
         return inbox
     trio = sys.modules.get("trio")
     if trio is not None and trio.lowlevel.in_trio_run():
@@ -251,29 +284,23 @@ def current_task() -> object:
     return None
 
 
-# A worker hands finished calls back when its queue runs dry, or after this many calls /
-# this much time, whichever comes first: while more work is queued, waking the loop for
-# each result would only make the two threads trade the GIL back and forth.
-_BATCH_CALLS = 64
-_BATCH_SECONDS = 0.002
-
-
-# A worker is added only when the ones there stop making progress (a call waiting on a
-# lock, a long query): one worker that never waits runs short calls faster than several
-# that take the GIL from each other. 10 ms is above CPython's 5 ms GIL switch interval, so
-# a worker merely waiting for the GIL does not count as stuck. The extra worker leaves
-# again as soon as the first one moves.
-_STALL_SECONDS = 0.010
-_SPARE_IDLE_SECONDS = 0.05
+def _flush(pending: collections.deque[Call[Any]]) -> None:
+    # popleft is atomic: a worker and the monitor may both flush, each call goes once.
+    while True:
+        try:
+            call = pending.popleft()
+        except IndexError:
+            return
+        call.deliver()
 
 
 def _serve(
     queue: SimpleQueue[Call[Any] | None], on_exit: Callable[[], None], pool: Executor | None, spare: bool
 ) -> None:
-    """A worker thread's loop: run calls, hand results back in batches."""
-    done: list[Call[Any]] = []
-    first_done = 0.0
-    clock = time.perf_counter
+    """A worker thread's loop: run calls, hand results back (batched when a pool is given)."""
+    pending: collections.deque[Call[Any]] = collections.deque()
+    if pool is not None:
+        pool._register_pending(pending)
     try:
         while True:
             if spare:
@@ -283,32 +310,33 @@ def _serve(
                     return
             else:
                 if pool is not None and queue.empty():
+                    _flush(pending)  # before waiting: nothing may be held while idle
                     pool._progress[0] = math.inf  # about to wait for work: idle is no stall
                 call = queue.get()
             if call is None:
                 return
-            if pool is not None:
-                now = clock()
-                pool._progress[0] = now
-                if not spare:
-                    pool._progress[1] = now
+            if pool is None:
+                if call.execute():
+                    call.deliver()
+                continue
+            now = time.perf_counter()
+            pool._progress[0] = now
+            if not spare:
+                pool._progress[1] = now
             if call.execute():
-                if not done:
-                    first_done = clock()
-                done.append(call)
+                pending.append(call)
+                if queue.empty() or len(pending) >= _BATCH_CALLS:
+                    _flush(pending)
+                else:
+                    pool._arm_monitor()
             del call
-            if done and (queue.empty() or len(done) >= _BATCH_CALLS or clock() - first_done > _BATCH_SECONDS):
-                for finished in done:
-                    finished.deliver()
-                done.clear()
-            if spare and pool is not None and (queue.empty() or clock() - pool._progress[1] < _STALL_SECONDS):
+            if spare and (queue.empty() or time.perf_counter() - pool._progress[1] < _STALL_SECONDS):
                 return  # the first worker moves again (or there is no backlog): not needed
     finally:
-        for finished in done:
-            finished.deliver()
-        on_exit()
         if pool is not None:
-            pool._worker_exited(threading.current_thread())
+            pool._worker_exited(threading.current_thread(), pending)
+        _flush(pending)
+        on_exit()
 
 
 class Session:
@@ -348,6 +376,9 @@ class Executor:
         self.max_workers = max_workers
         self.max_sessions = max_sessions
         self._on_exit = on_thread_exit
+        self._reset()
+
+    def _reset(self) -> None:
         self._queue: SimpleQueue[Call[Any] | None] = SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -355,8 +386,9 @@ class Executor:
         # [0]: when any worker last took a call (inf: the first worker is idle);
         # [1]: when the first worker last took one.
         self._progress = [0.0, 0.0]
-        self._backlog = threading.Event()  # wakes the watchdog: calls wait and nobody is idle
-        self._watchdog: threading.Thread | None = None
+        self._pending: list[collections.deque[Call[Any]]] = []
+        self._monitor_wake = threading.Event()
+        self._monitor: threading.Thread | None = None
         self._spawned = 0
         self._idle_sessions: list[Session] = []
         self._busy_sessions = 0
@@ -372,6 +404,8 @@ class Executor:
         if self._closed:
             raise BridgeClosedError("the bridge is closed", hint="create a new Bridge (or don't close this one yet)")
 
+    # -- shared workers ------------------------------------------------------------------
+
     def submit(self, call: Call[Any]) -> None:
         """Queue a call for the shared workers; add a worker when the others are stuck."""
         with self._lock:
@@ -381,19 +415,12 @@ class Executor:
             count = len(self._threads)
             if count == 0:
                 self._spawn(spare=False)
-            elif count >= self.max_workers:
-                return
-            elif time.perf_counter() - self._progress[0] > _STALL_SECONDS:
+            elif count < self.max_workers and time.perf_counter() - self._progress[0] > _STALL_SECONDS:
                 self._spawn(spare=True)
-            elif not self._backlog.is_set():
-                if self._watchdog is None:
-                    self._watchdog = threading.Thread(
-                        target=self._watch, name=f"maim_db-{self.name}-watch", daemon=True
-                    )
-                    self._watchdog.start()
-                self._backlog.set()
+            else:
+                self._arm_monitor_locked()
 
-    def _spawn(self, *, spare: bool) -> None:  # called with self._lock held
+    def _spawn(self, *, spare: bool) -> None:  # with self._lock held
         self._progress[0] = time.perf_counter()
         if not spare:
             self._progress[1] = self._progress[0]
@@ -407,24 +434,49 @@ class Executor:
         self._threads.append(thread)
         thread.start()
 
-    def _worker_exited(self, thread: threading.Thread) -> None:
+    def _register_pending(self, pending: collections.deque[Call[Any]]) -> None:
+        with self._lock:
+            self._pending.append(pending)
+
+    def _worker_exited(self, thread: threading.Thread, pending: collections.deque[Call[Any]]) -> None:
         with self._lock:
             if thread in self._threads and not self._closed:
                 self._threads.remove(thread)
+            if pending in self._pending:
+                self._pending.remove(pending)
+
+    def _arm_monitor(self) -> None:
+        if not self._monitor_wake.is_set():
+            with self._lock:
+                self._arm_monitor_locked()
+
+    def _arm_monitor_locked(self) -> None:
+        if self._closed:
+            return
+        if self._monitor is None:
+            self._monitor = threading.Thread(target=self._watch, name=f"maim_db-{self.name}-monitor", daemon=True)
+            self._monitor.start()
+        self._monitor_wake.set()
 
     def _watch(self) -> None:
-        """While calls wait with nobody idle, add a worker whenever the others stall."""
+        """While work is queued or results are held: hand results over, add a worker on a stall."""
         while True:
-            self._backlog.wait()
-            time.sleep(_STALL_SECONDS)
+            self._monitor_wake.wait()
+            time.sleep(_BATCH_SECONDS)
             with self._lock:
                 if self._closed:
                     return
-                if self._queue.empty():
-                    self._backlog.clear()
+                pendings = list(self._pending)
+            for pending in pendings:
+                _flush(pending)
+            with self._lock:
+                if self.closed:
+                    return
+                if self._queue.empty() and not any(self._pending):
+                    self._monitor_wake.clear()
                     continue
                 stalled = time.perf_counter() - self._progress[0] > _STALL_SECONDS
-                if stalled and 0 < len(self._threads) < self.max_workers:
+                if stalled and 0 < len(self._threads) < self.max_workers and not self._queue.empty():
                     self._spawn(spare=True)
 
     async def run(
@@ -443,22 +495,35 @@ class Executor:
 
     # -- sessions ----------------------------------------------------------------------
 
+    def _take_session(self) -> Session:  # with self._lock held, a slot free
+        self._busy_sessions += 1
+        session = self._idle_sessions.pop() if self._idle_sessions else None
+        if session is None:
+            session = Session(f"maim_db-{self.name}-txn{len(self._all_sessions)}", self._on_exit)
+            self._all_sessions.append(session)
+        return session
+
     async def acquire_session(self) -> Session:
         """A pinned worker; waits (without blocking the loop) when all are in use."""
-        self._check_open()
         with self._lock:
+            self._check_open()
             if self._busy_sessions < self.max_sessions:
-                self._busy_sessions += 1
-                session = self._idle_sessions.pop() if self._idle_sessions else None
-                if session is None:
-                    session = Session(f"maim_db-{self.name}-txn{len(self._all_sessions)}", self._on_exit)
-                    self._all_sessions.append(session)
-                return session
-            # Never executed: release_session claims it and hands over a session.
-            waiter: Call[Any] = Call(lambda: None, (), {})
-            self._session_waiters.append(waiter)
+                return self._take_session()
+        # Never executed: release_session claims it and hands a session over.
+        waiter: Call[Any] = Call(lambda: None, (), {})
+
+        def enqueue(c: Call[Any]) -> None:
+            with self._lock:
+                self._check_open()
+                if self._busy_sessions < self.max_sessions and c.withdraw():
+                    c.result = self._take_session()
+                    c.finished = True
+                    c.deliver()
+                else:
+                    self._session_waiters.append(c)
+
         try:
-            return await current_inbox().wait(waiter, lambda _c: None, shielded=False)
+            return await current_inbox().wait(waiter, enqueue, shielded=False)
         except BaseException:
             if isinstance(waiter.result, Session):  # handed over as we were cancelled
                 self.release_session(waiter.result)
@@ -474,8 +539,7 @@ class Executor:
                     continue
                 waiter.result = session
                 waiter.finished = True
-                assert waiter.inbox is not None
-                waiter.inbox.post(waiter)
+                waiter.deliver()
                 return
             self._busy_sessions -= 1
             if not self._closed:
@@ -494,16 +558,15 @@ class Executor:
             sessions = list(self._all_sessions)
             for _ in threads:
                 self._queue.put(None)
-            if self._watchdog is not None:
-                threads.append(self._watchdog)
-                self._backlog.set()
+            if self._monitor is not None:
+                threads.append(self._monitor)
+                self._monitor_wake.set()
             waiters, self._session_waiters = list(self._session_waiters), collections.deque()
         for waiter in waiters:
             if waiter.withdraw():
                 waiter.error = BridgeClosedError("the bridge was closed while waiting for a transaction slot")
                 waiter.finished = True
-                assert waiter.inbox is not None
-                waiter.inbox.post(waiter)
+                waiter.deliver()
         return threads + [s.stop() for s in sessions]
 
     def shutdown(self, timeout: float | None = 10.0) -> None:
@@ -511,6 +574,8 @@ class Executor:
         for thread in self._begin_shutdown():
             if thread is not threading.current_thread():
                 thread.join(timeout)
+                if thread.is_alive():
+                    log.warning("maim_db worker %s did not stop within %ss", thread.name, timeout)
 
     async def ashutdown(self, timeout: float | None = 10.0, after: Callable[[], None] | None = None) -> None:
         """Like :meth:`shutdown`, but the joining (then ``after``) runs on a helper thread."""
@@ -539,12 +604,4 @@ class Executor:
 
     def after_fork_in_child(self) -> None:
         """Threads do not survive fork(): start from an empty pool in the child."""
-        self._queue = SimpleQueue()
-        self._threads = []
-        self._lock = threading.Lock()
-        self._backlog = threading.Event()
-        self._watchdog = None
-        self._idle_sessions = []
-        self._busy_sessions = 0
-        self._session_waiters = collections.deque()
-        self._all_sessions = []
+        self._reset()

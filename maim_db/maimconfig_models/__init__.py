@@ -1,0 +1,1 @@
+"""The SQLAlchemy side: mirrors derived from the Peewee models, engines and sessions."""

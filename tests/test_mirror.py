@@ -1,0 +1,352 @@
+"""SQLAlchemy mirrors derived from the Peewee models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import uuid
+from pathlib import Path
+from typing import Any
+
+import peewee
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+import maim_db
+from maim_db import Bridge, ConfigurationError, NotBoundError, UnmappedFieldError
+from maim_db import fields as mf
+from maim_db.core import models as core
+from maim_db.maimconfig_models.mirror import mirror
+from maim_db.maimconfig_models.types import register_field_type
+
+# -- hand-written SQLAlchemy models of the same tables, as a careful user would write them --
+
+
+class Hand(DeclarativeBase):
+    pass
+
+
+class HUser(Hand):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(100))
+    email: Mapped[str | None] = mapped_column(sa.String(255))
+    hashed_password: Mapped[str] = mapped_column(sa.String(255))
+    is_active: Mapped[bool] = mapped_column(sa.Boolean)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime)
+    __table_args__ = (
+        sa.Index("users_username", "username", unique=True),
+        sa.Index("users_email", "email", unique=True),
+    )
+
+
+class HTenant(Hand):
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
+    tenant_name: Mapped[str] = mapped_column(sa.String(100))
+    tenant_type: Mapped[str] = mapped_column(sa.String(20))
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    contact_email: Mapped[str | None] = mapped_column(sa.String(255))
+    tenant_config: Mapped[str | None] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(20))
+    owner_id: Mapped[str | None] = mapped_column(sa.String(50), sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime)
+    __table_args__ = (
+        sa.Index("tenants_tenant_name", "tenant_name", unique=True),
+        sa.Index("tenants_owner_id", "owner_id"),
+    )
+
+
+class HAgent(Hand):
+    __tablename__ = "agents"
+    id: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.String(50), sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(100))
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    template_id: Mapped[str | None] = mapped_column(sa.String(50))
+    config: Mapped[str | None] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(20))
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime)
+    __table_args__ = (sa.Index("agents_tenant_id", "tenant_id"),)
+
+
+class HApiKey(Hand):
+    __tablename__ = "api_keys"
+    id: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.String(50), sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    agent_id: Mapped[str] = mapped_column(sa.String(50), sa.ForeignKey("agents.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(sa.String(100))
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    api_key: Mapped[str] = mapped_column(sa.String(255))
+    permissions: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(20))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(sa.DateTime)
+    usage_count: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime)
+    __table_args__ = (
+        sa.Index("api_keys_tenant_id", "tenant_id"),
+        sa.Index("api_keys_agent_id", "agent_id"),
+        sa.Index("api_keys_api_key", "api_key", unique=True),
+        sa.Index("api_keys_tenant_id_agent_id", "tenant_id", "agent_id"),
+    )
+
+
+class HAgentActiveState(Hand):
+    __tablename__ = "agent_active_states"
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.String(50))
+    agent_id: Mapped[str] = mapped_column(sa.String(50))
+    last_seen_at: Mapped[dt.datetime] = mapped_column(sa.DateTime)
+    ttl_seconds: Mapped[int] = mapped_column(sa.Integer)
+    expires_at: Mapped[dt.datetime] = mapped_column(sa.DateTime)
+    __table_args__ = (
+        sa.Index("agent_active_states_tenant_id", "tenant_id"),
+        sa.Index("agent_active_states_agent_id", "agent_id"),
+        sa.Index("agent_active_states_expires_at", "expires_at"),
+        sa.Index("agent_active_states_tenant_id_agent_id", "tenant_id", "agent_id", unique=True),
+    )
+
+
+class HPluginSettings(Hand):
+    __tablename__ = "plugin_settings"
+    id: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.String(50), sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    agent_id: Mapped[str | None] = mapped_column(sa.String(50), sa.ForeignKey("agents.id", ondelete="CASCADE"))
+    plugin_name: Mapped[str] = mapped_column(sa.String(100))
+    enabled: Mapped[bool] = mapped_column(sa.Boolean)
+    config: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(sa.DateTime)
+    __table_args__ = (
+        sa.Index("plugin_settings_tenant_id", "tenant_id"),
+        sa.Index("plugin_settings_agent_id", "agent_id"),
+        sa.Index("plugin_settings_tenant_id_agent_id_plugin_name", "tenant_id", "agent_id", "plugin_name", unique=True),
+    )
+
+
+HAND = {
+    core.User: HUser,
+    core.Tenant: HTenant,
+    core.Agent: HAgent,
+    core.ApiKey: HApiKey,
+    core.AgentActiveState: HAgentActiveState,
+    core.PluginSettings: HPluginSettings,
+}
+
+
+def _ddl(table: sa.Table, dialect: Any) -> list[str]:
+    out = [str(CreateTable(table).compile(dialect=dialect)).strip()]
+    out += sorted(str(CreateIndex(i).compile(dialect=dialect)).strip() for i in table.indexes)
+    return out
+
+
+@pytest.mark.parametrize("model", list(HAND), ids=lambda m: m.__name__)
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect(), mysql.dialect()], ids=lambda d: d.name)
+def test_mirror_ddl_equals_the_hand_written_model(model: type[peewee.Model], dialect: Any) -> None:
+    assert _ddl(mirror(model).__table__, dialect) == _ddl(HAND[model].__table__, dialect)
+
+
+def test_relationships_both_ways(bridge: Bridge) -> None:
+    Tenant, Agent, Key, PS = (bridge.mirror(m) for m in (core.Tenant, core.Agent, core.ApiKey, core.PluginSettings))
+    t = core.Tenant.create(tenant_name="t")
+    a = core.Agent.create(tenant=t, name="a")
+    core.ApiKey.create(tenant=t, agent=a, name="k", api_key="mk")
+    core.PluginSettings.create(tenant=t, plugin_name="tenant-wide")
+    core.PluginSettings.create(tenant=t, agent=a, plugin_name="agent-only")
+    with bridge.session() as s:
+        tenant = s.get(Tenant, t.id)
+        assert [x.name for x in tenant.agents] == ["a"]
+        assert sorted(p.plugin_name for p in tenant.plugin_settings) == ["agent-only", "tenant-wide"]
+        agent = s.get(Agent, a.id)
+        assert agent.tenant is tenant and agent.tenant_id == t.id
+        assert [k.api_key for k in agent.api_keys] == ["mk"]
+        assert [p.plugin_name for p in agent.plugin_settings] == ["agent-only"]
+        orphan = s.scalars(sa.select(PS).where(PS.agent_id.is_(None))).one()
+        assert orphan.agent is None and orphan.tenant is tenant
+        assert s.get(Key, s.scalars(sa.select(Key.id)).one()).agent is agent
+
+
+class Node(maim_db.Model):
+    name = peewee.CharField()
+    parent = peewee.ForeignKeyField("self", null=True, backref="children")
+
+
+def test_self_referential_foreign_key(tmp_path: Path) -> None:
+    with Bridge(tmp_path / "n.db") as b:
+        b.bind(Node)
+        b.create_tables()
+        root = Node.create(name="root")
+        Node.create(name="leaf", parent=root)
+        N = b.mirror(Node)
+        with b.session() as s:
+            r = s.scalars(sa.select(N).where(N.name == "root")).one()
+            assert [c.name for c in r.children] == ["leaf"]
+            assert r.children[0].parent is r
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Everything(maim_db.Model):
+    """One column of every Peewee 4 core field type that maps to a column."""
+
+    auto = peewee.AutoField()
+    i = peewee.IntegerField(null=True)
+    bi = peewee.BigIntegerField(null=True)
+    si = peewee.SmallIntegerField(null=True)
+    f = peewee.FloatField(null=True)
+    d = peewee.DoubleField(null=True)
+    dec = peewee.DecimalField(10, 2, null=True)
+    c = peewee.CharField(max_length=30, null=True)
+    fc = peewee.FixedCharField(max_length=4, null=True)
+    t = peewee.TextField(null=True)
+    b = peewee.BlobField(null=True)
+    bit = peewee.BitField(null=True)
+    bbit = peewee.BigBitField(null=True)
+    u = peewee.UUIDField(null=True)
+    bu = peewee.BinaryUUIDField(null=True)
+    dt_ = peewee.DateTimeField(null=True)
+    da = peewee.DateField(null=True)
+    ti = peewee.TimeField(null=True)
+    ts = peewee.TimestampField(null=True, utc=True)
+    ip = peewee.IPField(null=True)
+    bo = peewee.BooleanField(null=True)
+    js = peewee.JSONField(null=True)
+    bare = peewee.BareField(null=True)
+    m_dt = mf.DateTimeField(null=True)
+    m_da = mf.DateField(null=True)
+    m_ti = mf.TimeField(null=True)
+    m_dec = mf.DecimalField(12, 2, null=True)
+    m_big = mf.DecimalField(30, 10, null=True)
+    m_js = mf.JSONField(null=True)
+    m_en = mf.EnumField(Color, null=True)
+
+
+EVERYTHING = {
+    "i": 7,
+    "bi": 2**62,
+    "si": -3,
+    "f": 1.5,
+    "d": 2.25,
+    "dec": decimal.Decimal("12.34"),
+    "c": "麦麦",
+    "fc": "abcd",
+    "t": "long text",
+    "b": b"\x00\xffbytes",
+    "bit": 5,
+    "u": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+    "bu": uuid.UUID("87654321-4321-8765-4321-876543218765"),
+    "dt_": dt.datetime(2024, 5, 1, 12, 0, 0),
+    "da": dt.date(2024, 5, 1),
+    "ti": dt.time(8, 30, 0, 250),
+    "ts": dt.datetime(2024, 5, 1, 12, 0, 1),
+    "ip": "10.1.2.3",
+    "bo": True,
+    "js": {"k": [1, 2]},
+    "m_dt": dt.datetime(2024, 5, 1, 12, 0, 0, 1),
+    "m_da": dt.date(2024, 2, 29),
+    "m_ti": dt.time(23, 59, 59),
+    "m_dec": decimal.Decimal("-0.05"),
+    "m_big": decimal.Decimal("12345678901234567890.0123456789"),
+    "m_js": ["x", {"y": None}],
+    "m_en": Color.BLUE,
+}
+
+
+def test_every_core_field_type_maps_and_round_trips_both_ways(tmp_path: Path) -> None:
+    with Bridge(tmp_path / "e.db") as b:
+        b.bind(Everything)
+        b.create_tables()
+        E = b.mirror(Everything)
+        pw_row = Everything.create(**EVERYTHING)
+        with b.session() as s:
+            got = s.get(E, pw_row.auto)
+            for name, value in EVERYTHING.items():
+                assert getattr(got, name) == value, name
+            sa_row = E(**EVERYTHING)
+            s.add(sa_row)
+            s.commit()
+            sa_id = sa_row.auto
+        back = Everything.get_by_id(sa_id)
+        for name, value in EVERYTHING.items():
+            assert getattr(back, name) == value, name
+        raw = {c: b.peewee.execute_sql(f'SELECT "{c}" FROM everything ORDER BY auto').fetchall() for c in EVERYTHING}
+        for c, rows in raw.items():
+            assert rows[0] == rows[1], f"{c}: Peewee stored {rows[0]!r}, SQLAlchemy {rows[1]!r}"
+        assert b.schema_drift() == []
+
+
+class Weird(peewee.Field):
+    field_type = "WEIRD"
+
+
+def test_unmapped_field_names_the_field_and_the_fix(tmp_path: Path) -> None:
+    class HasWeird(maim_db.Model):
+        w = Weird(null=True)
+
+    with pytest.raises(UnmappedFieldError) as err:
+        mirror(HasWeird)
+    assert "HasWeird.w" in str(err.value) and "Weird" in str(err.value)
+    assert "register_field_type(Weird" in (err.value.hint or "")
+    assert isinstance(err.value, TypeError)
+
+
+def test_a_registered_custom_field_maps(tmp_path: Path) -> None:
+    class Upper(peewee.Field):
+        field_type = "TEXT"
+
+        def db_value(self, value: Any) -> Any:
+            return None if value is None else str(value).upper()
+
+    register_field_type(Upper, lambda f: sa.String(16))
+
+    class Shout(maim_db.Model):
+        word = Upper()
+
+    with Bridge(tmp_path / "s.db") as b:
+        b.bind(Shout)
+        b.create_tables()
+        S = b.mirror(Shout)
+        assert "VARCHAR(16)" in str(CreateTable(S.__table__).compile(dialect=sqlite.dialect()))
+        with b.session() as s:
+            s.add(S(word="hi"))
+            s.commit()
+            assert s.scalars(sa.select(S.word).where(S.word == "hi")).one() == "HI"
+    with pytest.raises(UnmappedFieldError):
+        register_field_type("Upper", sa.Text())  # type: ignore[arg-type]
+
+
+def test_mirror_of_an_unbound_model_or_a_non_model(bridge: Bridge) -> None:
+    with pytest.raises(NotBoundError) as err:
+        bridge.mirror(Everything)
+    assert "bridge.bind(Everything)" in (err.value.hint or "")
+    with pytest.raises(ConfigurationError):
+        bridge.mirror("Agent")  # type: ignore[arg-type]
+
+
+def test_metadata_holds_the_bound_tables_only(tmp_path: Path) -> None:
+    with Bridge(tmp_path / "m.db") as b:
+        b.bind(core.Agent)
+        assert sorted(b.metadata.tables) == ["agents", "tenants", "users"]
+
+
+def test_1_0_import_paths() -> None:
+    from maim_db.maimconfig_models.connection import Base, get_db
+    from maim_db.maimconfig_models.models import Agent, PluginSettings, Tenant
+
+    assert (
+        Tenant is mirror(core.Tenant) and Agent is mirror(core.Agent) and PluginSettings is mirror(core.PluginSettings)
+    )
+    assert issubclass(Tenant, Base)
+    assert callable(get_db)
