@@ -1,0 +1,181 @@
+"""SQLAlchemy engines and sessions on the bridge: the profile, BEGIN, and concurrency."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from maim_db import Bridge, DatabaseFileError, LoopBlockedError, NotADatabaseError
+from maim_db.core.models import ALL_MODELS, PluginSettings, Tenant
+from maim_db.maimconfig_models.connection import bridge_get_db
+
+PRAGMAS = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "journal_size_limit")
+
+
+def _pragmas(conn: Any) -> dict[str, Any]:
+    return {p: conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in PRAGMAS}
+
+
+WANT = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "busy_timeout": 5000,
+    "synchronous": 1,
+    "journal_size_limit": 64 * 2**20,
+}
+
+
+def test_sync_engine_connections_have_the_profile(bridge: Bridge) -> None:
+    with bridge.sync_engine.connect() as conn:
+        assert _pragmas(conn) == WANT
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_async_engine_connections_have_the_profile(bridge: Bridge) -> None:
+    async with bridge.async_engine.connect() as conn:
+        assert await conn.run_sync(_pragmas) == WANT
+
+
+def _trace(engine: sa.Engine) -> list[str]:
+    statements: list[str] = []
+
+    @sa.event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
+
+    engine.dispose()  # new connections get the trace
+    return statements
+
+
+def test_session_begins_immediate_before_the_first_select(bridge: Bridge) -> None:
+    statements = _trace(bridge.sync_engine)
+    T = bridge.mirror(Tenant)
+    with bridge.session() as s:
+        s.scalars(sa.select(T)).all()
+        s.add(T(tenant_name="x"))
+        s.commit()
+    first = [q for q in statements if not q.startswith("PRAGMA")]
+    assert first[0] == "BEGIN IMMEDIATE"
+    assert first[1].startswith("SELECT")
+    assert first[-1] == "COMMIT"
+    statements.clear()
+    with bridge.session(readonly=True) as s:
+        s.scalars(sa.select(T)).all()
+    assert next(q for q in statements if not q.startswith("PRAGMA")) == "BEGIN DEFERRED"
+
+
+def test_sessions_refuse_to_run_on_the_event_loop(tmp_path: Path) -> None:
+    with Bridge(tmp_path / "x.db", on_loop="raise") as b:
+        b.bind(*ALL_MODELS)
+        b.create_tables()
+
+        async def misuse() -> None:
+            with b.session() as s:
+                s.execute(sa.text("SELECT 1"))
+
+        with pytest.raises(LoopBlockedError):
+            anyio.run(misuse)
+
+
+def test_engines_check_the_file_like_the_peewee_side(tmp_path: Path) -> None:
+    garbage = tmp_path / "notes.db"
+    garbage.write_bytes(b"not a database at all" * 10)
+    with Bridge(garbage) as b, pytest.raises(NotADatabaseError), b.sync_engine.connect():
+        pass
+    directory = tmp_path / "dir.db"
+    directory.mkdir()
+    with Bridge(directory) as b, pytest.raises(DatabaseFileError, match="directory"):
+        b.sync_engine  # noqa: B018
+    assert garbage.read_bytes() == b"not a database at all" * 10
+
+
+INCREMENTS = 60
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # AsyncSession is asyncio-only
+async def test_read_modify_write_from_async_sessions_and_peewee_threads(bridge: Bridge) -> None:
+    tenant = await bridge.run(Tenant.create, tenant_name="t")
+    counter = await bridge.run(PluginSettings.create, tenant=tenant, plugin_name="counter", config={"n": 0})
+    PS = bridge.mirror(PluginSettings)
+    errors: list[BaseException] = []
+    committed = [0]
+    lock = threading.Lock()
+    start = threading.Barrier(2 + 1, timeout=30)  # two threads and the loop
+
+    def thread_worker() -> None:
+        start.wait()
+        try:
+            for _ in range(INCREMENTS):
+                with bridge.peewee.atomic():
+                    row = PluginSettings.get_by_id(counter.id)
+                    row.config = {"n": row.config["n"] + 1}
+                    row.save()
+                with lock:
+                    committed[0] += 1
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            bridge.peewee.close()
+
+    async def session_worker() -> None:
+        try:
+            for _ in range(INCREMENTS):
+                async with bridge.async_session() as s:
+                    row = await s.get(PS, counter.id)
+                    assert row is not None
+                    row.config = {"n": row.config["n"] + 1}
+                    await s.commit()
+                with lock:
+                    committed[0] += 1
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=thread_worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    await anyio.to_thread.run_sync(start.wait)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(session_worker)
+        tg.start_soon(session_worker)
+    for t in threads:
+        await anyio.to_thread.run_sync(t.join, 60)
+    assert errors == []
+    final = await bridge.run(lambda: PluginSettings.get_by_id(counter.id).config["n"])
+    assert final == committed[0] == 4 * INCREMENTS
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_get_db_commits_on_success_and_rolls_back_on_error(bridge: Bridge, db_path: Path) -> None:
+    get_db = bridge_get_db(bridge)
+    T = bridge.mirror(Tenant)
+
+    async def endpoint(fail: bool) -> None:
+        gen: AsyncIterator[AsyncSession] = get_db()
+        session = await gen.__anext__()
+        session.add(T(tenant_name="failed" if fail else "ok"))
+        await session.flush()
+        if fail:
+            with pytest.raises(RuntimeError):
+                await gen.athrow(RuntimeError("endpoint failed"))
+        else:
+            with pytest.raises(StopAsyncIteration):
+                await gen.__anext__()
+
+    await endpoint(False)
+    await endpoint(True)
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("SELECT tenant_name FROM tenants").fetchall() == [("ok",)]
+    finally:
+        conn.close()
