@@ -194,6 +194,9 @@ class Bridge:
 
     # -- the SQLAlchemy side -------------------------------------------------------------
 
+    def _write_lock(self) -> Any:
+        return getattr(self.peewee, "write_lock", None)
+
     def _memory_target(self) -> str | None:
         return str(self.peewee.database) if self.url.memory else None
 
@@ -207,7 +210,9 @@ class Bridge:
                 engine = self._sync_engine
                 if engine is None:
                     self.peewee.check_location()
-                    engine = build_sync_engine(self.url, self.profile, memory_target=self._memory_target())
+                    engine = build_sync_engine(
+                        self.url, self.profile, memory_target=self._memory_target(), write_lock=self._write_lock()
+                    )
                     db = self.peewee
 
                     @sa.event.listens_for(engine, "before_cursor_execute")
@@ -228,7 +233,7 @@ class Bridge:
                 if engine is None:
                     self.peewee.check_location()
                     engine = self._async_engine = build_async_engine(
-                        self.url, self.profile, memory_target=self._memory_target()
+                        self.url, self.profile, memory_target=self._memory_target(), write_lock=self._write_lock()
                     )
         return engine
 

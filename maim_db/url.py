@@ -111,6 +111,9 @@ _SQLITE_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
     "wal_autocheckpoint": lambda v: _int_option("wal_autocheckpoint", v, 0),
     "temp_store": lambda v: _choice_option("temp_store", v, ("memory", "file", "default")),
     "write_lock": lambda v: _bool_option("write_lock", v),
+    "checkpoint_interval": lambda v: _float_option("checkpoint_interval", v),
+    "checkpoint_restart_pages": lambda v: _int_option("checkpoint_restart_pages", v, 1),
+    "checkpoint_stall_ms": lambda v: _int_option("checkpoint_stall_ms", v, 0),
 }
 _SERVER_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
     "pool_size": lambda v: _int_option("pool_size", v, 1),

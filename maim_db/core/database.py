@@ -30,8 +30,10 @@ from ..errors import (
     MaimDBError,
     NotBoundError,
 )
+from ..sqlite.checkpoint import Checkpointer
 from ..sqlite.files import prepare_location
 from ..sqlite.profile import SQLiteProfile
+from ..sqlite.writelock import WriteLock, write_lock_for
 from ..url import DatabaseURL
 
 if TYPE_CHECKING:
@@ -80,6 +82,7 @@ class _ConnectionLocal(peewee._ConnectionLocal):
     """Peewee's per-thread connection state, remembering the process that opened it."""
 
     pid: int = 0
+    holds_write_lock: bool = False
 
     def set_connection(self, conn: Any) -> None:
         super().set_connection(conn)
@@ -170,6 +173,9 @@ class MaimDatabaseMixin:
     def close_all(self) -> None:
         """Close every connection this database opened in this process, from any thread."""
         self._closed_for_good = True
+        checkpointer = getattr(self, "checkpointer", None)
+        if checkpointer is not None:
+            checkpointer.stop()
         with self._open_lock:
             conns, self._open_connections = list(self._open_connections), set()
         for conn in conns:
@@ -182,6 +188,9 @@ class MaimDatabaseMixin:
         # New locks first: a parent thread may have held the old ones at fork() time.
         self._open_lock = threading.Lock()
         self._lock = threading.Lock()
+        checkpointer = getattr(self, "checkpointer", None)
+        if checkpointer is not None:
+            checkpointer.after_fork_in_child()
         _ABANDONED.extend(self._open_connections)
         self._open_connections = set()
         self._forget_inherited()
@@ -208,6 +217,18 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
         super().__init__(target, timeout=profile.busy_timeout / 1000, lock_type="IMMEDIATE")
         self._maim_setup(url, on_loop)
         self._memory_anchor: sqlite3.Connection | None = None
+        self._lock_timeout = profile.busy_timeout / 1000
+        self._write_lock = write_lock_for(url.path) if url.path is not None and profile.write_lock else None
+        self.checkpointer: Checkpointer | None = None
+        if url.path is not None and profile.journal_mode.lower() == "wal" and profile.checkpoint_interval > 0:
+            self.checkpointer = Checkpointer(
+                url.path,
+                self._write_lock,
+                interval=profile.checkpoint_interval,
+                restart_pages=profile.checkpoint_restart_pages,
+                stall_ms=profile.checkpoint_stall_ms,
+                lock_timeout=self._lock_timeout,
+            )
 
     def check_location(self) -> None:
         """Check the file's location once, before the first connection of either ORM."""
@@ -249,19 +270,84 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
         except BaseException:
             conn.close()
             raise
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         if url.memory and self._memory_anchor is None:
             self._memory_anchor = sqlite3.connect(self.database, uri=True, check_same_thread=False)
             self._track(self._memory_anchor)
         return cast(sqlite3.Connection, self._track(conn))
 
+    @property
+    def write_lock(self) -> WriteLock | None:
+        """The fair writer queue of this file (None for memory databases or when turned off)."""
+        return self._write_lock
+
     def begin(self, lock_type: str | None = None) -> None:
-        """Start a transaction; ``IMMEDIATE`` unless ``DEFERRED``/``EXCLUSIVE`` is asked for."""
+        """Start a transaction; ``IMMEDIATE`` unless ``DEFERRED``/``EXCLUSIVE`` is asked for.
+
+        A writing transaction first waits for its turn in the fair writer queue.
+        """
         lock = (lock_type or "IMMEDIATE").upper()
         if lock not in _LOCK_TYPES:
             raise ConfigurationError(
                 f"unknown SQLite lock type {lock_type!r}", hint="use 'IMMEDIATE', 'DEFERRED' or 'EXCLUSIVE'"
             )
-        super().begin(lock)
+        queue = self._write_lock
+        if queue is None or lock == "DEFERRED":
+            super().begin(lock)
+            return
+        self._guard()
+        queue.acquire(self._lock_timeout)
+        try:
+            super().begin(lock)
+        except BaseException:
+            queue.release()
+            raise
+        self._state.holds_write_lock = True
+
+    def _end_write(self) -> None:
+        if getattr(self._state, "holds_write_lock", False):
+            self._state.holds_write_lock = False
+            assert self._write_lock is not None
+            self._write_lock.release()
+
+    def commit(self) -> None:
+        """COMMIT, then hand the write lock to the next writer in line."""
+        try:
+            super().commit()
+        finally:
+            self._end_write()
+
+    def rollback(self) -> None:
+        """ROLLBACK, then hand the write lock to the next writer in line."""
+        try:
+            super().rollback()
+        finally:
+            self._end_write()
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        """Run one statement; a write outside a transaction also waits for its turn."""
+        queue = self._write_lock
+        if queue is None or self._state.transactions or not _is_write(sql):
+            return super().execute_sql(sql, params)  # type: ignore[no-untyped-call]
+        self._guard()
+        queue.acquire(self._lock_timeout)
+        try:
+            return super().execute_sql(sql, params)  # type: ignore[no-untyped-call]
+        finally:
+            queue.release()
+
+    def _close(self, conn: Any) -> None:
+        self._end_write()  # a connection closed mid-transaction must not keep the queue
+        super()._close(conn)
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "UPSERT")
+
+
+def _is_write(sql: str) -> bool:
+    head = sql.lstrip()[:7].upper()
+    return head.startswith(_WRITES)
 
 
 def _require(module: str, driver: str, extra: str) -> None:

@@ -21,7 +21,18 @@ from ..errors import ConfigurationError, DatabaseFileError, NotADatabaseError
 __all__ = ["SQLiteProfile"]
 
 _BOOLS = frozenset({"foreign_keys", "write_lock"})
-_INTS = frozenset({"busy_timeout", "cache_size", "mmap_size", "journal_size_limit", "wal_autocheckpoint"})
+_INTS = frozenset(
+    {
+        "busy_timeout",
+        "cache_size",
+        "mmap_size",
+        "journal_size_limit",
+        "wal_autocheckpoint",
+        "checkpoint_restart_pages",
+        "checkpoint_stall_ms",
+    }
+)
+_FLOATS = frozenset({"checkpoint_interval"})
 
 
 class _DBAPIConnection(Protocol):
@@ -52,6 +63,12 @@ class SQLiteProfile:
     """Pages in the WAL before a commit triggers a passive checkpoint (SQLite's default)."""
     write_lock: bool = True
     """Queue writers fairly in front of ``BEGIN IMMEDIATE`` (see docs/locking.md)."""
+    checkpoint_interval: float = 1.0
+    """Seconds between WAL checks by the background checkpointer; 0 turns it off."""
+    checkpoint_restart_pages: int = 4000
+    """WAL frames after which the checkpointer restarts the WAL (waiting for old readers)."""
+    checkpoint_stall_ms: int = 100
+    """Longest time writers wait behind a WAL restart; if readers take longer it retries later."""
 
     @classmethod
     def from_options(cls, options: Mapping[str, str], **overrides: Any) -> SQLiteProfile:
@@ -69,6 +86,8 @@ class SQLiteProfile:
                 values[key] = text == "true"
             elif key in _INTS:
                 values[key] = int(text)
+            elif key in _FLOATS:
+                values[key] = float(text)
             elif key in names:
                 values[key] = text
         values.update(overrides)
@@ -85,6 +104,11 @@ class SQLiteProfile:
             raise ConfigurationError(f"journal_mode={self.journal_mode!r} is not a journal mode", hint="use 'wal'")
         if self.synchronous.lower() not in {"normal", "full", "extra", "off"}:
             raise ConfigurationError(f"synchronous={self.synchronous!r} is not a level", hint="use 'normal'")
+        if self.checkpoint_interval < 0 or self.checkpoint_restart_pages < 1 or self.checkpoint_stall_ms < 0:
+            raise ConfigurationError(
+                "checkpoint settings must be >= 0 (interval, stall) and >= 1 (restart pages)",
+                hint="e.g. checkpoint_interval=1.0, checkpoint_restart_pages=4000, checkpoint_stall_ms=100",
+            )
         if self.temp_store is not None and self.temp_store.lower() not in {"memory", "file", "default"}:
             raise ConfigurationError(f"temp_store={self.temp_store!r} is not valid", hint="use 'memory'")
 
