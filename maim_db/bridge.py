@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from .core.database import (
+    _ABANDONED,
     MaimDatabaseMixin,
     MySQLDatabase,
     OnLoop,
@@ -413,11 +414,18 @@ class Bridge:
         await self.aclose()
 
     def _after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
         if self._executor is not None:
             self._executor.after_fork_in_child()
         if self._peewee is not None:
             self._peewee.after_fork_in_child()
-        self._lock = threading.RLock()
+        # The engines keep their objects (sessions made before fork() still work) but get
+        # new pools; the inherited pools are parked, never closed: closing an inherited
+        # SQLite connection in the child is as unsafe as using it.
+        for engine in (self._sync_engine, self._async_engine.sync_engine if self._async_engine else None):
+            if engine is not None:
+                _ABANDONED.append(engine.pool)
+                engine.dispose(close=False)
 
 
 class AsyncAtomic:

@@ -1,0 +1,295 @@
+"""Worker processes for the multi-process tests (imported by spawned children).
+
+Every loop here is bounded by a deadline or a stop event, and every worker reports
+what it did (commits, failures, latencies) so that the test can check the database
+against it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import peewee
+import sqlalchemy as sa
+
+import maim_db
+
+
+class Counter(maim_db.Model):
+    name = peewee.CharField(primary_key=True)
+    value = peewee.IntegerField(default=0)
+
+
+class Item(maim_db.Model):
+    key = peewee.CharField(unique=True)
+    owner = peewee.CharField()
+
+
+class Parent(maim_db.Model):
+    owner = peewee.CharField()
+
+
+class Child(maim_db.Model):
+    parent = peewee.ForeignKeyField(Parent, on_delete="CASCADE", backref="children")
+    n = peewee.IntegerField()
+
+
+class Batch(maim_db.Model):
+    txn = peewee.CharField(index=True)
+    seq = peewee.IntegerField()
+
+
+MODELS = (Counter, Item, Parent, Child, Batch)
+KEYS = 300
+CHILDREN = 3
+
+
+def prepare(path: str) -> None:
+    with maim_db.Bridge(path) as bridge:
+        bridge.bind(*MODELS)
+        bridge.create_tables()
+        Counter.insert(name="c", value=0).on_conflict_ignore().execute()
+
+
+def _stats() -> dict[str, Any]:
+    return {"increments": 0, "inserted": 0, "duplicates": 0, "created": 0, "deleted": 0, "failures": []}
+
+
+def _fail(stats: dict[str, Any], exc: BaseException) -> None:
+    stats["failures"].append("".join(traceback.format_exception_only(type(exc), exc)).strip()[:300])
+
+
+# -- the torture: bots (sync Peewee threads) and services (wrapper + AsyncSession) ----------
+
+
+def _bot_thread(bridge: maim_db.Bridge, me: str, deadline: float, seed: int, stats: dict[str, Any]) -> None:
+    rnd = random.Random(seed)
+    db = bridge.peewee
+    try:
+        while time.monotonic() < deadline:
+            r = rnd.random()
+            try:
+                if r < 0.5:
+                    with db.atomic():
+                        c = Counter.get_by_id("c")
+                        c.value += 1
+                        c.save()
+                    stats["increments"] += 1
+                elif r < 0.75:
+                    key = f"k{rnd.randrange(KEYS)}"
+                    with db.atomic():
+                        if Item.get_or_none(Item.key == key) is None:
+                            Item.create(key=key, owner=me)
+                            stats["inserted"] += 1
+                        else:
+                            stats["duplicates"] += 1
+                elif r < 0.9:
+                    with db.atomic():
+                        p = Parent.create(owner=me)
+                        Child.insert_many([{"parent": p.id, "n": n} for n in range(CHILDREN)]).execute()
+                    stats["created"] += 1
+                else:
+                    with db.atomic():
+                        p = Parent.select().order_by(peewee.fn.random()).first()
+                        if p is not None:
+                            p.delete_instance()  # the database cascades to its children
+                            stats["deleted"] += 1
+            except Exception as exc:
+                _fail(stats, exc)
+    finally:
+        db.close()
+
+
+def bot(path: str, seconds: float, barrier: Any, results: Any, seed: int) -> None:
+    with maim_db.Bridge(path) as bridge:
+        bridge.bind(*MODELS)
+        per_thread = [_stats() for _ in range(2)]
+        barrier.wait(120)
+        deadline = time.monotonic() + seconds
+        threads = [
+            threading.Thread(
+                target=_bot_thread, args=(bridge, f"bot{seed}-{i}", deadline, seed * 10 + i, per_thread[i])
+            )
+            for i in range(2)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(seconds + 60)
+    results.put(_merge(per_thread))
+
+
+def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    out = _stats()
+    for part in parts:
+        for key, value in part.items():
+            out[key] = out[key] + value
+    return out
+
+
+async def _wrapper_task(bridge: maim_db.Bridge, me: str, deadline: float, seed: int, stats: dict[str, Any]) -> None:
+    rnd = random.Random(seed)
+    while time.monotonic() < deadline:
+        r = rnd.random()
+        try:
+            if r < 0.5:
+                async with bridge.atomic():
+                    c = await Counter.aget_by_id("c")
+                    c.value += 1
+                    await c.asave()
+                stats["increments"] += 1
+            elif r < 0.75:
+                key = f"k{rnd.randrange(KEYS)}"
+                async with bridge.atomic():
+                    if await Item.aget_or_none(Item.key == key) is None:
+                        await Item.acreate(key=key, owner=me)
+                        stats["inserted"] += 1
+                    else:
+                        stats["duplicates"] += 1
+            elif r < 0.9:
+                async with bridge.atomic():
+                    p = await Parent.acreate(owner=me)
+                    await Child.abulk_create([Child(parent=p, n=n) for n in range(CHILDREN)])
+                stats["created"] += 1
+            else:
+                async with bridge.atomic():
+                    p = await bridge.first(Parent.select().order_by(peewee.fn.random()))
+                    if p is not None:
+                        await p.adelete_instance()
+                        stats["deleted"] += 1
+        except Exception as exc:
+            _fail(stats, exc)
+
+
+async def _session_task(bridge: maim_db.Bridge, me: str, deadline: float, seed: int, stats: dict[str, Any]) -> None:
+    rnd = random.Random(seed)
+    C, It, P, Ch = (bridge.mirror(m) for m in (Counter, Item, Parent, Child))
+    while time.monotonic() < deadline:
+        r = rnd.random()
+        try:
+            async with bridge.async_session() as s:
+                if r < 0.5:
+                    c = await s.get(C, "c")
+                    c.value += 1
+                    await s.commit()
+                    stats["increments"] += 1
+                elif r < 0.75:
+                    key = f"k{rnd.randrange(KEYS)}"
+                    if (await s.scalars(sa.select(It).where(It.key == key))).first() is None:
+                        s.add(It(key=key, owner=me))
+                        await s.commit()
+                        stats["inserted"] += 1
+                    else:
+                        await s.commit()
+                        stats["duplicates"] += 1
+                elif r < 0.9:
+                    p = P(owner=me)
+                    s.add(p)
+                    await s.flush()
+                    s.add_all([Ch(parent_id=p.id, n=n) for n in range(CHILDREN)])
+                    await s.commit()
+                    stats["created"] += 1
+                else:
+                    pid = (await s.scalars(sa.select(P.id).order_by(sa.func.random()).limit(1))).first()
+                    if pid is not None:
+                        await s.execute(sa.delete(P).where(P.id == pid))  # the database cascades
+                        stats["deleted"] += 1
+                    await s.commit()
+        except Exception as exc:
+            _fail(stats, exc)
+
+
+def service(path: str, seconds: float, barrier: Any, results: Any, seed: int) -> None:
+    async def main() -> dict[str, Any]:
+        async with maim_db.Bridge(path) as bridge:
+            bridge.bind(*MODELS)
+            parts = [_stats() for _ in range(5)]
+            await asyncio.to_thread(barrier.wait, 120)
+            deadline = time.monotonic() + seconds
+            await asyncio.gather(
+                *(_wrapper_task(bridge, f"svc{seed}-w{i}", deadline, seed * 10 + i, parts[i]) for i in range(3)),
+                *(
+                    _session_task(bridge, f"svc{seed}-s{i}", deadline, seed * 10 + 5 + i, parts[3 + i])
+                    for i in range(2)
+                ),
+            )
+            return _merge(parts)
+
+    results.put(asyncio.run(main()))
+
+
+# -- crashes ---------------------------------------------------------------------------------
+
+ROWS_PER_TXN = 5
+
+
+def crash_writer(path: str, orm: str, log_path: str, stop: Any, seed: int) -> None:
+    """Write transactions of ROWS_PER_TXN rows; log each txn id only after it committed."""
+    rnd = random.Random(seed)
+    with maim_db.Bridge(path) as bridge, open(log_path, "a", buffering=1) as log:
+        bridge.bind(*MODELS)
+        B = bridge.mirror(Batch)
+        i = 0
+        while not stop.is_set():
+            txn = f"{os.getpid()}-{i}"
+            i += 1
+            t0 = time.monotonic()
+            try:
+                if orm == "peewee":
+                    with bridge.peewee.atomic():
+                        for seq in range(ROWS_PER_TXN):
+                            Batch.create(txn=txn, seq=seq)
+                            time.sleep(rnd.uniform(0, 0.001))  # most of the time is inside the transaction
+                else:
+                    with bridge.session() as s:
+                        for seq in range(ROWS_PER_TXN):
+                            s.add(B(txn=txn, seq=seq))
+                            s.flush()
+                            time.sleep(rnd.uniform(0, 0.001))
+                        s.commit()
+            except Exception as exc:
+                log.write(f"fail {time.monotonic() - t0:.4f} {type(exc).__name__}: {exc}\n")
+                continue
+            log.write(f"ok {time.monotonic() - t0:.4f} {txn}\n")
+
+
+# -- loop lag --------------------------------------------------------------------------------
+
+
+def hammer(path: str, seconds: float, barrier: Any, results: Any, seed: int) -> None:
+    """A bot writing with at most 1 ms between transactions: the write lock is always wanted."""
+    rnd = random.Random(seed)
+    with maim_db.Bridge(path) as bridge:
+        bridge.bind(*MODELS)
+        stats = _stats()
+        barrier.wait(120)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                with bridge.peewee.atomic():
+                    c = Counter.get_by_id("c")
+                    c.value += 1
+                    c.save()
+                stats["increments"] += 1
+            except Exception as exc:
+                _fail(stats, exc)
+            time.sleep(rnd.uniform(0, 0.001))
+    results.put(stats)
+
+
+def integrity(path: str | Path) -> tuple[str, list[Any]]:
+    """(integrity_check, foreign_key_check rows) through a plain sqlite3 connection."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchone()[0], conn.execute("PRAGMA foreign_key_check").fetchall()
+    finally:
+        conn.close()

@@ -1,0 +1,282 @@
+"""Real processes on one SQLite file: the torture run, crashes, fork, and loop lag."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from procs import (
+    CHILDREN,
+    MODELS,
+    ROWS_PER_TXN,
+    Child,
+    Counter,
+    Item,
+    Parent,
+    bot,
+    crash_writer,
+    hammer,
+    integrity,
+    prepare,
+    service,
+)
+
+import maim_db
+
+pytestmark = pytest.mark.slow
+SPAWN = mp.get_context("spawn")
+
+
+def _run_all(targets: list[tuple[Any, tuple[Any, ...]]], seconds: float) -> list[dict[str, Any]]:
+    barrier = SPAWN.Barrier(len(targets))
+    results = SPAWN.Queue()
+    procs = [SPAWN.Process(target=fn, args=(*args[:1], seconds, barrier, results, *args[1:])) for fn, args in targets]
+    for p in procs:
+        p.start()
+    try:
+        outs = [results.get(timeout=seconds + 180) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(60)
+            if p.is_alive():
+                p.kill()
+    assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
+    return outs
+
+
+def test_torture_bots_and_services_lose_nothing(tmp_path: Path) -> None:
+    path = str(tmp_path / "torture.db")
+    prepare(path)
+    seconds = 10.0
+    outs = _run_all(
+        [(bot, (path, n)) for n in range(3)] + [(service, (path, 10 + n)) for n in range(2)],
+        seconds,
+    )
+    failures = [f for o in outs for f in o["failures"]]
+    assert failures == []
+    total = {k: sum(o[k] for o in outs) for k in ("increments", "inserted", "duplicates", "created", "deleted")}
+    assert total["increments"] > 300 and total["created"] > 50 and total["deleted"] > 10, total
+    with maim_db.Bridge(path) as bridge:
+        bridge.bind(*MODELS)
+        assert Counter.get_by_id("c").value == total["increments"]  # no lost update
+        assert Item.select().count() == total["inserted"]  # every insert counted once, no duplicate key
+        parents = Parent.select().count()
+        assert parents == total["created"] - total["deleted"]
+        assert Child.select().count() == CHILDREN * parents
+    assert integrity(path) == ("ok", [])
+
+
+def _read_log(path: Path) -> tuple[list[str], list[float], list[str]]:
+    committed, latencies, failures = [], [], []
+    for line in (path.read_text() if path.exists() else "").splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) < 3:
+            continue  # a line cut short by SIGKILL
+        if parts[0] == "ok":
+            committed.append(parts[2])
+            latencies.append(float(parts[1]))
+        elif parts[0] == "fail":
+            failures.append(parts[2])
+    return committed, latencies, failures
+
+
+def test_writers_killed_mid_transaction_lose_nothing_and_block_nobody(tmp_path: Path) -> None:
+    path = str(tmp_path / "crash.db")
+    prepare(path)
+    stop = SPAWN.Event()
+    logs: list[Path] = []
+    slot_log: dict[int, Path] = {}
+    rnd = random.Random(7)
+
+    def start(slot: int) -> Any:
+        log = tmp_path / f"writer-{len(logs)}.log"
+        logs.append(log)
+        slot_log[slot] = log
+        orm = "peewee" if slot % 2 == 0 else "sqlalchemy"
+        p = SPAWN.Process(target=crash_writer, args=(path, orm, str(log), stop, len(logs)))
+        p.start()
+        return p
+
+    procs = [start(slot) for slot in range(4)]
+    for log in logs:  # every writer is up before the first kill
+        deadline = time.monotonic() + 60
+        while (not log.exists() or not log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    kills = 0
+    killed: set[Path] = set()
+    deadline = time.monotonic() + 60
+    while kills < 30 and time.monotonic() < deadline:
+        time.sleep(rnd.uniform(0.05, 0.2))
+        slot = rnd.randrange(len(procs))
+        log = slot_log[slot]
+        if not (log.exists() and log.stat().st_size):
+            continue  # still starting up: kill writers that are writing
+        killed.add(log)
+        os.kill(procs[slot].pid, signal.SIGKILL)
+        procs[slot].join(10)
+        kills += 1
+        procs[slot] = start(slot)
+    time.sleep(1.0)  # the last writers run a while after the last kill
+    stop.set()
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    assert kills >= 30
+
+    committed: list[str] = []
+    survivor_latencies: list[float] = []
+    survivor_failures: list[str] = []
+    for log in logs:
+        ok, lat, fail = _read_log(log)
+        committed += ok
+        if log not in killed:
+            survivor_latencies += lat
+            survivor_failures += fail
+    assert survivor_failures == []
+    assert survivor_latencies and max(survivor_latencies) < 5.0  # never stalled beyond the busy timeout
+    conn = sqlite3.connect(path)
+    try:
+        rows = dict(conn.execute("SELECT txn, count(*) FROM batch GROUP BY txn").fetchall())
+    finally:
+        conn.close()
+    assert all(rows.get(txn) == ROWS_PER_TXN for txn in committed)  # no committed row lost
+    assert set(rows.values()) == {ROWS_PER_TXN}  # no half transaction visible
+    assert len(committed) > 100
+    assert integrity(path) == ("ok", [])
+
+
+FORK_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json, multiprocessing as mp, sys, warnings
+    warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() with threads alive
+    import maim_db
+    from maim_db.core.database import _ABANDONED
+    sys.path.insert(0, sys.argv[2])
+    from procs import MODELS, Batch
+
+    path = sys.argv[1]
+    bridge = maim_db.Bridge(path)
+    bridge.bind(*MODELS)
+    bridge.create_tables()
+    B = bridge.mirror(Batch)
+    Batch.create(txn="parent", seq=0)                      # a Peewee connection is open
+    with bridge.session() as s:                            # a pooled SQLAlchemy connection
+        s.add(B(txn="parent", seq=1)); s.commit()
+    asyncio.run(Batch.acreate(txn="parent", seq=2))        # executor threads are running
+    parent_conn = bridge.peewee.connection()
+    parent_pool = bridge.sync_engine.pool
+
+    def child(n, q):
+        ok = {}
+        ok["peewee_conn_is_new"] = bridge.peewee.connection() is not parent_conn
+        ok["inherited_conn_parked"] = any(c is parent_conn for c in _ABANDONED)
+        ok["pool_is_new"] = bridge.sync_engine.pool is not parent_pool
+        for i in range(20):
+            Batch.create(txn=f"child{n}", seq=i)
+        with bridge.session() as s:
+            s.add_all([B(txn=f"child{n}", seq=100 + i) for i in range(20)]); s.commit()
+        async def via_wrapper():
+            async with bridge.atomic():
+                for i in range(20):
+                    await Batch.acreate(txn=f"child{n}", seq=200 + i)
+        asyncio.run(via_wrapper())
+        q.put(ok)
+        bridge.close()
+
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    kids = [ctx.Process(target=child, args=(n, q)) for n in range(3)]
+    for k in kids: k.start()
+    checks = [q.get(timeout=60) for _ in kids]
+    for k in kids: k.join(60)
+    Batch.create(txn="parent", seq=3)                      # the parent's connection still works
+    counts = dict(bridge.peewee.execute_sql("SELECT txn, count(*) FROM batch GROUP BY txn").fetchall())
+    bridge.close()
+    print(json.dumps({"checks": checks, "counts": counts, "exitcodes": [k.exitcode for k in kids]}))
+    """
+)
+
+
+def test_forked_children_reconnect_and_all_writes_land(tmp_path: Path) -> None:
+    path = tmp_path / "fork.db"
+    result = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT, str(path), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["exitcodes"] == [0, 0, 0]
+    assert out["checks"] == [{"peewee_conn_is_new": True, "inherited_conn_parked": True, "pool_is_new": True}] * 3
+    assert out["counts"] == {"parent": 4, "child0": 60, "child1": 60, "child2": 60}
+    assert integrity(path) == ("ok", [])
+
+
+def test_loop_stays_free_while_bot_processes_contend(tmp_path: Path) -> None:
+    path = str(tmp_path / "lag.db")
+    prepare(path)
+    seconds = 4.0
+    barrier = SPAWN.Barrier(4)
+    results = SPAWN.Queue()
+    procs = [SPAWN.Process(target=hammer, args=(path, seconds, barrier, results, n)) for n in range(3)]
+    for p in procs:
+        p.start()
+
+    async def service() -> tuple[list[float], int]:
+        gaps: list[float] = []
+        writes = 0
+        async with maim_db.Bridge(path) as bridge:
+            bridge.bind(*MODELS)
+            C = bridge.mirror(Counter)
+            await asyncio.to_thread(barrier.wait, 120)
+            deadline = time.monotonic() + seconds
+
+            async def ticker() -> None:
+                last = time.perf_counter()
+                while time.monotonic() < deadline:
+                    await asyncio.sleep(0.001)
+                    now = time.perf_counter()
+                    gaps.append(now - last)
+                    last = now
+
+            async def writer() -> None:
+                nonlocal writes
+                while time.monotonic() < deadline:
+                    async with bridge.atomic():
+                        c = await Counter.aget_by_id("c")
+                        c.value += 1
+                        await c.asave()
+                    async with bridge.async_session() as s:
+                        row = await s.get(C, "c")
+                        row.value += 1
+                        await s.commit()
+                    writes += 2
+
+            await asyncio.gather(ticker(), writer())
+        return gaps, writes
+
+    gaps, writes = asyncio.run(service())
+    outs = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert [f for o in outs for f in o["failures"]] == []
+    assert writes > 20 and sum(o["increments"] for o in outs) > 100
+    gaps.sort()
+    p99 = gaps[int(len(gaps) * 0.99)]
+    assert p99 <= 0.005, f"p99 loop gap {p99 * 1000:.2f} ms (max {gaps[-1] * 1000:.1f} ms)"
+    with maim_db.Bridge(path) as bridge:
+        bridge.bind(*MODELS)
+        assert Counter.get_by_id("c").value == writes + sum(o["increments"] for o in outs)
