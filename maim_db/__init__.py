@@ -5,8 +5,10 @@ variable; everything happens on first use of a :class:`Bridge`.
 """
 
 from .bridge import Bridge
+from .context import agent_context, current_agent_id, unscoped
 from .core.database import LoopBlockingWarning
 from .errors import (
+    AgentContextError,
     BridgeClosedError,
     ConfigurationError,
     DatabaseConnectionError,
@@ -22,14 +24,17 @@ from .errors import (
     UnmappedFieldError,
 )
 from .model import Model
+from .scoped import BusinessBaseModel, ScopedModel
 from .sqlite.profile import SQLiteProfile
 from .url import DatabaseURL
 
 __version__ = "2.0.0"
 
 __all__ = [
+    "AgentContextError",
     "Bridge",
     "BridgeClosedError",
+    "BusinessBaseModel",
     "ConfigurationError",
     "DatabaseConnectionError",
     "DatabaseFileError",
@@ -44,6 +49,10 @@ __all__ = [
     "NotBoundError",
     "SQLiteProfile",
     "SchemaDriftError",
+    "ScopedModel",
     "TransactionError",
     "UnmappedFieldError",
+    "agent_context",
+    "current_agent_id",
+    "unscoped",
 ]

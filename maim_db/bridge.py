@@ -37,6 +37,7 @@ from .errors import BridgeClosedError, ConfigurationError, NotBoundError, Transa
 from .maimconfig_models.engines import BEGIN_OPTION, build_async_engine, build_sync_engine
 from .maimconfig_models.mirror import mirror as _mirror
 from .maimconfig_models.mirror import mirror_all
+from .maimconfig_models.scoping import ScopedSession
 from .settings import resolve_url
 from .sqlite.profile import SQLiteProfile
 from .url import DatabaseURL
@@ -247,14 +248,14 @@ class Bridge:
         engine = self.sync_engine
         if readonly and self.url.is_sqlite:
             engine = engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
-        return Session(bind=engine, expire_on_commit=False)
+        return ScopedSession(bind=engine, expire_on_commit=False)
 
     def async_session(self, *, readonly: bool = False) -> AsyncSession:
         """A new SQLAlchemy AsyncSession (an async context manager); see :meth:`session`."""
         engine = self.async_engine
         if readonly and self.url.is_sqlite:
             engine = engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
-        return AsyncSession(bind=engine, expire_on_commit=False)
+        return AsyncSession(bind=engine, expire_on_commit=False, sync_session_class=ScopedSession)
 
     def mirror(self, model: type[pw.Model]) -> type[Any]:
         """The SQLAlchemy class mirroring a Peewee model bound to this bridge."""

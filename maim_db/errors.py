@@ -13,6 +13,7 @@ wrong and how to fix it (``.hint``). Errors that wrap a driver's exception keep 
     ├── NotBoundError                          a model is used before ``bridge.bind(...)``
     ├── BridgeClosedError                      the bridge was closed
     ├── TransactionError                       an async transaction was misused
+    ├── AgentContextError                      tenant-scoped data without (or against) the agent
     ├── InvalidValueError (ValueError)         a value does not fit its field
     ├── LoopBlockedError                       sync database work ran on an event loop
     ├── UnmappedFieldError (TypeError)         a Peewee field has no SQLAlchemy mapping
@@ -22,6 +23,7 @@ wrong and how to fix it (``.hint``). Errors that wrap a driver's exception keep 
 from __future__ import annotations
 
 __all__ = [
+    "AgentContextError",
     "BridgeClosedError",
     "ConfigurationError",
     "DatabaseConnectionError",
@@ -93,6 +95,10 @@ class BridgeClosedError(MaimDBError):
 
 class TransactionError(MaimDBError):
     """An async transaction was used in a way that cannot work."""
+
+
+class AgentContextError(MaimDBError):
+    """Tenant-scoped data was read or written without (or against) the current agent."""
 
 
 class InvalidValueError(MaimDBError, ValueError):

@@ -26,17 +26,24 @@ from .database import default_database
 
 __all__ = [
     "ALL_MODELS",
+    "BUSINESS_MODELS",
     "Agent",
     "AgentActiveState",
     "AgentStatus",
     "ApiKey",
     "ApiKeyStatus",
     "BaseModel",
+    "BusinessBaseModel",
+    "ChatHistory",
+    "ChatLogs",
+    "FileUpload",
     "PluginSettings",
+    "SystemMetrics",
     "Tenant",
     "TenantStatus",
     "TenantType",
     "User",
+    "UserSession",
 ]
 
 
@@ -277,4 +284,14 @@ class PluginSettings(BaseModel):
 
 
 ALL_MODELS: tuple[type[Model], ...] = (User, Tenant, Agent, ApiKey, AgentActiveState, PluginSettings)
-"""Every domain model, in dependency order."""
+"""Every control-plane model, in dependency order (the business models are in BUSINESS_MODELS)."""
+
+from ..scoped import BusinessBaseModel  # noqa: E402
+from .business import (  # noqa: E402 - 1.0 imported both kinds from maim_db.core.models
+    BUSINESS_MODELS,
+    ChatHistory,
+    ChatLogs,
+    FileUpload,
+    SystemMetrics,
+    UserSession,
+)

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, relationship
 
 from ..errors import UnmappedFieldError
+from .scoping import ScopedMirror
 from .types import PeeweeValue
 
 __all__ = ["Base", "mirror", "mirror_all", "mirrored_model"]
@@ -75,10 +76,15 @@ def _foreign_keys(model: type[peewee.Model]) -> list[peewee.ForeignKeyField]:
     return [f for f in model._meta.sorted_fields if isinstance(f, peewee.ForeignKeyField)]
 
 
+_RESERVED = frozenset({"metadata", "registry"})  # declarative classes own these names
+
+
 def _attr_name(field: peewee.Field) -> str:
     # A foreign key's column attribute is its column name (agent.tenant_id); the field's
-    # own name is kept for the relationship (agent.tenant), as in Peewee.
-    return str(field.column_name) if isinstance(field, peewee.ForeignKeyField) else str(field.name)
+    # own name is kept for the relationship (agent.tenant), as in Peewee. A field named
+    # like a declarative attribute (1.0's business tables have "metadata") gets a "_".
+    name = str(field.column_name) if isinstance(field, peewee.ForeignKeyField) else str(field.name)
+    return f"{name}_" if name in _RESERVED else name
 
 
 def _relationship_name(fk: peewee.ForeignKeyField) -> str:
@@ -190,7 +196,10 @@ def _build(model: type[peewee.Model]) -> type[Base]:
     if not pk_names:
         # SQLAlchemy maps only tables with a primary key: use every column as the identity.
         namespace["__mapper_args__"] = {"primary_key": list(columns.values())}
-    return type(model.__name__, (Base,), namespace)
+    from ..scoped import ScopedModel
+
+    bases: tuple[type, ...] = (Base, ScopedMirror) if issubclass(model, ScopedModel) else (Base,)
+    return type(model.__name__, bases, namespace)
 
 
 def _link(model: type[peewee.Model], cls: type[Base]) -> None:
