@@ -24,8 +24,11 @@ from .errors import (
     UnmappedFieldError,
 )
 from .model import Model
+from .plugins import plugin_model_base
 from .scoped import BusinessBaseModel, ScopedModel
 from .sqlite.profile import SQLiteProfile
+from .store import SimpleStore
+from .upsert import aupsert, upsert
 from .url import DatabaseURL
 
 __version__ = "2.0.0"
@@ -50,9 +53,13 @@ __all__ = [
     "SQLiteProfile",
     "SchemaDriftError",
     "ScopedModel",
+    "SimpleStore",
     "TransactionError",
     "UnmappedFieldError",
     "agent_context",
+    "aupsert",
     "current_agent_id",
+    "plugin_model_base",
     "unscoped",
+    "upsert",
 ]

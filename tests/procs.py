@@ -293,3 +293,27 @@ def integrity(path: str | Path) -> tuple[str, list[Any]]:
         return conn.execute("PRAGMA integrity_check").fetchone()[0], conn.execute("PRAGMA foreign_key_check").fetchall()
     finally:
         conn.close()
+
+
+# -- SimpleStore -----------------------------------------------------------------------------
+
+
+def store_set_and_report(path: str, key: str, value: Any, conn: Any) -> None:
+    """Set one key, tell the parent it returned, then wait to be killed."""
+    store = maim_db.SimpleStore("crashy", maim_db.Bridge(path))
+    store[key] = value
+    conn.send("set")
+    time.sleep(60)  # the parent kills us with SIGKILL long before this ends
+
+
+def store_fill(path: str, prefix: str, count: int, barrier: Any, results: Any) -> None:
+    with maim_db.Bridge(path) as bridge:
+        store = maim_db.SimpleStore("shared", bridge)
+        barrier.wait(120)
+        failures: list[str] = []
+        for i in range(count):
+            try:
+                store[f"{prefix}{i}"] = {"n": i, "by": prefix}
+            except Exception as exc:
+                _fail({"failures": failures}, exc)
+    results.put(failures)
