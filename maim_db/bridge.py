@@ -287,6 +287,40 @@ class Bridge:
 
         return schema_drift(self)
 
+    # -- health -------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """A quick check for a health endpoint: a round trip to the database, and what it found.
+
+        Never raises for a database problem: ``{"ok": False, "error": ...}`` instead.
+        """
+        import time
+
+        report: dict[str, Any] = {"ok": False, "backend": self.url.backend, "database": self.url.safe_target()}
+        started = time.perf_counter()
+        try:
+            db = self.peewee
+            db.execute_sql("SELECT 1").fetchone()
+            if self.url.is_sqlite:
+                report["journal_mode"] = db.execute_sql("PRAGMA journal_mode").fetchone()[0]
+                report["foreign_keys"] = bool(db.execute_sql("PRAGMA foreign_keys").fetchone()[0])
+                if self.url.path is not None:
+                    wal = self.url.path.with_name(self.url.path.name + "-wal")
+                    report["wal_bytes"] = wal.stat().st_size if wal.exists() else 0
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            report["error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            report["ok"] = True
+        report["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        return report
+
+    async def ahealth(self) -> dict[str, Any]:
+        """:meth:`health` on the executor (for an async endpoint)."""
+        try:
+            return await self.run(self.health)
+        except Exception as exc:  # noqa: BLE001 - a closed bridge is unhealthy, not an error
+            return {"ok": False, "backend": self.url.backend, "error": f"{type(exc).__name__}: {exc}"}
+
     # -- the executor -------------------------------------------------------------------
 
     def _check_open(self) -> None:
