@@ -14,6 +14,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -39,6 +40,7 @@ from .maimconfig_models.mirror import mirror as _mirror
 from .maimconfig_models.mirror import mirror_all
 from .maimconfig_models.scoping import ScopedSession
 from .settings import resolve_url
+from .slowlog import install_peewee_hook, install_sqlalchemy_hook
 from .sqlite.profile import SQLiteProfile
 from .url import DatabaseURL
 
@@ -73,8 +75,12 @@ class Bridge:
     ``profile`` overrides SQLite pragmas (a :class:`SQLiteProfile` or a mapping).
     ``max_workers`` bounds the executor threads for independent async calls;
     ``max_transactions`` bounds the async transactions open at once (each pins a thread).
+    ``legacy_path`` (or ``$MAIM_DB_LEGACY_PATH`` when the URL is the per-user default) names
+    an old database file: when the database does not exist yet, the old one is copied into
+    it once, through SQLite's backup API (WAL content included), and left as it was.
     ``on_loop`` decides what a *sync* database call on an event-loop thread does:
-    ``"warn"`` (default), ``"raise"`` or ``"allow"``.
+    ``"warn"`` (default), ``"raise"`` or ``"allow"``. ``slow_query_ms`` logs statements
+    of both ORMs slower than that to the ``maim_db.slow_query`` logger.
     """
 
     def __init__(
@@ -86,6 +92,8 @@ class Bridge:
         max_workers: int | None = None,
         max_transactions: int = 32,
         on_loop: OnLoop = "warn",
+        slow_query_ms: float | None = None,
+        legacy_path: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         choice = resolve_url(url, environ=environ, base_dir=base_dir)
@@ -98,6 +106,14 @@ class Bridge:
         if max_transactions < 1:
             raise ConfigurationError(f"max_transactions={max_transactions} must be >= 1", hint="use e.g. 32")
         self.on_loop: OnLoop = on_loop
+        if slow_query_ms is None and "slow_query_ms" in self.url.option_map:
+            slow_query_ms = float(self.url.option_map["slow_query_ms"])
+        if slow_query_ms is not None and slow_query_ms < 0:
+            raise ConfigurationError(f"slow_query_ms={slow_query_ms} is negative", hint="use milliseconds >= 0")
+        self.slow_query_ms = slow_query_ms
+        if legacy_path is None and self.url_source == "default":
+            legacy_path = (os.environ if environ is None else environ).get("MAIM_DB_LEGACY_PATH") or None
+        self.legacy_path = Path(os.path.expanduser(legacy_path)).resolve() if legacy_path else None
         self.max_workers = max_workers or min(8, (os.cpu_count() or 1) + 2)
         self.max_transactions = max_transactions
         self.profile: SQLiteProfile | None = None
@@ -145,12 +161,14 @@ class Bridge:
         db: MaimDatabaseMixin
         if url.backend == "sqlite":
             assert self.profile is not None
-            db = SqliteDatabase(url, self.profile, on_loop=self.on_loop)
+            db = SqliteDatabase(url, self.profile, on_loop=self.on_loop, legacy_source=self.legacy_path)
         elif url.backend == "postgresql":
             db = PostgresqlDatabase(url, on_loop=self.on_loop, **_server_params(url))
         else:
             db = MySQLDatabase(url, on_loop=self.on_loop, **_server_params(url))
         db.attach_bridge(self)
+        if self.slow_query_ms is not None:
+            install_peewee_hook(db, self.slow_query_ms)
         return db
 
     def bind(self, *models: type[pw.Model]) -> Bridge:
@@ -221,6 +239,8 @@ class Bridge:
                     def _refuse_on_loop(*_args: Any) -> None:
                         db._guard()
 
+                    if self.slow_query_ms is not None:
+                        install_sqlalchemy_hook(engine, self.slow_query_ms)
                     self._sync_engine = engine
         return engine
 
@@ -237,6 +257,8 @@ class Bridge:
                     engine = self._async_engine = build_async_engine(
                         self.url, self.profile, memory_target=self._memory_target(), write_lock=self._write_lock()
                     )
+                    if self.slow_query_ms is not None:
+                        install_sqlalchemy_hook(engine.sync_engine, self.slow_query_ms)
         return engine
 
     def session(self, *, readonly: bool = False) -> Session:

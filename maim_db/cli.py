@@ -1,100 +1,419 @@
 """The ``maim-db`` command.
 
-Exit codes: 0 success, 1 the operation found a problem (e.g. ``check`` failed),
-2 bad usage or bad input (a wrong URL, a missing file) -- nothing was changed.
+Subcommands: ``init``, ``check``, ``info``, ``backup``, ``restore``, ``migrate``, ``demo``,
+``bench``; ``maim-db COMMAND --help`` explains each.
+
+Exit codes scripts can rely on: 0 success; 1 the command ran and found a problem (``check``
+failed, the demo lost an update); 2 bad usage or bad input (a wrong URL, a missing or
+non-SQLite file, an unwritable destination) -- and then nothing was changed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
+import sqlite3
 import sys
-import threading
-import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from .errors import MaimDBError
+import peewee
 
-__all__ = ["main"]
+from .errors import ConfigurationError, DatabaseFileError, MaimDBError, NotADatabaseError
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_MODELS = "maim_db.core.models:ALL_MODELS"
 
 
-def _add_url(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--url",
-        help="database URL or SQLite path (default: $MAIM_DB_URL, $DATABASE_URL, then the per-user data file)",
-    )
+def _err(message: str) -> None:
+    print(f"maim-db: {message}", file=sys.stderr)
+
+
+def _progress(label: str) -> Any:
+    def show(done: int, total: int) -> None:
+        if total:
+            width = 30
+            filled = int(width * done / total)
+            print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} pages", end="", file=sys.stderr)
+            if done >= total:
+                print(file=sys.stderr)
+
+    return show
+
+
+def load_models(spec: str) -> list[type[peewee.Model]]:
+    """Models named by ``module:attribute`` (a model or a list of them) or ``module`` (all in it)."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"cannot import {module_name!r}: {exc}", hint="pass --models package.module:MODELS"
+        ) from exc
+    if attr:
+        try:
+            found = getattr(module, attr)
+        except AttributeError as exc:
+            raise ConfigurationError(f"{module_name} has no {attr!r}", hint="pass --models module:NAME") from exc
+        models = [found] if isinstance(found, type) else list(found)
+    else:
+        models = [
+            v
+            for v in vars(module).values()
+            if isinstance(v, type) and issubclass(v, peewee.Model) and v.__module__ == module_name and v._meta.fields
+        ]
+    if not models or not all(isinstance(m, type) and issubclass(m, peewee.Model) for m in models):
+        raise ConfigurationError(f"{spec!r} names no Peewee models", hint="pass --models module:MODELS")
+    return models
+
+
+def _bridge(args: argparse.Namespace, *, bind: bool = True) -> Any:
+    from .bridge import Bridge
+
+    bridge = Bridge(args.url)
+    if bind:
+        bridge.bind(*load_models(args.models))
+    return bridge
+
+
+def _require_sqlite_file(bridge: Any, what: str) -> Path:
+    if not bridge.url.is_sqlite or bridge.url.path is None:
+        raise ConfigurationError(
+            f"{what} works on an SQLite file, not {bridge.url.safe_target()}",
+            hint="use the server's own tools (pg_dump / mariadb-dump) for server databases",
+        )
+    return Path(bridge.url.path)
+
+
+# -- init ------------------------------------------------------------------------------------
+
+
+def _load_seed(path: Path) -> dict[str, list[dict[str, Any]]]:
+    if not path.is_file():
+        raise ConfigurationError(f"seed file {path} does not exist", hint="pass an existing .json or .yaml file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            try:
+                import yaml  # type: ignore[import-untyped]
+            except ImportError as exc:
+                raise ConfigurationError("YAML seed files need PyYAML", hint='pip install "maim-db[yaml]"') from exc
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+        raise ConfigurationError(f"{path} is not valid: {exc}", hint="fix the file") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+        raise ConfigurationError(
+            f"{path} must map table names to lists of rows", hint='e.g. {"tenants": [{"id": "tenant_1", ...}]}'
+        )
+    return data
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from .backup import backup_path_for, backup_sqlite
+    from .upsert import upsert
+
+    seed = _load_seed(Path(args.seed)) if args.seed else {}
+    with _bridge(args) as bridge:
+        models = {m._meta.table_name: m for m in bridge.models}
+        unknown = sorted(set(seed) - set(models))
+        if unknown:
+            raise ConfigurationError(f"the seed names unknown tables: {', '.join(unknown)}", hint="check the names")
+        if args.force:
+            if bridge.url.is_sqlite and bridge.url.path is not None and Path(bridge.url.path).exists():
+                backup = backup_sqlite(bridge, backup_path_for(Path(bridge.url.path), "before-init"))
+                print(f"backup written to {backup}")
+            elif not bridge.url.is_sqlite and not args.no_backup:
+                raise ConfigurationError(
+                    "--force on a server database drops tables and maim-db cannot back it up",
+                    hint="take a backup with pg_dump / mariadb-dump, then add --no-backup",
+                )
+            bridge.peewee.drop_tables(list(bridge.models), safe=True)
+            print(f"dropped {len(bridge.models)} table(s)")
+        created = bridge.create_tables()
+        print(f"tables created: {', '.join(created) if created else 'none (they exist)'}")
+        loaded = 0
+        with bridge.peewee.atomic():
+            for table, rows in seed.items():
+                model = models[table]
+                pk = model._meta.primary_key
+                for row in rows:
+                    if not isinstance(pk, peewee.Field) or pk.name not in row:
+                        raise ConfigurationError(
+                            f"seed rows of {table} need their primary key {getattr(pk, 'name', '?')!r}",
+                            hint="give every seed row its id, so that init can be run again",
+                        )
+                    upsert(model, row, key=pk.name)
+                    loaded += 1
+        print(f"seed rows loaded: {loaded}")
+    return 0
+
+
+# -- check and info --------------------------------------------------------------------------
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    problems: list[str] = []
+    report: dict[str, Any] = {}
+    with _bridge(args) as bridge:
+        report["database"] = bridge.url.safe_target()
+        db = bridge.peewee
+        db.execute_sql("SELECT 1")
+        if bridge.url.is_sqlite:
+            for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous"):
+                report[name] = db.execute_sql(f"PRAGMA {name}").fetchone()[0]
+            if report["journal_mode"] != "wal" and not bridge.url.memory:
+                problems.append(f"journal_mode is {report['journal_mode']}, not wal")
+            if report["foreign_keys"] != 1:
+                problems.append("foreign keys are off on this connection")
+            integrity = [r[0] for r in db.execute_sql("PRAGMA integrity_check").fetchall()]
+            report["integrity_check"] = integrity
+            if integrity != ["ok"]:
+                problems.append(f"integrity_check: {'; '.join(integrity[:5])}")
+            fk = db.execute_sql("PRAGMA foreign_key_check").fetchall()
+            report["foreign_key_check"] = len(fk)
+            if fk:
+                problems.append(f"{len(fk)} row(s) violate foreign keys, e.g. {fk[:3]}")
+        drift = bridge.schema_drift()
+        report["schema_drift"] = drift
+        problems += [f"schema drift: {d}" for d in drift]
+    if args.json:
+        print(json.dumps({**report, "problems": problems}, indent=2, default=str))
+    else:
+        for key, value in report.items():
+            if key != "schema_drift":
+                print(f"{key:18s} {value}")
+        print(f"{'schema_drift':18s} {len(report['schema_drift'])} difference(s)")
+        for p in problems:
+            print(f"PROBLEM: {p}")
+        if problems:
+            print(
+                "fix: `maim-db migrate --autogenerate -m ...` then `maim-db migrate` for drift; restore a backup "
+                "for integrity errors (docs/troubleshooting.md)"
+            )
+        else:
+            print("OK")
+    return 1 if problems else 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    info: dict[str, Any] = {}
+    with _bridge(args, bind=False) as bridge:
+        url = bridge.url
+        info["url"] = str(url)
+        info["source"] = bridge.url_source
+        info["backend"] = url.backend
+        db = bridge.peewee
+        if url.is_sqlite:
+            info["sqlite_version"] = db.execute_sql("SELECT sqlite_version()").fetchone()[0]
+            for name in ("page_size", "page_count", "freelist_count", "journal_mode"):
+                info[name] = db.execute_sql(f"PRAGMA {name}").fetchone()[0]
+            if url.path is not None:
+                path = Path(url.path)
+                info["file_bytes"] = path.stat().st_size if path.exists() else 0
+                wal = path.with_name(path.name + "-wal")
+                info["wal_bytes"] = wal.stat().st_size if wal.exists() else 0
+            info["tables"] = db.get_tables()
+        else:
+            info["server_version"] = db.execute_sql("SELECT version()").fetchone()[0]
+            info["tables"] = db.get_tables()
+            info["pool"] = bridge.sync_engine.pool.status()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        for key, value in info.items():
+            print(f"{key:16s} {value}")
+    return 0
+
+
+# -- backup and restore ----------------------------------------------------------------------
+
+
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from .backup import backup_sqlite
+
+    dest = Path(args.dest).expanduser().resolve()
+    with _bridge(args, bind=False) as bridge:
+        path = _require_sqlite_file(bridge, "backup")
+        if not path.exists():
+            raise DatabaseFileError(f"{path} does not exist: nothing to back up", path=path, hint="check --url")
+        backup_sqlite(bridge, dest, progress=None if args.quiet else _progress("backup"))
+    print(f"backup written to {dest}")
+    return 0
+
+
+def _check_source(src: Path) -> None:
+    if not src.is_file():
+        raise DatabaseFileError(f"{src} does not exist", path=src, hint="pass the backup file to restore")
+    try:
+        conn = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+        try:
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise NotADatabaseError(
+            f"{src} is not an SQLite database", path=src, hint="pass a file made by `maim-db backup`", orig=exc
+        ) from exc
+    if result != "ok":
+        raise NotADatabaseError(f"{src} fails integrity_check: {result}", path=src, hint="use another backup")
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from .backup import backup_path_for, backup_sqlite
+
+    src = Path(args.src).expanduser().resolve()
+    _check_source(src)
+    with _bridge(args, bind=False) as bridge:
+        target = _require_sqlite_file(bridge, "restore")
+        if src == target:
+            raise ConfigurationError("the backup and the database are the same file", hint="pass another --url")
+        live = target.exists() and bool(bridge.peewee.get_tables())
+        if live and not args.force:
+            raise ConfigurationError(
+                f"{target} is a live database with tables; restoring would overwrite it",
+                hint="pass --force (a backup of the current database is written first)",
+            )
+        if live:
+            safety = backup_sqlite(bridge, backup_path_for(target, "before-restore"))
+            print(f"the current database was backed up to {safety}")
+        source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+        try:
+            source.backup(bridge.peewee.connection(), pages=1024, progress=_progress_adapter(args))
+        finally:
+            source.close()
+        result = bridge.peewee.execute_sql("PRAGMA integrity_check").fetchone()[0]
+    print(f"restored {src} into {target} (integrity_check: {result})")
+    return 0 if result == "ok" else 1
+
+
+def _progress_adapter(args: argparse.Namespace) -> Any:
+    show = None if args.quiet else _progress("restore")
+
+    def progress(_status: int, remaining: int, total: int) -> None:
+        if show is not None:
+            show(total - remaining, total)
+
+    return progress
+
+
+# -- migrate, demo, bench --------------------------------------------------------------------
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from . import migrate
+
+    directory = Path(args.dir)
+    with _bridge(args) as bridge:
+        if args.autogenerate:
+            if not args.message:
+                raise ConfigurationError("--autogenerate needs -m MESSAGE", hint='add -m "what changed"')
+            path = migrate.autogenerate(bridge, directory, args.message)
+            print(f"wrote {path}" if path else "no changes: the database matches the models")
+            return 0
+        before = migrate.current(bridge, directory)
+        migrate.upgrade(bridge, directory, args.revision)
+        after = migrate.current(bridge, directory)
+        print(f"database at revision {after}" + ("" if after != before else " (no change)"))
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .bridge import Bridge
-    from .core.models import ALL_MODELS, Agent, PluginSettings, Tenant
+    from .demo import run_demo
 
-    with Bridge(args.url) as bridge:
-        bridge.bind(*ALL_MODELS)
-        created = bridge.create_tables()
-        print(f"database: {bridge.url} (from {bridge.url_source})")
-        print(f"tables created: {', '.join(created) if created else 'none (they exist)'}")
-        tenant = Tenant.create(tenant_name=f"maim-db-demo-{time.time_ns():x}", tenant_config={"demo": True})
-        counter = PluginSettings.create(tenant=tenant, plugin_name="demo-counter", config={"count": 0})
-        errors: list[BaseException] = []
-        start = threading.Barrier(args.bots)
+    return run_demo(args)
 
-        def bot(n: int) -> None:
-            try:
-                start.wait(timeout=30)
-                for i in range(args.ops):
-                    Agent.create(tenant=tenant, name=f"bot{n}-agent{i}", config={"bot": n})
-                    with bridge.peewee.atomic():  # BEGIN IMMEDIATE: read-modify-write is safe
-                        row = PluginSettings.get_by_id(counter.id)
-                        row.config = {"count": row.config["count"] + 1}
-                        row.save()
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
 
-        began = time.perf_counter()
-        threads = [threading.Thread(target=bot, args=(n,), name=f"demo-bot-{n}") for n in range(args.bots)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.perf_counter() - began
-        agents = Agent.select().where(Agent.tenant == tenant).count()
-        count = PluginSettings.get_by_id(counter.id).config["count"]
-        expected = args.bots * args.ops
-        print(f"{args.bots} bot threads x {args.ops} ops in {elapsed:.2f}s")
-        print(f"  agents written   {agents:6d} (expected {expected})")
-        print(f"  counter          {count:6d} (expected {expected}, lost {expected - count})")
-        print(f"  failed           {len(errors):6d}")
-        for exc in errors[:3]:
-            print(f"    {type(exc).__name__}: {exc}")
-        if not args.keep:
-            tenant.delete_instance()  # ON DELETE CASCADE removes its agents and settings
-        ok = not errors and agents == expected and count == expected
-        print("demo OK" if ok else "demo FAILED")
-        return 0 if ok else 1
+def _cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        bench = importlib.import_module("maim_db.bench")
+    except ImportError as exc:
+        raise ConfigurationError("the benchmark suite is not available", hint=str(exc)) from exc
+    return int(bench.main(args.bench_args))
+
+
+# -- the parser ------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for the docs and tests)."""
-    parser = argparse.ArgumentParser(prog="maim-db", description="maim_db: one database for bots and services")
+    """The argument parser of ``maim-db``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--url", help="database URL or SQLite path (default: $MAIM_DB_URL, $DATABASE_URL, the per-user file)"
+    )
+    with_models = argparse.ArgumentParser(add_help=False)
+    with_models.add_argument(
+        "--models", default=DEFAULT_MODELS, help=f"Peewee models as module:NAME or module (default {DEFAULT_MODELS})"
+    )
+    parser = argparse.ArgumentParser(prog="maim-db", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser("demo", help="run the bot demo on the default database", description=_cmd_demo.__doc__)
-    _add_url(demo)
-    demo.add_argument("--bots", type=int, default=4, help="bot threads (default 4)")
-    demo.add_argument("--ops", type=int, default=200, help="operations per bot (default 200)")
-    demo.add_argument("--keep", action="store_true", help="keep the demo rows instead of deleting them")
-    demo.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("init", parents=[common, with_models], help="create the tables and load seed data")
+    p.description = "Create the tables of the models (only the missing ones) and load seed rows. Idempotent."
+    p.add_argument("--seed", help="a JSON or YAML file mapping table names to lists of rows (upserted by id)")
+    p.add_argument("--force", action="store_true", help="drop and recreate the tables (SQLite: a backup first)")
+    p.add_argument("--no-backup", action="store_true", help="allow --force on a server (you made a backup)")
+    p.set_defaults(func=_cmd_init)
+
+    p = sub.add_parser("check", parents=[common, with_models], help="validate the database; exit 1 on any problem")
+    p.description = "Open the database and report the profile, integrity_check and schema drift."
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("info", parents=[common], help="connection info: backend, version, sizes, pool")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("backup", parents=[common], help="online backup of an SQLite database (writers may run)")
+    p.add_argument("dest", help="the backup file to create (never overwritten)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_backup)
+
+    p = sub.add_parser("restore", parents=[common], help="restore an SQLite backup into the database")
+    p.add_argument("src", help="a file made by `maim-db backup`")
+    p.add_argument("--force", action="store_true", help="overwrite a live database (it is backed up first)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_restore)
+
+    p = sub.add_parser("migrate", parents=[common, with_models], help="Alembic migrations derived from the models")
+    p.add_argument("--dir", default="migrations", help="the migrations directory (default ./migrations)")
+    p.add_argument("--autogenerate", action="store_true", help="write a revision for the model changes")
+    p.add_argument("-m", "--message", help="the revision's message (with --autogenerate)")
+    p.add_argument("--revision", default="head", help="upgrade to this revision (default head)")
+    p.set_defaults(func=_cmd_migrate)
+
+    p = sub.add_parser("demo", parents=[common], help="bots and a service on one database, with a final report")
+    p.add_argument("--bots", type=int, default=3, help="bot processes (default 3)")
+    p.add_argument("--seconds", type=float, default=15.0, help="how long the load runs (default 15)")
+    p.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (default 8)")
+    p.add_argument("--keep", action="store_true", help="keep the demo's rows instead of deleting them")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("bench", help="the benchmark suite (arguments go to it; try `maim-db bench -- --help`)")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``maim-db`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
+    if getattr(args, "bench_args", None) and args.bench_args[:1] == ["--"]:
+        args.bench_args = args.bench_args[1:]
     try:
         return int(args.func(args))
     except MaimDBError as exc:
-        print(f"maim-db: error: {exc}", file=sys.stderr)
+        _err(f"error: {exc}")
         return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
 
 
 if __name__ == "__main__":

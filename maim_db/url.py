@@ -114,6 +114,7 @@ _SQLITE_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
     "checkpoint_interval": lambda v: _float_option("checkpoint_interval", v),
     "checkpoint_restart_pages": lambda v: _int_option("checkpoint_restart_pages", v, 1),
     "checkpoint_stall_ms": lambda v: _int_option("checkpoint_stall_ms", v, 0),
+    "slow_query_ms": lambda v: _float_option("slow_query_ms", v),
 }
 _SERVER_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
     "pool_size": lambda v: _int_option("pool_size", v, 1),
@@ -122,6 +123,7 @@ _SERVER_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
     "pool_recycle": lambda v: _int_option("pool_recycle", v, -1),
     "pool_pre_ping": lambda v: _bool_option("pool_pre_ping", v),
     "connect_timeout": lambda v: _float_option("connect_timeout", v),
+    "slow_query_ms": lambda v: _float_option("slow_query_ms", v),
 }
 
 _SCHEME_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import os
 import sqlite3
 import sys
@@ -17,6 +18,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import peewee
@@ -54,6 +56,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger("maim_db")
 OnLoop = Literal["warn", "raise", "allow"]
 _LOCK_TYPES = frozenset({"IMMEDIATE", "DEFERRED", "EXCLUSIVE"})
 
@@ -202,10 +205,13 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
     Read-only transactions may ask for ``atomic(lock_type="DEFERRED")``.
     """
 
-    def __init__(self, url: DatabaseURL, profile: SQLiteProfile, *, on_loop: OnLoop = "warn") -> None:
+    def __init__(
+        self, url: DatabaseURL, profile: SQLiteProfile, *, on_loop: OnLoop = "warn", legacy_source: Path | None = None
+    ) -> None:
         if not url.is_sqlite:
             raise ConfigurationError(f"{url!r} is not an SQLite URL", hint="use sqlite:///path")
         self.profile = profile
+        self.legacy_source = legacy_source
         self._location_checked = False
         if url.memory:
             # One shared in-memory database for every thread of this bridge; a plain
@@ -234,7 +240,32 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
         """Check the file's location once, before the first connection of either ORM."""
         if self.url.path is not None and not self._location_checked:
             prepare_location(self.url.path)
+            self._copy_legacy_once(self.url.path)
             self._location_checked = True
+
+    def _copy_legacy_once(self, path: Path) -> None:
+        legacy = self.legacy_source
+        if legacy is None or path.exists() or not legacy.is_file() or legacy == path:
+            return
+        try:
+            source = sqlite3.connect(legacy, timeout=self.profile.busy_timeout / 1000)
+            try:
+                target = sqlite3.connect(path)
+                try:
+                    source.backup(target)
+                finally:
+                    target.close()
+            finally:
+                source.close()
+        except sqlite3.DatabaseError as exc:
+            path.unlink(missing_ok=True)
+            raise DatabaseFileError(
+                f"cannot copy the legacy database {legacy}: {exc}",
+                path=legacy,
+                hint="check that it is an SQLite database",
+                orig=exc,
+            ) from exc
+        log.info("copied the legacy database %s to %s (the old file is left as it was)", legacy, path)
 
     def _connect(self) -> sqlite3.Connection:
         url = self.url
