@@ -35,7 +35,7 @@ from .core.database import (
 from .core.executor import Executor, current_task
 from .core.executor import Session as WorkerSession
 from .errors import BridgeClosedError, ConfigurationError, NotBoundError, TransactionError
-from .maimconfig_models.engines import BEGIN_OPTION, build_async_engine, build_sync_engine
+from .maimconfig_models.engines import BEGIN_OPTION, build_async_engine, build_sync_engine, server_options
 from .maimconfig_models.mirror import mirror as _mirror
 from .maimconfig_models.mirror import mirror_all
 from .maimconfig_models.scoping import ScopedSession
@@ -114,7 +114,13 @@ class Bridge:
         if legacy_path is None and self.url_source == "default":
             legacy_path = (os.environ if environ is None else environ).get("MAIM_DB_LEGACY_PATH") or None
         self.legacy_path = Path(os.path.expanduser(legacy_path)).resolve() if legacy_path else None
-        self.max_workers = max_workers or min(8, (os.cpu_count() or 1) + 2)
+        if max_workers is None:
+            if self.url.is_sqlite:
+                max_workers = min(8, (os.cpu_count() or 1) + 2)
+            else:
+                opts = server_options(self.url)
+                max_workers = max(1, min(32, opts["pool_size"] + opts["max_overflow"]))
+        self.max_workers = max_workers
         self.max_transactions = max_transactions
         self.profile: SQLiteProfile | None = None
         if self.url.is_sqlite:
@@ -268,14 +274,14 @@ class Bridge:
         (never takes the write lock; a write in it can fail on the lock upgrade).
         """
         engine = self.sync_engine
-        if readonly and self.url.is_sqlite:
+        if readonly:
             engine = engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
         return ScopedSession(bind=engine, expire_on_commit=False)
 
     def async_session(self, *, readonly: bool = False) -> AsyncSession:
         """A new SQLAlchemy AsyncSession (an async context manager); see :meth:`session`."""
         engine = self.async_engine
-        if readonly and self.url.is_sqlite:
+        if readonly:
             engine = engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
         return AsyncSession(bind=engine, expire_on_commit=False, sync_session_class=ScopedSession)
 
@@ -363,7 +369,12 @@ class Bridge:
                 if ex is None:
                     db = self.peewee
                     ex = self._executor = Executor(
-                        f"{id(self):x}", self.max_workers, self.max_transactions, _thread_closer(db)
+                        f"{id(self):x}",
+                        self.max_workers,
+                        self.max_transactions,
+                        _thread_closer(db),
+                        # Server calls wait on the network, not on the GIL: use workers eagerly.
+                        stall_seconds=None if self.url.is_sqlite else 0.0,
                     )
         return ex
 
@@ -562,9 +573,18 @@ class AsyncAtomic:
 
 
 def _dispose_async_engine_blocking(engine: AsyncEngine) -> None:
-    """Dispose an AsyncEngine from sync code: on a helper thread with its own event loop."""
+    """Dispose an AsyncEngine from sync code.
+
+    aiosqlite connections close from any loop (their thread does the work): a helper
+    thread runs the disposal in a loop of its own. asyncpg/aiomysql connections belong to
+    the loop that opened them and cannot be closed once it is gone: their pool is dropped
+    without closing (``aclose()`` on that loop closes them properly).
+    """
     import asyncio
 
+    if engine.dialect.name != "sqlite":
+        engine.sync_engine.dispose(close=False)
+        return
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -596,13 +616,18 @@ def _server_params(url: DatabaseURL) -> dict[str, Any]:
         params["user"] = url.username
     if url.password is not None:
         params["password"] = url.password
-    timeout = url.option_map.get("connect_timeout")
-    if timeout is not None:
-        params["connect_timeout"] = int(float(timeout))
+    opts = server_options(url)
+    params["connect_timeout"] = max(1, round(opts["connect_timeout"]))
+    params["max_connections"] = opts["pool_size"] + opts["max_overflow"]
+    params["timeout"] = opts["pool_timeout"]
+    if opts["pool_recycle"] > 0:
+        params["stale_timeout"] = opts["pool_recycle"]
+    params["writer_lock"] = opts["writer_lock"]
+    params["lock_timeout"] = opts["lock_timeout"]
     return params
 
 
-def _thread_closer(db: MaimDatabaseMixin) -> Callable[[], None]:
+def _thread_closer(db: Any) -> Callable[[], None]:
     def close_this_threads_connection() -> None:
         state = db._state
         conn = state.conn

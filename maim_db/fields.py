@@ -55,22 +55,38 @@ def _where(field: peewee.Field) -> str:
     return f"{model.__name__}.{field.name}" if model is not None else str(getattr(field, "name", "field"))
 
 
-def _is_sqlite(field: peewee.Field) -> bool:
+def _database(field: peewee.Field) -> Any:
     db = field.model._meta.database
-    if isinstance(db, peewee.Proxy):
-        db = db.obj
-    return db is None or isinstance(db, peewee.SqliteDatabase)
+    return db.obj if isinstance(db, peewee.Proxy) else db
+
+
+def _is_sqlite(field: peewee.Field) -> bool:
+    db = _database(field)
+    return db is None or not isinstance(db, peewee.PostgresqlDatabase | peewee.MySQLDatabase)
+
+
+def _is_mysql(field: peewee.Field) -> bool:
+    return isinstance(_database(field), peewee.MySQLDatabase)
 
 
 class DateTimeField(peewee.DateTimeField):
-    """A DATETIME column in the canonical text form (naive UTC, fraction only when not zero)."""
+    """A DATETIME column: canonical text on SQLite, a native timestamp (microseconds) on servers.
+
+    Naive values mean UTC; aware ones are converted to UTC first, on every backend.
+    """
+
+    def ddl_datatype(self, ctx: Any) -> Any:
+        """``DATETIME(6)`` on MySQL/MariaDB, whose plain DATETIME drops the microseconds."""
+        return peewee.SQL("DATETIME(6)") if _is_mysql(self) else super().ddl_datatype(ctx)
 
     def db_value(self, value: Any) -> Any:
-        """Datetime, date or ISO text -> canonical text (expressions pass through)."""
+        """Datetime, date or ISO text -> the stored form (expressions pass through)."""
         if isinstance(value, str):
             value = codecs.datetime_from_db(value)
         if isinstance(value, dt.date):
-            return codecs.datetime_to_db(value)
+            if _is_sqlite(self):
+                return codecs.datetime_to_db(value)
+            return codecs.datetime_from_db(value)  # naive UTC datetime for the driver
         return value
 
     def python_value(self, value: Any) -> Any:
@@ -82,11 +98,11 @@ class DateField(peewee.DateField):
     """A DATE column as ``'YYYY-MM-DD'`` (a datetime given to it keeps only its date)."""
 
     def db_value(self, value: Any) -> Any:
-        """Date, datetime or ISO text -> ``'YYYY-MM-DD'``."""
+        """Date, datetime or ISO text -> ``'YYYY-MM-DD'`` (a date object on servers)."""
         if isinstance(value, str):
             value = codecs.date_from_db(value)
         if isinstance(value, dt.date):
-            return codecs.date_to_db(value)
+            return codecs.date_to_db(value) if _is_sqlite(self) else codecs.date_from_db(value)
         return value
 
     def python_value(self, value: Any) -> Any:
@@ -97,16 +113,23 @@ class DateField(peewee.DateField):
 class TimeField(peewee.TimeField):
     """A TIME column as ``'HH:MM:SS[.ffffff]'``."""
 
+    def ddl_datatype(self, ctx: Any) -> Any:
+        """``TIME(6)`` on MySQL/MariaDB, whose plain TIME drops the microseconds."""
+        return peewee.SQL("TIME(6)") if _is_mysql(self) else super().ddl_datatype(ctx)
+
     def db_value(self, value: Any) -> Any:
-        """Time or ISO text -> canonical text."""
+        """Time or ISO text -> canonical text (a time object on servers)."""
         if isinstance(value, str):
             value = codecs.time_from_db(value)
         if isinstance(value, dt.time):
-            return codecs.time_to_db(value)
+            text = codecs.time_to_db(value)  # refuses aware times on every backend
+            return text if _is_sqlite(self) else value
         return value
 
     def python_value(self, value: Any) -> Any:
-        """Stored text -> time."""
+        """Stored text -> time (MySQL drivers hand back a timedelta)."""
+        if isinstance(value, dt.timedelta):
+            value = (dt.datetime.min + value).time()
         return codecs.time_from_db(value)
 
 

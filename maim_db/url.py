@@ -124,6 +124,8 @@ _SERVER_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
     "pool_pre_ping": lambda v: _bool_option("pool_pre_ping", v),
     "connect_timeout": lambda v: _float_option("connect_timeout", v),
     "slow_query_ms": lambda v: _float_option("slow_query_ms", v),
+    "writer_lock": lambda v: _bool_option("writer_lock", v),
+    "lock_timeout": lambda v: _float_option("lock_timeout", v),
 }
 
 _SCHEME_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")

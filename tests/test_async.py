@@ -7,23 +7,29 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import anyio
 import peewee
 import pytest
+import sqlalchemy as sa
 
 import maim_db
-from maim_db import Bridge, BridgeClosedError, ConfigurationError, NotBoundError, TransactionError
+from maim_db import Bridge, BridgeClosedError, ConfigurationError, DatabaseURL, NotBoundError, TransactionError
 from maim_db.core.models import ALL_MODELS, Agent, AgentStatus, PluginSettings, Tenant
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def abridge(db_path: Path) -> Iterator[Bridge]:
+def target(any_url: str) -> str:
+    """The test's database (SQLite, PostgreSQL or MariaDB)."""
+    return any_url
+
+
+@pytest.fixture
+def abridge(target: str) -> Iterator[Bridge]:
     """A bridge whose sync API refuses to run on the event loop: a blocking call fails the test."""
-    b = Bridge(db_path, on_loop="raise")
+    b = Bridge(target, on_loop="raise")
     b.bind(*ALL_MODELS)
     b.create_tables()
     try:
@@ -32,13 +38,14 @@ def abridge(db_path: Path) -> Iterator[Bridge]:
         b.close()
 
 
-def raw(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    """Read through a separate plain sqlite3 connection: what is really committed."""
-    conn = sqlite3.connect(path)
+def raw(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Read through a separate plain SQLAlchemy connection: what is really committed."""
+    engine = sa.create_engine(DatabaseURL.parse(url).sync_url)
     try:
-        return conn.execute(sql, params).fetchall()
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
     finally:
-        conn.close()
+        engine.dispose()
 
 
 async def tenant(name: str = "t") -> Tenant:
@@ -48,9 +55,9 @@ async def tenant(name: str = "t") -> Tenant:
 # -- model methods ------------------------------------------------------------------------
 
 
-async def test_acreate_commits_a_row(abridge: Bridge, db_path: Path) -> None:
+async def test_acreate_commits_a_row(abridge: Bridge, target: str) -> None:
     t = await Tenant.acreate(tenant_name="acme", tenant_config={"k": 1})
-    assert raw(db_path, "SELECT id, tenant_name, tenant_config FROM tenants") == [(t.id, "acme", '{"k": 1}')]
+    assert raw(target, "SELECT id, tenant_name, tenant_config FROM tenants") == [(t.id, "acme", '{"k": 1}')]
 
 
 async def test_aget_aget_or_none_aget_by_id(abridge: Bridge) -> None:
@@ -63,40 +70,40 @@ async def test_aget_aget_or_none_aget_by_id(abridge: Bridge) -> None:
         await Tenant.aget_by_id("tenant_missing")
 
 
-async def test_aget_or_create(abridge: Bridge, db_path: Path) -> None:
+async def test_aget_or_create(abridge: Bridge, target: str) -> None:
     first, created = await Tenant.aget_or_create(tenant_name="acme", defaults={"description": "d"})
     again, created_again = await Tenant.aget_or_create(tenant_name="acme", defaults={"description": "other"})
     assert (created, created_again, again.id) == (True, False, first.id)
-    assert raw(db_path, "SELECT description FROM tenants") == [("d",)]
+    assert raw(target, "SELECT description FROM tenants") == [("d",)]
 
 
-async def test_aset_by_id_and_adelete_by_id(abridge: Bridge, db_path: Path) -> None:
+async def test_aset_by_id_and_adelete_by_id(abridge: Bridge, target: str) -> None:
     t = await tenant()
     assert await Tenant.aset_by_id(t.id, {"description": "set"}) == 1
-    assert raw(db_path, "SELECT description FROM tenants") == [("set",)]
+    assert raw(target, "SELECT description FROM tenants") == [("set",)]
     assert await Tenant.adelete_by_id(t.id) == 1
-    assert raw(db_path, "SELECT count(*) FROM tenants") == [(0,)]
+    assert raw(target, "SELECT count(*) FROM tenants") == [(0,)]
 
 
-async def test_abulk_create_and_abulk_update(abridge: Bridge, db_path: Path) -> None:
+async def test_abulk_create_and_abulk_update(abridge: Bridge, target: str) -> None:
     t = await tenant()
     agents = [Agent(id=f"agent_{i}", tenant=t, name=f"a{i}") for i in range(25)]
     await Agent.abulk_create(agents, batch_size=10)
-    assert raw(db_path, "SELECT count(*) FROM agents") == [(25,)]
+    assert raw(target, "SELECT count(*) FROM agents") == [(25,)]
     for a in agents:
         a.status = AgentStatus.ARCHIVED
     assert await Agent.abulk_update(agents, fields=[Agent.status], batch_size=10) == 25
-    assert raw(db_path, "SELECT DISTINCT status FROM agents") == [("archived",)]
+    assert raw(target, "SELECT DISTINCT status FROM agents") == [("archived",)]
 
 
-async def test_asave_inserts_then_updates_and_adelete_instance(abridge: Bridge, db_path: Path) -> None:
+async def test_asave_inserts_then_updates_and_adelete_instance(abridge: Bridge, target: str) -> None:
     t = Tenant(tenant_name="new")
     await t.asave(force_insert=True)
     t.description = "changed"
     await t.asave()
-    assert raw(db_path, "SELECT tenant_name, description FROM tenants") == [("new", "changed")]
+    assert raw(target, "SELECT tenant_name, description FROM tenants") == [("new", "changed")]
     assert await t.adelete_instance() == 1
-    assert raw(db_path, "SELECT count(*) FROM tenants") == [(0,)]
+    assert raw(target, "SELECT count(*) FROM tenants") == [(0,)]
 
 
 async def test_afetch_loads_a_lazy_foreign_key(abridge: Bridge) -> None:
@@ -111,7 +118,7 @@ async def test_afetch_loads_a_lazy_foreign_key(abridge: Bridge) -> None:
         await fresh.afetch("nothing")
 
 
-async def test_query_aexecute_returns_rows_read_on_the_worker(abridge: Bridge, db_path: Path) -> None:
+async def test_query_aexecute_returns_rows_read_on_the_worker(abridge: Bridge, target: str) -> None:
     t = await tenant()
     await Agent.abulk_create([Agent(tenant=t, name=f"a{i}") for i in range(5)])
     rows = await Agent.select().where(Agent.tenant == t).order_by(Agent.name).aexecute()
@@ -120,8 +127,8 @@ async def test_query_aexecute_returns_rows_read_on_the_worker(abridge: Bridge, d
     assert await Agent.update(name="x").where(Agent.name == "a0").aexecute() == 1
     assert await Agent.delete().where(Agent.name == "a1").aexecute() == 1
     await Agent.insert(id="agent_ins", tenant=t, name="ins").aexecute()
-    assert raw(db_path, "SELECT name FROM agents WHERE id = 'agent_ins'") == [("ins",)]
-    assert raw(db_path, "SELECT count(*) FROM agents") == [(5,)]
+    assert raw(target, "SELECT name FROM agents WHERE id = 'agent_ins'") == [("ins",)]
+    assert raw(target, "SELECT count(*) FROM agents") == [(5,)]
 
 
 async def test_bridge_query_helpers(abridge: Bridge) -> None:
@@ -151,8 +158,8 @@ async def test_run_is_one_hop_for_a_unit_of_work(abridge: Bridge) -> None:
     assert len(set(threads)) == 1 and threads[0] != threading.get_ident()
 
 
-async def test_acreate_tables(db_path: Path) -> None:
-    b = Bridge(db_path, on_loop="raise")
+async def test_acreate_tables(target: str) -> None:
+    b = Bridge(target, on_loop="raise")
     b.bind(*ALL_MODELS)
     assert sorted(await b.acreate_tables()) == sorted(m._meta.table_name for m in ALL_MODELS)
     assert await b.acreate_tables() == []
@@ -173,8 +180,8 @@ async def test_unbound_model_raises_with_a_hint() -> None:
         await Loose.select().aexecute()
 
 
-async def test_after_aclose_every_async_call_says_the_bridge_is_closed(db_path: Path) -> None:
-    async with Bridge(db_path, on_loop="raise") as b:
+async def test_after_aclose_every_async_call_says_the_bridge_is_closed(target: str) -> None:
+    async with Bridge(target, on_loop="raise") as b:
         b.bind(*ALL_MODELS)
         await b.acreate_tables()
         await tenant()
@@ -189,8 +196,8 @@ async def test_after_aclose_every_async_call_says_the_bridge_is_closed(db_path: 
         await b.run(lambda: 1)
 
 
-async def test_aclose_leaves_no_thread_behind(db_path: Path) -> None:
-    b = Bridge(db_path, on_loop="raise")
+async def test_aclose_leaves_no_thread_behind(target: str) -> None:
+    b = Bridge(target, on_loop="raise")
     b.bind(*ALL_MODELS)
     await b.acreate_tables()
     async with b.atomic():
@@ -205,7 +212,7 @@ async def test_aclose_leaves_no_thread_behind(db_path: Path) -> None:
 # -- transactions -------------------------------------------------------------------------
 
 
-async def test_atomic_commits_and_runs_on_one_connection(abridge: Bridge, db_path: Path) -> None:
+async def test_atomic_commits_and_runs_on_one_connection(abridge: Bridge, target: str) -> None:
     seen: set[tuple[int, int]] = set()
 
     def where() -> None:
@@ -216,13 +223,14 @@ async def test_atomic_commits_and_runs_on_one_connection(abridge: Bridge, db_pat
         await abridge.run(where)
         await Agent.acreate(tenant=t, name="a")
         await abridge.run(where)
-        assert raw(db_path, "SELECT count(*) FROM tenants") == [(0,)]  # not committed yet
+        assert raw(target, "SELECT count(*) FROM tenants") == [(0,)]  # not committed yet
         assert await abridge.count(Tenant.select()) == 1  # but visible inside
         await abridge.run(where)
     assert len(seen) == 1
-    assert raw(db_path, "SELECT count(*) FROM agents") == [(1,)]
+    assert raw(target, "SELECT count(*) FROM agents") == [(1,)]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
 async def test_atomic_begins_immediate(abridge: Bridge) -> None:
     statements: list[str] = []
 
@@ -237,18 +245,18 @@ async def test_atomic_begins_immediate(abridge: Bridge) -> None:
     assert statements[statements.index("COMMIT") + 1] == "BEGIN IMMEDIATE"
 
 
-async def test_atomic_rolls_back_on_exception(abridge: Bridge, db_path: Path) -> None:
+async def test_atomic_rolls_back_on_exception(abridge: Bridge, target: str) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         async with abridge.atomic():
             await tenant("doomed")
             raise RuntimeError("boom")
-    assert raw(db_path, "SELECT count(*) FROM tenants") == [(0,)]
+    assert raw(target, "SELECT count(*) FROM tenants") == [(0,)]
     async with abridge.atomic():  # the session is reusable
         await tenant("kept")
-    assert raw(db_path, "SELECT tenant_name FROM tenants") == [("kept",)]
+    assert raw(target, "SELECT tenant_name FROM tenants") == [("kept",)]
 
 
-async def test_nested_atomic_is_a_savepoint(abridge: Bridge, db_path: Path) -> None:
+async def test_nested_atomic_is_a_savepoint(abridge: Bridge, target: str) -> None:
     async with abridge.atomic():
         await tenant("outer")
         with pytest.raises(ValueError, match="inner"):
@@ -257,11 +265,11 @@ async def test_nested_atomic_is_a_savepoint(abridge: Bridge, db_path: Path) -> N
                 raise ValueError("inner")
         async with abridge.atomic():
             await tenant("inner-kept")
-    assert raw(db_path, "SELECT tenant_name FROM tenants ORDER BY 1") == [("inner-kept",), ("outer",)]
+    assert raw(target, "SELECT tenant_name FROM tenants ORDER BY 1") == [("inner-kept",), ("outer",)]
 
 
-def _write_lock_is_free(path: Path) -> bool:
-    conn = sqlite3.connect(path, timeout=0.5, isolation_level=None)
+def _write_lock_is_free(url: str) -> bool:
+    conn = sqlite3.connect(DatabaseURL.parse(url).path, timeout=0.5, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
@@ -272,7 +280,8 @@ def _write_lock_is_free(path: Path) -> bool:
         conn.close()
 
 
-async def test_cancelled_atomic_rolls_back_and_frees_the_lock(abridge: Bridge, db_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_cancelled_atomic_rolls_back_and_frees_the_lock(abridge: Bridge, target: str) -> None:
     inside = anyio.Event()
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as tg:
@@ -287,15 +296,16 @@ async def test_cancelled_atomic_rolls_back_and_frees_the_lock(abridge: Bridge, d
             await inside.wait()
             scope.cancel()
     assert scope.cancelled_caught
-    assert raw(db_path, "SELECT count(*) FROM tenants") == [(0,)]
-    assert _write_lock_is_free(db_path)
+    assert raw(target, "SELECT count(*) FROM tenants") == [(0,)]
+    assert _write_lock_is_free(target)
     async with abridge.atomic():
         await tenant("after")
-    assert raw(db_path, "SELECT tenant_name FROM tenants") == [("after",)]
+    assert raw(target, "SELECT tenant_name FROM tenants") == [("after",)]
 
 
-async def test_cancel_while_begin_waits_for_the_lock(abridge: Bridge, db_path: Path) -> None:
-    holder = sqlite3.connect(db_path, isolation_level=None)
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_cancel_while_begin_waits_for_the_lock(abridge: Bridge, target: str) -> None:
+    holder = sqlite3.connect(DatabaseURL.parse(target).path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     begun = threading.Event()
     original_begin = abridge.peewee.begin
@@ -321,8 +331,8 @@ async def test_cancel_while_begin_waits_for_the_lock(abridge: Bridge, db_path: P
     finally:
         abridge.peewee.begin = original_begin  # type: ignore[method-assign]
         holder.close()
-    assert raw(db_path, "SELECT count(*) FROM tenants") == [(0,)]
-    assert _write_lock_is_free(db_path)
+    assert raw(target, "SELECT count(*) FROM tenants") == [(0,)]
+    assert _write_lock_is_free(target)
     await tenant("works")
 
 
@@ -343,8 +353,8 @@ async def test_child_task_cannot_nest_in_its_parents_transaction(abridge: Bridge
     assert len(errors) == 1 and "another task" in str(errors[0])
 
 
-async def test_transactions_beyond_the_limit_wait_without_blocking(db_path: Path) -> None:
-    b = Bridge(db_path, on_loop="raise", max_transactions=1)
+async def test_transactions_beyond_the_limit_wait_without_blocking(target: str) -> None:
+    b = Bridge(target, on_loop="raise", max_transactions=1)
     b.bind(*ALL_MODELS)
     await b.acreate_tables()
     order: list[str] = []
@@ -378,8 +388,8 @@ async def test_transactions_beyond_the_limit_wait_without_blocking(db_path: Path
 # -- cancellation of single calls ----------------------------------------------------------
 
 
-async def test_a_queued_call_that_is_cancelled_never_runs(db_path: Path) -> None:
-    b = Bridge(db_path, on_loop="raise", max_workers=1)
+async def test_a_queued_call_that_is_cancelled_never_runs(target: str) -> None:
+    b = Bridge(target, on_loop="raise", max_workers=1)
     gate = threading.Event()
     started = threading.Event()
     ran: list[str] = []
@@ -399,8 +409,8 @@ async def test_a_queued_call_that_is_cancelled_never_runs(db_path: Path) -> None
     await b.aclose()
 
 
-async def test_a_started_call_finishes_before_the_cancellation_arrives(db_path: Path) -> None:
-    b = Bridge(db_path, on_loop="raise")
+async def test_a_started_call_finishes_before_the_cancellation_arrives(target: str) -> None:
+    b = Bridge(target, on_loop="raise")
     started = threading.Event()
     finished: list[bool] = []
 
@@ -441,7 +451,7 @@ async def test_the_callers_context_travels_with_the_call_and_nothing_leaks_back(
 # -- sync and async together ----------------------------------------------------------------
 
 
-async def test_bot_threads_and_50_tasks_write_at_once(abridge: Bridge, db_path: Path) -> None:
+async def test_bot_threads_and_50_tasks_write_at_once(abridge: Bridge, target: str) -> None:
     owner = await tenant("shared")
     go = threading.Event()
     errors: list[BaseException] = []
@@ -474,11 +484,12 @@ async def test_bot_threads_and_50_tasks_write_at_once(abridge: Bridge, db_path: 
     for t in bots:
         await anyio.to_thread.run_sync(t.join, 30)
     assert errors == []
-    assert raw(db_path, "SELECT count(*) FROM agents WHERE description = 'saved by bot'") == [(3 * 40,)]
-    assert raw(db_path, "SELECT count(*) FROM agents WHERE description = 'saved by task'") == [(50 * 4,)]
+    assert raw(target, "SELECT count(*) FROM agents WHERE description = 'saved by bot'") == [(3 * 40,)]
+    assert raw(target, "SELECT count(*) FROM agents WHERE description = 'saved by task'") == [(50 * 4,)]
 
 
-async def test_loop_stays_free_while_another_thread_holds_the_write_lock(abridge: Bridge, db_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_loop_stays_free_while_another_thread_holds_the_write_lock(abridge: Bridge, target: str) -> None:
     owner = await tenant("t")
     holding = threading.Event()
     committed_at: list[float] = []
@@ -519,4 +530,4 @@ async def test_loop_stays_free_while_another_thread_holds_the_write_lock(abridge
     assert finished_at and committed_at and finished_at[0] >= committed_at[0]
     assert len(gaps) > 50
     assert max(gaps) <= 0.020, f"the loop stalled for {max(gaps) * 1000:.1f} ms"
-    assert raw(db_path, "SELECT plugin_name FROM plugin_settings ORDER BY rowid") == [("held",), ("waited",)]
+    assert raw(target, "SELECT plugin_name FROM plugin_settings ORDER BY rowid") == [("held",), ("waited",)]

@@ -91,8 +91,8 @@ def sort_key(column: str) -> Callable[[Any], Any]:
 
 
 @pytest.fixture
-def vbridge(tmp_path: Path) -> Iterator[Bridge]:
-    b = Bridge(tmp_path / "values.db")
+def vbridge(any_url: str) -> Iterator[Bridge]:
+    b = Bridge(any_url)
     b.bind(Sample)
     b.create_tables()
     try:
@@ -133,7 +133,7 @@ async def read_with(
             query = Sample.select().where(Sample.column == column)
             if where is not None:
                 query = query.where(where(field))
-            query = query.order_by(field.asc(nulls="LAST"), Sample.id) if order else query.order_by(Sample.id)
+            query = query.order_by(field.is_null(), field, Sample.id) if order else query.order_by(Sample.id)
             return [getattr(r, column) for r in query]
 
         return await bridge.run(q)
@@ -141,7 +141,7 @@ async def read_with(
     stmt = sa.select(col).where(S.column == column)
     if where is not None:
         stmt = stmt.where(where(col))
-    stmt = stmt.order_by(col.asc().nulls_last(), S.id) if order else stmt.order_by(S.id)
+    stmt = stmt.order_by(col.is_(None), col, S.id) if order else stmt.order_by(S.id)
     if reader == "sa_sync":
 
         def q2() -> list[Any]:
@@ -158,6 +158,13 @@ READERS = WRITERS
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # SQLAlchemy's AsyncSession is asyncio-only
 async def test_every_value_round_trips_and_compares_across_orms(vbridge: Bridge) -> None:
+    try:
+        await _matrix(vbridge)
+    finally:
+        await vbridge.aclose()  # on the loop that opened the async connections
+
+
+async def _matrix(vbridge: Bridge) -> None:
     await write_all(vbridge)
     problems: list[str] = []
     for column, values in VALUES.items():
@@ -189,8 +196,20 @@ async def test_every_value_round_trips_and_compares_across_orms(vbridge: Bridge)
     assert problems == []
 
 
+@pytest.fixture
+def sqlite_vbridge(tmp_path: Path) -> Iterator[Bridge]:
+    b = Bridge(tmp_path / "values.db")
+    b.bind(Sample)
+    b.create_tables()
+    try:
+        yield b
+    finally:
+        b.close()
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_stored_forms_are_identical_whoever_wrote_them(vbridge: Bridge) -> None:
+async def test_stored_forms_are_identical_whoever_wrote_them(sqlite_vbridge: Bridge) -> None:
+    vbridge = sqlite_vbridge
     await write_all(vbridge)
     rows = vbridge.peewee.execute_sql  # noqa: F841 - documentation of intent below
 
@@ -208,7 +227,8 @@ async def test_stored_forms_are_identical_whoever_wrote_them(vbridge: Bridge) ->
         assert all(kind != "real" for _, kind in table[(column, "peewee")]), f"{column} stored as REAL"
 
 
-def test_canonical_forms_on_disk(vbridge: Bridge) -> None:
+def test_canonical_forms_on_disk(sqlite_vbridge: Bridge) -> None:
+    vbridge = sqlite_vbridge
     Sample.create(column="x", writer="w", dt_naive=dt.datetime(2024, 5, 1, 12), money=D("12.5"), precise=D("-1.5"))
     row = vbridge.peewee.execute_sql("SELECT dt_naive, money, typeof(money), precise FROM sample").fetchone()
     assert row == ("2024-05-01 12:00:00", 1250, "integer", "-9999999998.4999999999")

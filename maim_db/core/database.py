@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import importlib
 import logging
 import os
@@ -22,10 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import peewee
+from playhouse.pool import MaxConnectionsExceeded, PooledMySQLDatabase, PooledPostgresqlDatabase
 
 from ..errors import (
     BridgeClosedError,
     ConfigurationError,
+    DatabaseConnectionError,
     DatabaseFileError,
     DriverNotInstalledError,
     LoopBlockedError,
@@ -35,7 +38,7 @@ from ..errors import (
 from ..sqlite.checkpoint import Checkpointer
 from ..sqlite.files import prepare_location
 from ..sqlite.profile import SQLiteProfile
-from ..sqlite.writelock import WriteLock, write_lock_for
+from ..sqlite.writelock import WriteLock, WriteLockTimeoutError, write_lock_for
 from ..url import DatabaseURL
 
 if TYPE_CHECKING:
@@ -49,6 +52,7 @@ __all__ = [
     "PostgresqlDatabase",
     "SqliteDatabase",
     "UnboundDatabase",
+    "connection_error",
     "database_for",
     "default_database",
     "get_database",
@@ -163,40 +167,13 @@ class MaimDatabaseMixin:
         self._guard()
         return super().cursor(named_cursor)  # type: ignore[misc]
 
-    def _track(self, conn: Any) -> Any:
-        with self._open_lock:
-            self._open_connections.add(conn)
-        return conn
-
-    def _close(self, conn: Any) -> None:
-        with self._open_lock:
-            self._open_connections.discard(conn)
-        conn.close()
-
     def close_all(self) -> None:
-        """Close every connection this database opened in this process, from any thread."""
-        self._closed_for_good = True
-        checkpointer = getattr(self, "checkpointer", None)
-        if checkpointer is not None:
-            checkpointer.stop()
-        with self._open_lock:
-            conns, self._open_connections = list(self._open_connections), set()
-        for conn in conns:
-            with contextlib.suppress(Exception):  # best effort; nothing actionable to report
-                conn.close()
-        self._state.reset()
+        """Close every connection of this database in this process; refuse further use."""
+        raise NotImplementedError
 
     def after_fork_in_child(self) -> None:
-        """Forget every connection inherited from the parent (they are never closed here)."""
-        # New locks first: a parent thread may have held the old ones at fork() time.
-        self._open_lock = threading.Lock()
-        self._lock = threading.Lock()
-        checkpointer = getattr(self, "checkpointer", None)
-        if checkpointer is not None:
-            checkpointer.after_fork_in_child()
-        _ABANDONED.extend(self._open_connections)
-        self._open_connections = set()
-        self._forget_inherited()
+        """Forget the connections inherited from the parent (they are never closed here)."""
+        raise NotImplementedError
 
 
 class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
@@ -368,9 +345,41 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
         finally:
             queue.release()
 
+    def _track(self, conn: Any) -> Any:
+        with self._open_lock:
+            self._open_connections.add(conn)
+        return conn
+
     def _close(self, conn: Any) -> None:
         self._end_write()  # a connection closed mid-transaction must not keep the queue
-        super()._close(conn)
+        with self._open_lock:
+            self._open_connections.discard(conn)
+        conn.close()
+
+    def close_all(self) -> None:
+        """Close every connection this database opened in this process, from any thread."""
+        self._closed_for_good = True
+        checkpointer = getattr(self, "checkpointer", None)
+        if checkpointer is not None:
+            checkpointer.stop()
+        with self._open_lock:
+            conns, self._open_connections = list(self._open_connections), set()
+        for conn in conns:
+            with contextlib.suppress(Exception):  # best effort; nothing actionable to report
+                conn.close()
+        self._state.reset()
+
+    def after_fork_in_child(self) -> None:
+        """Forget every connection inherited from the parent (they are never closed here)."""
+        # New locks first: a parent thread may have held the old ones at fork() time.
+        self._open_lock = threading.Lock()
+        self._lock = threading.Lock()
+        checkpointer = getattr(self, "checkpointer", None)
+        if checkpointer is not None:
+            checkpointer.after_fork_in_child()
+        _ABANDONED.extend(self._open_connections)
+        self._open_connections = set()
+        self._forget_inherited()
 
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "UPSERT")
@@ -388,28 +397,232 @@ def _require(module: str, driver: str, extra: str) -> None:
         raise DriverNotInstalledError(driver, extra, orig=exc) from exc
 
 
-class PostgresqlDatabase(MaimDatabaseMixin, peewee.PostgresqlDatabase):
-    """PostgreSQL through psycopg 3."""
+def _server_lock_key(url: DatabaseURL) -> int:
+    digest = hashlib.sha1(f"maim_db writer {url.database}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
-    def __init__(self, url: DatabaseURL, *, on_loop: OnLoop = "warn", **connect_params: Any) -> None:
+
+class _ServerMixin(MaimDatabaseMixin):
+    """What both server databases share: a connection pool, the writer lock, clear errors.
+
+    ``writer_lock`` gives write transactions SQLite's ``BEGIN IMMEDIATE`` meaning on a
+    server too -- one writer at a time, queued by the server -- so code whose
+    read-modify-write is correct on SQLite stays correct after the URL changes (under
+    PostgreSQL's default READ COMMITTED it would lose updates). Transactions opened with
+    ``lock_type="DEFERRED"`` (read-only, or written for the server with ``FOR UPDATE``)
+    skip it.
+    """
+
+    writer_lock: bool = True
+    lock_timeout: float = 5.0
+    _max_connections: int
+    _wait_timeout: float
+    _connections: list[Any]
+    _in_use: dict[Any, Any]
+
+    def _server_setup(self, url: DatabaseURL, on_loop: OnLoop, writer_lock: bool, lock_timeout: float) -> None:
+        self._maim_setup(url, on_loop)
+        self.writer_lock = writer_lock
+        self.lock_timeout = lock_timeout
+        self._lock_key = _server_lock_key(url)
+
+    def connect(self, reuse_if_open: bool = False) -> bool:
+        """Check a connection out of the pool, waiting up to ``pool_timeout`` for a free one."""
+        try:
+            return bool(super().connect(reuse_if_open))  # type: ignore[misc]
+        except MaxConnectionsExceeded as exc:
+            raise DatabaseConnectionError(
+                f"all {self._max_connections} pooled connections to {self.url.safe_target()} stayed in use "
+                f"for {self._wait_timeout} s",
+                hint="raise ?pool_size= / ?max_overflow= / ?pool_timeout= or hold connections for less time",
+                orig=exc,
+            ) from exc
+
+    def _connect(self) -> Any:
+        try:
+            return super()._connect()  # type: ignore[misc]
+        except MaxConnectionsExceeded:
+            raise  # connect() waits for a free connection, then reports
+        except Exception as exc:
+            raise connection_error(self.url, exc) from exc
+
+    def _lock_type(self, lock_type: str | None) -> str:
+        lock = (lock_type or "IMMEDIATE").upper()
+        if lock not in _LOCK_TYPES:
+            raise ConfigurationError(
+                f"unknown lock type {lock_type!r}", hint="use 'IMMEDIATE', 'DEFERRED' or 'EXCLUSIVE'"
+            )
+        return lock
+
+    def close_all(self) -> None:
+        """Close every pooled connection (in use or idle) and refuse further use."""
+        self._closed_for_good = True
+        with contextlib.suppress(Exception):
+            _pool_close_all(self)
+        self._state.reset()
+
+    def after_fork_in_child(self) -> None:
+        """Forget the pool inherited from the parent (its sockets belong to the parent)."""
+        self._open_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._pool_lock = threading.RLock()
+        self._pool_available = threading.Condition(self._pool_lock)
+        _ABANDONED.extend(conn for _, _, conn in self._connections)
+        _ABANDONED.extend(self._in_use.values())
+        self._connections = []
+        self._in_use = {}
+        self._forget_inherited()
+
+
+def _pool_close_all(db: Any) -> None:
+    """playhouse.pool's close_all (the mixin's close_all shadows it)."""
+    from playhouse.pool import PooledDatabase
+
+    PooledDatabase.close_all(db)
+
+
+class PostgresqlDatabase(_ServerMixin, PooledPostgresqlDatabase):  # type: ignore[misc]
+    """PostgreSQL through psycopg 3, pooled; write transactions take the writer lock."""
+
+    def __init__(
+        self,
+        url: DatabaseURL,
+        *,
+        on_loop: OnLoop = "warn",
+        writer_lock: bool = True,
+        lock_timeout: float = 5.0,
+        max_connections: int = 20,
+        stale_timeout: int | None = None,
+        timeout: float = 30,
+        **connect_params: Any,
+    ) -> None:
         _require("psycopg", "psycopg", "postgres")
-        super().__init__(url.database, prefer_psycopg3=True, **connect_params)
-        self._maim_setup(url, on_loop)
+        super().__init__(
+            url.database,
+            prefer_psycopg3=True,
+            max_connections=max_connections,
+            stale_timeout=stale_timeout,
+            timeout=timeout,
+            **connect_params,
+        )
+        self._server_setup(url, on_loop, writer_lock, lock_timeout)
 
-    def _connect(self) -> Any:
-        return self._track(super()._connect())  # type: ignore[misc]
+    def begin(self, lock_type: str | None = None, isolation_level: str | None = None) -> None:
+        """BEGIN; unless ``DEFERRED``, then wait (at most lock_timeout) for the writer lock."""
+        lock = self._lock_type(lock_type)
+        super().begin(isolation_level)
+        if lock == "DEFERRED" or not self.writer_lock:
+            return
+        self._guard()
+        try:
+            self.execute_sql(f"SET LOCAL lock_timeout = '{int(self.lock_timeout * 1000)}ms'")
+            self.execute_sql(f"SELECT pg_advisory_xact_lock({self._lock_key})")
+            self.execute_sql("SET LOCAL lock_timeout = DEFAULT")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                self.cursor().execute("ROLLBACK")
+            if "lock timeout" in str(exc):
+                raise WriteLockTimeoutError(
+                    f"waited {self.lock_timeout:.1f} s for the writer lock of {self.url.safe_target()}",
+                    hint="another writer holds a transaction open that long; keep write transactions short",
+                    orig=exc,
+                ) from exc
+            raise
 
 
-class MySQLDatabase(MaimDatabaseMixin, peewee.MySQLDatabase):
-    """MySQL and MariaDB through PyMySQL."""
+class MySQLDatabase(_ServerMixin, PooledMySQLDatabase):  # type: ignore[misc]
+    """MySQL and MariaDB through PyMySQL, pooled; write transactions take the writer lock."""
 
-    def __init__(self, url: DatabaseURL, *, on_loop: OnLoop = "warn", **connect_params: Any) -> None:
+    def __init__(
+        self,
+        url: DatabaseURL,
+        *,
+        on_loop: OnLoop = "warn",
+        writer_lock: bool = True,
+        lock_timeout: float = 5.0,
+        max_connections: int = 20,
+        stale_timeout: int | None = None,
+        timeout: float = 30,
+        **connect_params: Any,
+    ) -> None:
         _require("pymysql", "PyMySQL", "mysql")
-        super().__init__(url.database, **connect_params)
-        self._maim_setup(url, on_loop)
+        connect_params.setdefault("charset", "utf8mb4")
+        super().__init__(
+            url.database,
+            max_connections=max_connections,
+            stale_timeout=stale_timeout,
+            timeout=timeout,
+            **connect_params,
+        )
+        self._server_setup(url, on_loop, writer_lock, lock_timeout)
+        self._lock_name = f"maim_db:{url.database}"[:64]
 
-    def _connect(self) -> Any:
-        return self._track(super()._connect())  # type: ignore[misc]
+    def begin(self, lock_type: str | None = None) -> None:
+        """Unless ``DEFERRED``, wait for the writer lock (GET_LOCK); then BEGIN."""
+        lock = self._lock_type(lock_type)
+        if lock != "DEFERRED" and self.writer_lock:
+            self._guard()
+            got = self.execute_sql("SELECT GET_LOCK(%s, %s)", (self._lock_name, self.lock_timeout)).fetchone()[0]
+            if got != 1:
+                raise WriteLockTimeoutError(
+                    f"waited {self.lock_timeout:.1f} s for the writer lock of {self.url.safe_target()}",
+                    hint="another writer holds a transaction open that long; keep write transactions short",
+                )
+            self._state.holds_write_lock = True
+        try:
+            super().begin()
+        except BaseException:
+            self._end_write()
+            raise
+
+    def _end_write(self) -> None:
+        if getattr(self._state, "holds_write_lock", False):
+            self._state.holds_write_lock = False
+            with contextlib.suppress(Exception):
+                self.cursor().execute("SELECT RELEASE_LOCK(%s)", (self._lock_name,))
+
+    def commit(self) -> None:
+        """COMMIT, then release the writer lock."""
+        try:
+            super().commit()
+        finally:
+            self._end_write()
+
+    def rollback(self) -> None:
+        """ROLLBACK, then release the writer lock."""
+        try:
+            super().rollback()
+        finally:
+            self._end_write()
+
+
+_CONNECT_HINTS = (
+    ("password authentication failed", "wrong user or password: fix the URL (the password is never shown)"),
+    ("access denied", "wrong user or password: fix the URL (the password is never shown)"),
+    ("does not exist", "the database does not exist: create it (createdb / CREATE DATABASE) or fix its name"),
+    ("unknown database", "the database does not exist: create it (CREATE DATABASE) or fix its name"),
+    ("refused", "nothing listens there: start the server or fix host and port"),
+    ("timeout", "the host did not answer in time: check host, port and network (?connect_timeout=)"),
+    ("timed out", "the host did not answer in time: check host, port and network (?connect_timeout=)"),
+    ("could not translate host name", "the host name does not resolve: fix the host"),
+    ("name or service not known", "the host name does not resolve: fix the host"),
+    ("can't connect", "nothing listens there: start the server or fix host and port"),
+)
+
+
+def connection_error(url: DatabaseURL, exc: BaseException) -> DatabaseConnectionError:
+    """A clear error for a failed server connection: host and database named, password never."""
+    text = str(exc).strip().splitlines()
+    reason = next((line for line in text if line.strip()), type(exc).__name__)
+    if url.password:
+        reason = reason.replace(url.password, "***")
+    lowered = str(exc).lower()
+    hint = next((h for needle, h in _CONNECT_HINTS if needle in lowered), "check the URL and that the server runs")
+    return DatabaseConnectionError(
+        f"cannot connect to {url.safe_target()}: {reason}",
+        hint=hint + " -- maim_db never falls back to another database",
+        orig=exc,
+    )
 
 
 class _UnboundJSONMethods(peewee.BaseJSONMethods):  # type: ignore[misc,name-defined]

@@ -295,7 +295,11 @@ def _flush(pending: collections.deque[Call[Any]]) -> None:
 
 
 def _serve(
-    queue: SimpleQueue[Call[Any] | None], on_exit: Callable[[], None], pool: Executor | None, spare: bool
+    queue: SimpleQueue[Call[Any] | None],
+    on_exit: Callable[[], None],
+    pool: Executor | None,
+    spare: bool,
+    stall_seconds: float = _STALL_SECONDS,
 ) -> None:
     """A worker thread's loop: run calls, hand results back (batched when a pool is given)."""
     pending: collections.deque[Call[Any]] = collections.deque()
@@ -330,7 +334,7 @@ def _serve(
                 else:
                     pool._arm_monitor()
             del call
-            if spare and (queue.empty() or time.perf_counter() - pool._progress[1] < _STALL_SECONDS):
+            if spare and (queue.empty() or time.perf_counter() - pool._progress[1] < stall_seconds):
                 return  # the first worker moves again (or there is no backlog): not needed
     finally:
         if pool is not None:
@@ -371,8 +375,17 @@ class Session:
 class Executor:
     """Shared workers for independent calls plus pinned sessions for transactions."""
 
-    def __init__(self, name: str, max_workers: int, max_sessions: int, on_thread_exit: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        name: str,
+        max_workers: int,
+        max_sessions: int,
+        on_thread_exit: Callable[[], None],
+        *,
+        stall_seconds: float | None = None,
+    ) -> None:
         self.name = name
+        self.stall_seconds = _STALL_SECONDS if stall_seconds is None else stall_seconds
         self.max_workers = max_workers
         self.max_sessions = max_sessions
         self._on_exit = on_thread_exit
@@ -415,7 +428,7 @@ class Executor:
             count = len(self._threads)
             if count == 0:
                 self._spawn(spare=False)
-            elif count < self.max_workers and time.perf_counter() - self._progress[0] > _STALL_SECONDS:
+            elif count < self.max_workers and time.perf_counter() - self._progress[0] > self.stall_seconds:
                 self._spawn(spare=True)
             else:
                 self._arm_monitor_locked()
@@ -426,7 +439,7 @@ class Executor:
             self._progress[1] = self._progress[0]
         thread = threading.Thread(
             target=_serve,
-            args=(self._queue, self._on_exit, self, spare),
+            args=(self._queue, self._on_exit, self, spare, self.stall_seconds),
             name=f"maim_db-{self.name}-{'spare' if spare else 'main'}{self._spawned}",
             daemon=True,
         )
@@ -475,7 +488,7 @@ class Executor:
                 if self._queue.empty() and not any(self._pending):
                     self._monitor_wake.clear()
                     continue
-                stalled = time.perf_counter() - self._progress[0] > _STALL_SECONDS
+                stalled = time.perf_counter() - self._progress[0] > self.stall_seconds
                 if stalled and 0 < len(self._threads) < self.max_workers and not self._queue.empty():
                     self._spawn(spare=True)
 

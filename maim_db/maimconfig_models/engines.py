@@ -23,7 +23,7 @@ from ..sqlite.profile import SQLiteProfile
 from ..sqlite.writelock import WriteLock
 from ..url import DatabaseURL
 
-__all__ = ["BEGIN_OPTION", "build_async_engine", "build_sync_engine"]
+__all__ = ["BEGIN_OPTION", "build_async_engine", "build_sync_engine", "server_options"]
 
 BEGIN_OPTION = "maim_db_begin"
 """Execution option naming the BEGIN mode of a connection's transactions on SQLite."""
@@ -114,19 +114,114 @@ def _install_sqlite_hooks(
         release(record.info)
 
 
-def _pool_options(url: DatabaseURL) -> dict[str, Any]:
+def server_options(url: DatabaseURL) -> dict[str, Any]:
+    """The pool and lock settings of a server URL, defaults filled in (one source for both ORMs)."""
     opts = url.option_map
-    out: dict[str, Any] = {}
-    if "pool_size" in opts:
-        out["pool_size"] = int(opts["pool_size"])
-    if "max_overflow" in opts:
-        out["max_overflow"] = int(opts["max_overflow"])
-    if "pool_timeout" in opts:
-        out["pool_timeout"] = float(opts["pool_timeout"])
-    if "pool_recycle" in opts:
-        out["pool_recycle"] = int(opts["pool_recycle"])
-    out["pool_pre_ping"] = opts.get("pool_pre_ping", "true") == "true"
-    return out
+    return {
+        "pool_size": int(opts.get("pool_size", 10)),
+        "max_overflow": int(opts.get("max_overflow", 10)),
+        "pool_timeout": float(opts.get("pool_timeout", 30)),
+        "pool_recycle": int(opts.get("pool_recycle", 3600)),
+        "pool_pre_ping": opts.get("pool_pre_ping", "true") == "true",
+        "connect_timeout": float(opts.get("connect_timeout", 10)),
+        "writer_lock": opts.get("writer_lock", "true") == "true",
+        "lock_timeout": float(opts.get("lock_timeout", 5)),
+    }
+
+
+def _pool_options(url: DatabaseURL) -> dict[str, Any]:
+    opts = server_options(url)
+    return {k: opts[k] for k in ("pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping")}
+
+
+def _connect_args(url: DatabaseURL, driver: str) -> dict[str, Any]:
+    timeout = server_options(url)["connect_timeout"]
+    if driver == "asyncpg":
+        return {"timeout": timeout}
+    if driver in ("pymysql", "aiomysql"):
+        return {"connect_timeout": max(1, round(timeout)), "charset": "utf8mb4"}
+    return {"connect_timeout": max(1, round(timeout))}
+
+
+def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -> None:
+    from ..core.database import _server_lock_key, connection_error
+
+    opts = server_options(url)
+    lock_ms = int(opts["lock_timeout"] * 1000)
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: Any) -> None:
+        if ctx.connection is None or ctx.is_pre_ping:  # the connection itself failed
+            raise connection_error(url, ctx.original_exception) from ctx.original_exception
+
+    if not opts["writer_lock"]:
+        return
+    if url.backend == "postgresql":
+        key = _server_lock_key(url)
+
+        @event.listens_for(engine, "begin")
+        def _pg_begin(conn: sa.Connection) -> None:
+            if conn.get_execution_options().get(BEGIN_OPTION) == "DEFERRED":
+                return
+            try:
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{lock_ms}ms'")
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({key})")
+                conn.exec_driver_sql("SET LOCAL lock_timeout = DEFAULT")
+            except sa.exc.DBAPIError as exc:
+                if "lock timeout" in str(exc):
+                    raise _lock_timeout(url, opts["lock_timeout"], exc) from exc
+                raise
+
+        return
+    name = f"maim_db:{url.database}"[:64].replace("'", "")
+
+    @event.listens_for(engine, "begin")
+    def _mysql_begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get(BEGIN_OPTION) == "DEFERRED":
+            return
+        got = conn.exec_driver_sql(f"SELECT GET_LOCK('{name}', {opts['lock_timeout']})").scalar()
+        if got != 1:
+            raise _lock_timeout(url, opts["lock_timeout"], None)
+        conn.connection.info[_HOLDS] = True
+
+    def release(dbapi_connection: Any, info: dict[Any, Any]) -> None:
+        if info.pop(_HOLDS, False):
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"SELECT RELEASE_LOCK('{name}')")
+                cursor.fetchall()
+            finally:
+                cursor.close()
+
+    @event.listens_for(engine, "commit")
+    def _mysql_commit(conn: sa.Connection) -> None:
+        if conn.connection.info.get(_HOLDS):
+            try:
+                conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
+            finally:
+                release(conn.connection.dbapi_connection, conn.connection.info)
+
+    @event.listens_for(engine, "rollback")
+    def _mysql_rollback(conn: sa.Connection) -> None:
+        if conn.connection.info.get(_HOLDS):
+            try:
+                conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+            finally:
+                release(conn.connection.dbapi_connection, conn.connection.info)
+
+    @event.listens_for(engine, "reset")
+    def _mysql_reset(dbapi_connection: Any, record: Any, _state: Any) -> None:
+        release(dbapi_connection, record.info)
+
+
+def _lock_timeout(url: DatabaseURL, seconds: float, exc: BaseException | None) -> Exception:
+    from ..sqlite.writelock import WriteLockTimeoutError
+
+    return WriteLockTimeoutError(
+        f"waited {seconds:.1f} s for the writer lock of {url.safe_target()}",
+        hint="another writer holds a transaction open that long; keep write transactions short",
+        orig=exc,
+    )
 
 
 def build_sync_engine(
@@ -151,7 +246,10 @@ def build_sync_engine(
         _install_sqlite_hooks(engine, profile, url, write_lock, is_async=False)
         return engine
     _require(_SYNC_DRIVERS, url.backend)
-    return sa.create_engine(url.sync_url, **_pool_options(url))
+    driver = _SYNC_DRIVERS[url.backend][0]
+    engine = sa.create_engine(url.sync_url, connect_args=_connect_args(url, driver), **_pool_options(url))
+    _install_server_hooks(engine, url, is_async=False)
+    return engine
 
 
 def build_async_engine(
@@ -176,4 +274,7 @@ def build_async_engine(
         _install_sqlite_hooks(engine.sync_engine, profile, url, write_lock, is_async=True)
         return engine
     _require(_ASYNC_DRIVERS, url.backend)
-    return create_async_engine(url.async_url, **_pool_options(url))
+    driver = _ASYNC_DRIVERS[url.backend][0]
+    async_engine = create_async_engine(url.async_url, connect_args=_connect_args(url, driver), **_pool_options(url))
+    _install_server_hooks(async_engine.sync_engine, url, is_async=True)
+    return async_engine

@@ -18,6 +18,7 @@ from typing import Any
 
 import peewee
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
@@ -80,12 +81,14 @@ _BUILTIN: dict[type[peewee.Field], TypeFactory] = {
     peewee.TextField: lambda f: sa.Text(),
     peewee.BlobField: lambda f: sa.LargeBinary(),
     peewee.BinaryUUIDField: lambda f: sa.LargeBinary(16),
-    peewee.UUIDField: lambda f: sa.Uuid(as_uuid=True),
+    peewee.UUIDField: lambda f: sa.Uuid(as_uuid=True).with_variant(sa.String(40), "mysql", "mariadb"),
     peewee.DateTimeField: lambda f: sa.DateTime(),
     peewee.DateField: lambda f: sa.Date(),
     peewee.TimeField: lambda f: sa.Time(),
     peewee.BooleanField: lambda f: sa.Boolean(),
     peewee.JSONField: lambda f: sa.JSON().with_variant(sa.Text(), "sqlite"),  # Peewee declares TEXT there
+    maim_fields.DateTimeField: lambda f: sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb"),
+    maim_fields.TimeField: lambda f: sa.Time().with_variant(mysql.TIME(fsp=6), "mysql", "mariadb"),
     peewee.AnyField: lambda f: _Typeless(),
     peewee.BareField: lambda f: _Typeless(),
 }
@@ -179,6 +182,10 @@ class PeeweeValue(TypeDecorator[Any]):
         stored = self.field.db_value(value)
         if isinstance(stored, peewee.Node):
             return _unwrap(self.field, value, stored)
+        if isinstance(self.field, peewee.BlobField):
+            # Peewee wraps bytes in its driver's Binary type; SQLAlchemy's drivers want bytes.
+            inner = getattr(stored, "obj", stored)
+            return bytes(inner) if isinstance(inner, bytes | bytearray | memoryview) else stored
         return stored
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
