@@ -527,7 +527,7 @@ class AsyncAtomic:
             self._top = True
             session = await executor.acquire_session()
             self._txn = _Transaction(session, task)
-            args = (self._lock_type,) if self._lock_type and bridge.url.is_sqlite else ()
+            args = (self._lock_type,) if self._lock_type else ()
             self._cm = bridge.peewee.atomic(*args)
         entered = [False]
 

@@ -57,11 +57,14 @@ class ConfigurationError(MaimDBError, ValueError):
 class DriverNotInstalledError(MaimDBError, ImportError):
     """The URL needs a database driver that is not installed."""
 
-    def __init__(self, driver: str, extra: str, *, orig: BaseException | None = None) -> None:
+    def __init__(
+        self, driver: str, extra: str, *, target: str | None = None, orig: BaseException | None = None
+    ) -> None:
         self.driver = driver
         self.install = f'pip install "maim-db[{extra}]"'
+        needed = f" (needed for {target})" if target else ""
         super().__init__(
-            f"the {driver!r} driver is not installed",
+            f"the {driver!r} driver is not installed{needed}",
             hint=f"install it with: {self.install}",
             orig=orig,
         )

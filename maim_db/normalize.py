@@ -95,6 +95,8 @@ def normalize_values(
                 continue
             changes: list[tuple[Any, Any, Any]] = []
             sql = f'SELECT "{pk.column_name}", "{f.column_name}" FROM "{table}" WHERE "{f.column_name}" IS NOT NULL'
+            if bridge.url.backend == "mysql":  # MySQL reads "name" as a string, not a name
+                sql = sql.replace('"', "`")
             for key, raw in db.execute_sql(sql).fetchall():
                 try:
                     canonical = _canonical(f, raw, legacy_decimals, bridge.url.is_sqlite)

@@ -175,8 +175,10 @@ def from_inspector(inspector: Any, table: str, dialect: sa.Dialect) -> TableShap
         return None
     shape = TableShape(table)
     compiler = dialect.type_compiler_instance
+    json_columns = _mariadb_json_columns(inspector, table) if getattr(dialect, "is_mariadb", False) else set()
     for col in inspector.get_columns(table):
-        shape.columns[col["name"]] = ColumnShape(col["name"], compiler.process(col["type"]), bool(col["nullable"]))
+        declared = "JSON" if col["name"] in json_columns else compiler.process(col["type"])
+        shape.columns[col["name"]] = ColumnShape(col["name"], declared, bool(col["nullable"]))
     shape.primary_key = tuple(inspector.get_pk_constraint(table).get("constrained_columns") or ())
     for index in inspector.get_indexes(table):
         shape.indexes[(tuple(index["column_names"]), bool(index["unique"]))] = index["name"]
@@ -192,6 +194,24 @@ def from_inspector(inspector: Any, table: str, dialect: sa.Dialect) -> TableShap
             )
         )
     return shape
+
+
+_JSON_VALID = re.compile(r"^\s*json_valid\(`((?:[^`]|``)+)`\)\s*$", re.IGNORECASE)
+
+
+def _mariadb_json_columns(inspector: Any, table: str) -> set[str]:
+    """MariaDB's JSON is LONGTEXT with ``CHECK (json_valid(col))``; reflection sees only LONGTEXT."""
+    sql = sa.text(
+        "SELECT check_clause FROM information_schema.check_constraints"
+        " WHERE constraint_schema = DATABASE() AND table_name = :table"
+    )
+    bind = inspector.bind
+    if isinstance(bind, sa.Engine):
+        with bind.connect() as conn:
+            clauses = list(conn.execute(sql, {"table": table}).scalars())
+    else:
+        clauses = list(bind.execute(sql, {"table": table}).scalars())
+    return {m.group(1).replace("``", "`") for c in clauses if (m := _JSON_VALID.match(str(c)))}
 
 
 # -- comparison -----------------------------------------------------------------------------

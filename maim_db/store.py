@@ -23,6 +23,8 @@ import peewee
 
 from .errors import ConfigurationError, InvalidValueError
 from .fields import DateTimeField, utcnow
+from .maimconfig_models.mirror import _lock as _mirror_lock
+from .maimconfig_models.mirror import _mirrors, mirror
 from .model import Model
 from .upsert import _peewee_upsert
 
@@ -56,12 +58,17 @@ _models: weakref.WeakKeyDictionary[Bridge, type[StoreItem]] = weakref.WeakKeyDic
 
 def _model_for(bridge: Bridge) -> type[StoreItem]:
     # A subclass per bridge: binding the one StoreItem class to several bridges would
-    # make every store write to whichever bridge bound it last.
+    # make every store write to whichever bridge bound it last. Callers ask for the model
+    # before they open a transaction: CREATE TABLE commits implicitly on MySQL/MariaDB,
+    # which would end their transaction and its savepoints. All the subclasses share
+    # StoreItem's mirror: one table name can be declared only once in the mirrors' MetaData.
     model = _models.get(bridge)
     if model is None:
         name = f"StoreItem_{id(bridge):x}"
         meta = type("Meta", (), {"table_name": StoreItem._meta.table_name})  # not inherited by Peewee
         model = type(name, (StoreItem,), {"__module__": __name__, "__qualname__": name, "Meta": meta})
+        with _mirror_lock:
+            _mirrors[model] = mirror(StoreItem)
         bridge.bind(model)
         bridge.create_tables(model)
         _models[bridge] = model
@@ -144,8 +151,9 @@ class SimpleStore(MutableMapping[str, Any]):
 
     def _set(self, key: str, value: Any) -> None:
         row = {"namespace": self.namespace, "key": key, "updated_at": utcnow(), **self._encode(value)}
+        model = self.model  # before the transaction: see _model_for
         with self.bridge.peewee.atomic():
-            _peewee_upsert(self.model, row, ["namespace", "key"], ["format", "value", "data", "updated_at"])
+            _peewee_upsert(model, row, ["namespace", "key"], ["format", "value", "data", "updated_at"])
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._set(self._check_key(key), value)
@@ -220,12 +228,14 @@ class SimpleStore(MutableMapping[str, Any]):
 
     def clear(self) -> None:
         """Remove every key of this namespace."""
+        m = self.model
         with self.bridge.peewee.atomic():
-            self.model.delete().where(*self._where()).execute()
+            m.delete().where(*self._where()).execute()
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Set many keys in one transaction."""
         pairs = list(other.items() if isinstance(other, Mapping) else other) + list(kwargs.items())
+        self.model  # noqa: B018 - create the table before the transaction: see _model_for
         with self.bridge.peewee.atomic():
             for key, value in pairs:
                 self._set(self._check_key(key), value)

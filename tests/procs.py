@@ -97,7 +97,7 @@ def _bot_thread(bridge: maim_db.Bridge, me: str, deadline: float, seed: int, sta
                     stats["created"] += 1
                 else:
                     with db.atomic():
-                        p = Parent.select().order_by(peewee.fn.random()).first()
+                        p = Parent.select().order_by(db.random()).first()
                         if p is not None:
                             p.delete_instance()  # the database cascades to its children
                             stats["deleted"] += 1
@@ -160,7 +160,7 @@ async def _wrapper_task(bridge: maim_db.Bridge, me: str, deadline: float, seed: 
                 stats["created"] += 1
             else:
                 async with bridge.atomic():
-                    p = await bridge.first(Parent.select().order_by(peewee.fn.random()))
+                    p = await bridge.first(Parent.select().order_by(bridge.peewee.random()))
                     if p is not None:
                         await p.adelete_instance()
                         stats["deleted"] += 1
@@ -171,6 +171,7 @@ async def _wrapper_task(bridge: maim_db.Bridge, me: str, deadline: float, seed: 
 async def _session_task(bridge: maim_db.Bridge, me: str, deadline: float, seed: int, stats: dict[str, Any]) -> None:
     rnd = random.Random(seed)
     C, It, P, Ch = (bridge.mirror(m) for m in (Counter, Item, Parent, Child))
+    random_order = sa.func.rand() if bridge.url.backend == "mysql" else sa.func.random()
     while time.monotonic() < deadline:
         r = rnd.random()
         try:
@@ -197,7 +198,7 @@ async def _session_task(bridge: maim_db.Bridge, me: str, deadline: float, seed: 
                     await s.commit()
                     stats["created"] += 1
                 else:
-                    pid = (await s.scalars(sa.select(P.id).order_by(sa.func.random()).limit(1))).first()
+                    pid = (await s.scalars(sa.select(P.id).order_by(random_order).limit(1))).first()
                     if pid is not None:
                         await s.execute(sa.delete(P).where(P.id == pid))  # the database cascades
                         stats["deleted"] += 1

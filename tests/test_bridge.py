@@ -1,29 +1,39 @@
-"""Bridge lifecycle, binding, and bad input on the SQLite path."""
+"""Bridge lifecycle, binding, and bad input.
+
+Bad paths and files are SQLite's; lifecycle and binding run on SQLite, PostgreSQL and
+MariaDB (``any_url``).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 from pathlib import Path
+from typing import Any
 
 import peewee
 import pytest
+from conftest import SERVERS, server_available
 
 import maim_db
 from maim_db import (
     Bridge,
     BridgeClosedError,
     ConfigurationError,
+    DatabaseConnectionError,
     DatabaseFileError,
     DriverNotInstalledError,
     NotADatabaseError,
     NotBoundError,
 )
+from maim_db.core.database import SqliteDatabase
 from maim_db.core.models import ALL_MODELS, Agent, PluginSettings, Tenant
 
 
@@ -70,6 +80,41 @@ def test_missing_driver_names_the_pip_line_when_used_not_when_parsed(
     assert f'pip install "maim-db[{extra}]"' in str(err.value)
     assert isinstance(err.value, ImportError)
     b.close()
+
+
+@pytest.fixture(params=["postgresql", "mariadb"])
+def server(request: pytest.FixtureRequest) -> str:
+    """A server backend that answers (skips with how to start it otherwise)."""
+    reason = server_available(request.param)
+    if reason:
+        pytest.skip(reason)
+    return str(request.param)
+
+
+def test_a_missing_server_database_is_named_by_both_orms_and_never_replaced(server: str) -> None:
+    """The server's counterpart of a bad path: a clear error, and no fallback to another database."""
+    url = SERVERS[server]["url"].format(db=f"maim_missing_{os.getpid()}")
+    with Bridge(url) as b:
+        with pytest.raises(DatabaseConnectionError) as peewee_err:
+            b.peewee.connect()
+        with pytest.raises(DatabaseConnectionError) as sa_err:
+            b.sync_engine.connect()
+    for err in (peewee_err.value, sa_err.value):
+        assert f"maim_missing_{os.getpid()}" in err.message and "127.0.0.1" in err.message
+        assert "the database does not exist" in (err.hint or "") and "never falls back" in (err.hint or "")
+        assert err.orig is not None
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "mariadb"])  # needs the driver, not a server
+def test_a_server_that_does_not_listen_says_so(scheme: str) -> None:
+    with socket.socket() as sock:  # a port nothing listens on: bound here, never listened to
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        url = f"{scheme}://bot:pw-not-shown@127.0.0.1:{port}/db?connect_timeout=2"
+        with Bridge(url) as b, pytest.raises(DatabaseConnectionError) as err:
+            b.peewee.connect()
+    assert "start the server" in (err.value.hint or "")
+    assert "pw-not-shown" not in str(err.value)
 
 
 def _run_without_root_overrides(code: str) -> subprocess.CompletedProcess[str]:
@@ -134,16 +179,17 @@ def test_missing_parent_directories_are_created(tmp_path: Path) -> None:
     assert path.exists()
 
 
-def test_bind_refuses_what_is_not_a_model(tmp_path: Path) -> None:
-    with Bridge(tmp_path / "x.db") as b, pytest.raises(ConfigurationError, match="Peewee model classes"):
+def test_bind_refuses_what_is_not_a_model(any_url: str) -> None:
+    with Bridge(any_url) as b, pytest.raises(ConfigurationError, match="Peewee model classes"):
         b.bind("Agent")  # type: ignore[arg-type]
 
 
-def test_bind_brings_the_models_foreign_keys_point_to(tmp_path: Path) -> None:
-    with Bridge(tmp_path / "x.db") as b:
+def test_bind_brings_the_models_foreign_keys_point_to(any_url: str) -> None:
+    with Bridge(any_url) as b:
         b.bind(PluginSettings)
         assert set(b.models) >= {PluginSettings, Tenant, Agent}
         assert sorted(b.create_tables()) == ["agents", "plugin_settings", "tenants", "users"]
+        assert b.create_tables() == []
 
 
 def test_unbound_model_says_how_to_bind_it() -> None:
@@ -155,8 +201,28 @@ def test_unbound_model_says_how_to_bind_it() -> None:
     assert "bridge.bind(" in (err.value.hint or "")
 
 
-def test_closed_bridge_refuses_work_and_closes_every_thread_connection(tmp_path: Path) -> None:
-    b = Bridge(tmp_path / "x.db")
+def _driver_connections(db: Any) -> list[Any]:
+    """Every driver connection the Peewee database has open: SQLite's tracked set, or the pool's."""
+    if isinstance(db, SqliteDatabase):
+        return list(db._open_connections)
+    return [pc.connection for pc in db._in_use.values()] + [conn for _, _, conn in db._connections]
+
+
+def _is_closed(conn: Any) -> bool:
+    """Whether a driver connection is closed (each driver shows it its own way)."""
+    if isinstance(conn, sqlite3.Connection):
+        try:
+            conn.execute("SELECT 1")
+        except sqlite3.ProgrammingError as exc:
+            return "closed" in str(exc)
+        return False
+    if hasattr(conn, "closed"):  # psycopg
+        return bool(conn.closed)
+    return not conn.open  # PyMySQL
+
+
+def test_closed_bridge_refuses_work_and_closes_every_thread_connection(any_url: str) -> None:
+    b = Bridge(any_url)
     b.bind(*ALL_MODELS)
     b.create_tables()
     opened = threading.Event()
@@ -175,20 +241,20 @@ def test_closed_bridge_refuses_work_and_closes_every_thread_connection(tmp_path:
     t = threading.Thread(target=bot)
     t.start()
     assert opened.wait(10)
-    conns = list(b.peewee._open_connections)
-    assert len(conns) == 2
+    conns = _driver_connections(b.peewee)
+    assert len(conns) == 2  # this thread's and the bot's
+    assert not any(_is_closed(conn) for conn in conns)
     b.close()
     proceed.set()
     t.join(10)
+    assert not t.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], BridgeClosedError)
-    for conn in conns:  # closed from the closing thread, not leaked
-        with pytest.raises(Exception, match="closed"):
-            conn.execute("SELECT 1")
+    assert all(_is_closed(conn) for conn in conns)  # closed from the closing thread, not leaked
     b.close()  # idempotent
 
 
-def test_context_manager_closes(tmp_path: Path) -> None:
-    with Bridge(tmp_path / "x.db") as b:
+def test_context_manager_closes(any_url: str) -> None:
+    with Bridge(any_url) as b:
         b.peewee.connect()
     assert b.closed
     with pytest.raises(BridgeClosedError):
@@ -207,7 +273,7 @@ def test_memory_database_is_shared_by_every_thread() -> None:
         assert seen == [1]
 
 
-def test_bridge_options_are_validated(tmp_path: Path) -> None:
+def test_bridge_options_are_validated(any_url: str) -> None:
     for kwargs in ({"on_loop": "sometimes"}, {"max_workers": 0}, {"max_transactions": 0}):
         with pytest.raises(ConfigurationError):
-            Bridge(tmp_path / "x.db", **kwargs)  # type: ignore[arg-type]
+            Bridge(any_url, **kwargs)  # type: ignore[arg-type]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import peewee
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -34,8 +32,8 @@ class Derived(Games):
     title = peewee.CharField()
 
 
-def test_two_plugins_with_the_same_table_get_two_tables(tmp_path: Path) -> None:
-    with Bridge(tmp_path / "p.db") as b:
+def test_two_plugins_with_the_same_table_get_two_tables(any_url: str) -> None:
+    with Bridge(any_url) as b:
         b.bind(WeatherSettings, GameSettings, Derived)
         assert sorted(b.create_tables()) == ["derived__games", "settings__games", "settings__weather"]
         WeatherSettings.create(city="上海")
@@ -47,7 +45,7 @@ def test_two_plugins_with_the_same_table_get_two_tables(tmp_path: Path) -> None:
         assert b.schema_drift() == []
         with b.sync_engine.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), b.metadata) == []
-        b.peewee.execute_sql('DROP TABLE "settings__games"')
+        GameSettings.drop_table()
         assert b.schema_drift() == [
             "settings__games: table of the Peewee model GameSettings is missing in the database"
         ]
@@ -62,14 +60,14 @@ def test_bad_plugin_names_are_refused() -> None:
             plugin_model_base(name)  # type: ignore[arg-type]
 
 
-def test_plugin_bases_work_for_scoped_models(tmp_path: Path) -> None:
+def test_plugin_bases_work_for_scoped_models(any_url: str) -> None:
     ScopedNotes = plugin_model_base("notes", maim_db.ScopedModel)
 
     class Note(ScopedNotes):
         text = peewee.TextField()
 
     assert Note._meta.table_name == "note__notes"
-    with Bridge(tmp_path / "s.db") as b:
+    with Bridge(any_url) as b:
         b.bind(Note)
         b.create_tables()
         with maim_db.agent_context("a"):

@@ -1,10 +1,15 @@
-"""Schema drift, the legacy database through every ORM, and the opt-in normalisation."""
+"""Schema drift, the legacy database through every ORM, and the opt-in normalisation.
+
+Drift is checked on SQLite, PostgreSQL and MariaDB (``any_url``); the legacy file and the
+SQLite storage forms that normalisation rewrites are SQLite's own.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import peewee
@@ -12,65 +17,100 @@ import pytest
 import sqlalchemy as sa
 
 import maim_db
-from maim_db import Bridge
+from maim_db import Bridge, DatabaseURL
 from maim_db import fields as mf
-from maim_db.core.models import ALL_MODELS, Agent, PluginSettings, Tenant
+from maim_db.core.models import ALL_MODELS, Agent, PluginSettings, Tenant, User
 from maim_db.normalize import normalize_values
 
 
-def test_an_untouched_schema_reports_nothing(bridge: Bridge) -> None:
-    assert bridge.schema_drift() == []
+@pytest.fixture
+def any_bridge(any_url: str) -> Iterator[Bridge]:
+    """A bridge on the test's backend with the domain models bound and their tables created."""
+    b = Bridge(any_url)
+    b.bind(*ALL_MODELS)
+    b.create_tables()
+    try:
+        yield b
+    finally:
+        b.close()
 
 
-def test_a_column_added_to_the_live_table_is_reported(bridge: Bridge) -> None:
-    bridge.peewee.execute_sql("ALTER TABLE agents ADD COLUMN nickname TEXT")
-    assert bridge.schema_drift() == ["agents.nickname: column is in the database but not in the Peewee model Agent"]
+def test_an_untouched_schema_reports_nothing(any_bridge: Bridge) -> None:
+    assert any_bridge.schema_drift() == []
 
 
-def test_a_dropped_index_is_reported(bridge: Bridge) -> None:
-    bridge.peewee.execute_sql('DROP INDEX "api_keys_tenant_id_agent_id"')
-    assert bridge.schema_drift() == [
+def test_a_column_added_to_the_live_table_is_reported(any_bridge: Bridge) -> None:
+    any_bridge.peewee.execute_sql("ALTER TABLE agents ADD COLUMN nickname TEXT")
+    assert any_bridge.schema_drift() == ["agents.nickname: column is in the database but not in the Peewee model Agent"]
+
+
+DROP_INDEX = {
+    "sqlite": 'DROP INDEX "api_keys_tenant_id_agent_id"',
+    "postgresql": 'DROP INDEX "api_keys_tenant_id_agent_id"',
+    "mariadb": "DROP INDEX `api_keys_tenant_id_agent_id` ON `api_keys`",  # MySQL names the table
+}
+
+
+def test_a_dropped_index_is_reported(any_bridge: Bridge, backend: str) -> None:
+    any_bridge.peewee.execute_sql(DROP_INDEX[backend])
+    assert any_bridge.schema_drift() == [
         "api_keys: index api_keys_tenant_id_agent_id on (tenant_id, agent_id) is in the Peewee model ApiKey "
         "but missing in the database"
     ]
 
 
-def test_a_mirror_changed_by_hand_is_reported(bridge: Bridge) -> None:
-    table = bridge.mirror(Agent).__table__
+def test_a_mirror_changed_by_hand_is_reported(any_bridge: Bridge) -> None:
+    table = any_bridge.mirror(Agent).__table__
     column = table.c["template_id"]
     column.nullable = False
     try:
-        assert bridge.schema_drift() == [
+        assert any_bridge.schema_drift() == [
             "agents.template_id: NULL in the Peewee model Agent, NOT NULL in its SQLAlchemy mirror"
         ]
     finally:
         column.nullable = True
 
 
-def test_a_missing_table_and_an_extra_one_are_reported(bridge: Bridge) -> None:
-    bridge.peewee.execute_sql("DROP TABLE agent_active_states")
-    bridge.peewee.execute_sql("CREATE TABLE notes (x TEXT)")
-    assert bridge.schema_drift() == [
+def test_a_missing_table_and_an_extra_one_are_reported(any_bridge: Bridge) -> None:
+    any_bridge.peewee.execute_sql("DROP TABLE agent_active_states")
+    any_bridge.peewee.execute_sql("CREATE TABLE notes (x TEXT)")
+    assert any_bridge.schema_drift() == [
         "agent_active_states: table of the Peewee model AgentActiveState is missing in the database",
         "notes: table is in the database but no bound model describes it",
     ]
 
 
-def test_a_type_change_is_reported(tmp_path: Path) -> None:
-    path = tmp_path / "t.db"
-    conn = sqlite3.connect(path)
-    conn.execute(
-        'CREATE TABLE "users" ("id" VARCHAR(50) NOT NULL PRIMARY KEY, "username" INTEGER NOT NULL, '
-        '"email" VARCHAR(255), "hashed_password" VARCHAR(255) NOT NULL, "is_active" INTEGER NOT NULL, '
-        '"created_at" DATETIME NOT NULL, "updated_at" DATETIME)'
-    )
-    conn.execute('CREATE UNIQUE INDEX "users_username" ON "users" ("username")')
-    conn.execute('CREATE UNIQUE INDEX "users_email" ON "users" ("email")')
-    conn.close()
-    with Bridge(path) as b:
-        b.bind(maim_db.core.models.User)
+def _users_table_with_drift(url: str, backend: str) -> None:
+    """A users table whose username is an INTEGER and whose updated_at may be NULL."""
+    if backend == "sqlite":  # SQLite cannot change a column's type: write the table as it would be
+        conn = sqlite3.connect(DatabaseURL.parse(url).path)  # type: ignore[arg-type]
+        conn.execute(
+            'CREATE TABLE "users" ("id" VARCHAR(50) NOT NULL PRIMARY KEY, "username" INTEGER NOT NULL, '
+            '"email" VARCHAR(255), "hashed_password" VARCHAR(255) NOT NULL, "is_active" INTEGER NOT NULL, '
+            '"created_at" DATETIME NOT NULL, "updated_at" DATETIME)'
+        )
+        conn.execute('CREATE UNIQUE INDEX "users_username" ON "users" ("username")')
+        conn.execute('CREATE UNIQUE INDEX "users_email" ON "users" ("email")')
+        conn.close()
+        return
+    with Bridge(url) as b:  # servers: create it from the model, then alter it
+        b.bind(User)
+        b.create_tables()
+        if backend == "postgresql":
+            b.peewee.execute_sql('ALTER TABLE "users" ALTER COLUMN "username" TYPE INTEGER USING 0')
+            b.peewee.execute_sql('ALTER TABLE "users" ALTER COLUMN "updated_at" DROP NOT NULL')
+        else:
+            b.peewee.execute_sql("ALTER TABLE `users` MODIFY `username` INTEGER NOT NULL")
+            b.peewee.execute_sql("ALTER TABLE `users` MODIFY `updated_at` DATETIME(6) NULL")
+
+
+def test_a_type_change_is_reported(any_url: str, backend: str) -> None:
+    _users_table_with_drift(any_url, backend)
+    declared = "INTEGER(11)" if backend == "mariadb" else "INTEGER"  # MariaDB reports int's display width
+    with Bridge(any_url) as b:
+        b.bind(User)
         assert b.schema_drift() == [
-            "users.username: type VARCHAR(100) (text) in the Peewee model User, INTEGER (integer) in the database",
+            f"users.username: type VARCHAR(100) (text) in the Peewee model User, {declared} (integer) in the database",
             "users.updated_at: NOT NULL in the Peewee model User, NULL in the database",
         ]
 
@@ -211,6 +251,50 @@ def test_normalisation_is_opt_in_backs_up_and_reports(tmp_path: Path) -> None:
         ]
         assert Reading.select().where(Reading.taken_at == noon).count() == 2
         assert normalize_values(b).changed == {}  # idempotent
+
+
+def _committed(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Read through a separate plain SQLAlchemy connection: what is really committed."""
+    engine = sa.create_engine(DatabaseURL.parse(url).sync_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
+    finally:
+        engine.dispose()
+
+
+def test_json_from_other_tools_is_normalised_on_every_backend(any_url: str, backend: str) -> None:
+    """JSON is text on every backend; a server is rewritten only with backup=False (its tools back it up)."""
+    with Bridge(any_url) as b:
+        b.bind(Reading)
+        b.create_tables()
+        noon = dt.datetime(2024, 5, 1, 12)
+        for data in ('{"a":1}', '{"c": "\\u4e0a\\u6d77"}', '{"ok": true}'):  # compact, escaped, canonical
+            key = Reading.create(taken_at=noon).get_id()
+            b.peewee.execute_sql(f"UPDATE reading SET data = {b.peewee.param} WHERE id = {key}", (data,))
+        before = _committed(any_url, "SELECT id, taken_at, data FROM reading ORDER BY id")
+
+        dry = normalize_values(b, dry_run=True)
+        assert dry.changed == {"reading.data": 2} and dry.unreadable == []  # the native datetimes are fine
+        if backend != "sqlite":
+            with pytest.raises(maim_db.ConfigurationError) as err:
+                normalize_values(b)
+            assert "backup=False" in (err.value.hint or "")
+        assert _committed(any_url, "SELECT id, taken_at, data FROM reading ORDER BY id") == before
+
+        report = normalize_values(b, backup=False)
+        assert report.changed == {"reading.data": 2} and report.backup is None
+        assert _committed(any_url, "SELECT data FROM reading ORDER BY id") == [
+            ('{"a": 1}',),
+            ('{"c": "上海"}',),
+            ('{"ok": true}',),
+        ]
+        assert [r.data for r in Reading.select().order_by(Reading._meta.primary_key)] == [
+            {"a": 1},
+            {"c": "上海"},
+            {"ok": True},
+        ]
+        assert normalize_values(b, backup=False).changed == {}  # idempotent
 
 
 def test_normalisation_never_guesses_a_decimals_scale(tmp_path: Path) -> None:

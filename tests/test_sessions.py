@@ -1,8 +1,11 @@
-"""SQLAlchemy engines and sessions on the bridge: the profile, BEGIN, and concurrency."""
+"""SQLAlchemy engines and sessions on the bridge: the profile, BEGIN, the writer lock, concurrency.
+
+The SQLite profile and BEGIN text are SQLite's own; the rest runs on SQLite, PostgreSQL
+and MariaDB (``any_url``).
+"""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maim_db import Bridge, DatabaseFileError, LoopBlockedError, NotADatabaseError
+from maim_db import Bridge, DatabaseFileError, DatabaseURL, LoopBlockedError, NotADatabaseError
 from maim_db.core.models import ALL_MODELS, PluginSettings, Tenant
 from maim_db.maimconfig_models.connection import bridge_get_db
 
@@ -73,8 +76,51 @@ def test_session_begins_immediate_before_the_first_select(bridge: Bridge) -> Non
     assert next(q for q in statements if not q.startswith("PRAGMA")) == "BEGIN DEFERRED"
 
 
-def test_sessions_refuse_to_run_on_the_event_loop(tmp_path: Path) -> None:
-    with Bridge(tmp_path / "x.db", on_loop="raise") as b:
+# What a write transaction runs to become the only writer: SQLite's BEGIN IMMEDIATE, the
+# server's writer lock (a PostgreSQL advisory transaction lock, a MariaDB named lock).
+WRITER_LOCK = {
+    "sqlite": "BEGIN IMMEDIATE",
+    "postgresql": "SELECT pg_advisory_xact_lock(",
+    "mariadb": "SELECT GET_LOCK(",
+}
+
+
+def _statements(engine: sa.Engine) -> list[str]:
+    statements: list[str] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    return statements
+
+
+def _reads_tenants(statement: str) -> bool:
+    return statement.lstrip().upper().startswith("SELECT") and "tenants" in statement
+
+
+def test_a_write_session_takes_the_writer_lock_before_its_first_read(any_url: str, backend: str) -> None:
+    with Bridge(any_url) as b:
+        b.bind(*ALL_MODELS)
+        b.create_tables()
+        statements = _statements(b.sync_engine)
+        T = b.mirror(Tenant)
+        with b.session() as s:
+            s.scalars(sa.select(T)).all()
+            s.add(T(tenant_name="x"))
+            s.commit()
+        lock = [i for i, q in enumerate(statements) if q.startswith(WRITER_LOCK[backend])]
+        reads = [i for i, q in enumerate(statements) if _reads_tenants(q)]
+        assert len(lock) == 1 and reads and lock[0] < reads[0], statements
+        statements.clear()
+        with b.session(readonly=True) as s:
+            assert [t.tenant_name for t in s.scalars(sa.select(T))] == ["x"]
+        assert any(_reads_tenants(q) for q in statements)
+        assert not any(q.startswith(WRITER_LOCK[backend]) for q in statements), statements
+
+
+def test_sessions_refuse_to_run_on_the_event_loop(any_url: str) -> None:
+    with Bridge(any_url, on_loop="raise") as b:
         b.bind(*ALL_MODELS)
         b.create_tables()
 
@@ -98,84 +144,96 @@ def test_engines_check_the_file_like_the_peewee_side(tmp_path: Path) -> None:
     assert garbage.read_bytes() == b"not a database at all" * 10
 
 
+def committed_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Read through a separate plain SQLAlchemy connection: what is really committed."""
+    engine = sa.create_engine(DatabaseURL.parse(url).sync_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
+    finally:
+        engine.dispose()
+
+
 INCREMENTS = 60
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])  # AsyncSession is asyncio-only
-async def test_read_modify_write_from_async_sessions_and_peewee_threads(bridge: Bridge) -> None:
-    tenant = await bridge.run(Tenant.create, tenant_name="t")
-    counter = await bridge.run(PluginSettings.create, tenant=tenant, plugin_name="counter", config={"n": 0})
-    PS = bridge.mirror(PluginSettings)
-    errors: list[BaseException] = []
-    committed = [0]
-    lock = threading.Lock()
-    start = threading.Barrier(2 + 1, timeout=30)  # two threads and the loop
+async def test_read_modify_write_from_async_sessions_and_peewee_threads(any_url: str) -> None:
+    """No increment is lost: on servers too, where READ COMMITTED alone would lose some."""
+    async with Bridge(any_url, on_loop="raise") as bridge:
+        await bridge.acreate_tables(*ALL_MODELS)
+        tenant = await Tenant.acreate(tenant_name="t")
+        counter = await PluginSettings.acreate(tenant=tenant, plugin_name="counter", config={"n": 0})
+        PS = bridge.mirror(PluginSettings)
+        errors: list[BaseException] = []
+        committed = [0]
+        lock = threading.Lock()
+        start = threading.Barrier(2 + 1, timeout=30)  # two threads and the loop
 
-    def thread_worker() -> None:
-        start.wait()
-        try:
-            for _ in range(INCREMENTS):
-                with bridge.peewee.atomic():
-                    row = PluginSettings.get_by_id(counter.id)
-                    row.config = {"n": row.config["n"] + 1}
-                    row.save()
-                with lock:
-                    committed[0] += 1
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            bridge.peewee.close()
+        def thread_worker() -> None:
+            try:
+                start.wait()
+                for _ in range(INCREMENTS):
+                    with bridge.peewee.atomic():
+                        row = PluginSettings.get_by_id(counter.id)
+                        row.config = {"n": row.config["n"] + 1}
+                        row.save()
+                    with lock:
+                        committed[0] += 1
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                bridge.peewee.close()
 
-    async def session_worker() -> None:
-        try:
-            for _ in range(INCREMENTS):
-                async with bridge.async_session() as s:
-                    row = await s.get(PS, counter.id)
-                    assert row is not None
-                    row.config = {"n": row.config["n"] + 1}
-                    await s.commit()
-                with lock:
-                    committed[0] += 1
-        except BaseException as exc:
-            errors.append(exc)
+        async def session_worker() -> None:
+            try:
+                for _ in range(INCREMENTS):
+                    async with bridge.async_session() as s:
+                        row = await s.get(PS, counter.id)
+                        assert row is not None
+                        row.config = {"n": row.config["n"] + 1}
+                        await s.commit()
+                    with lock:
+                        committed[0] += 1
+            except BaseException as exc:
+                errors.append(exc)
 
-    threads = [threading.Thread(target=thread_worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    await anyio.to_thread.run_sync(start.wait)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(session_worker)
-        tg.start_soon(session_worker)
-    for t in threads:
-        await anyio.to_thread.run_sync(t.join, 60)
-    assert errors == []
-    final = await bridge.run(lambda: PluginSettings.get_by_id(counter.id).config["n"])
-    assert final == committed[0] == 4 * INCREMENTS
+        threads = [threading.Thread(target=thread_worker) for _ in range(2)]
+        for t in threads:
+            t.start()
+        await anyio.to_thread.run_sync(start.wait)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(session_worker)
+            tg.start_soon(session_worker)
+        for t in threads:
+            await anyio.to_thread.run_sync(t.join, 60)
+        assert not any(t.is_alive() for t in threads)
+        assert errors == []
+        final = await bridge.run(lambda: PluginSettings.get_by_id(counter.id).config["n"])
+        assert final == committed[0] == 4 * INCREMENTS
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_get_db_commits_on_success_and_rolls_back_on_error(bridge: Bridge, db_path: Path) -> None:
-    get_db = bridge_get_db(bridge)
-    T = bridge.mirror(Tenant)
+async def test_get_db_commits_on_success_and_rolls_back_on_error(any_url: str) -> None:
+    async with Bridge(any_url, on_loop="raise") as bridge:
+        await bridge.acreate_tables(*ALL_MODELS)
+        get_db = bridge_get_db(bridge)
+        T = bridge.mirror(Tenant)
 
-    async def endpoint(fail: bool) -> None:
-        gen: AsyncIterator[AsyncSession] = get_db()
-        session = await gen.__anext__()
-        session.add(T(tenant_name="failed" if fail else "ok"))
-        await session.flush()
-        if fail:
-            with pytest.raises(RuntimeError):
-                await gen.athrow(RuntimeError("endpoint failed"))
-        else:
-            with pytest.raises(StopAsyncIteration):
-                await gen.__anext__()
+        async def endpoint(fail: bool) -> None:
+            gen: AsyncIterator[AsyncSession] = get_db()
+            session = await gen.__anext__()
+            session.add(T(tenant_name="failed" if fail else "ok"))
+            await session.flush()
+            if fail:
+                with pytest.raises(RuntimeError):
+                    await gen.athrow(RuntimeError("endpoint failed"))
+            else:
+                with pytest.raises(StopAsyncIteration):
+                    await gen.__anext__()
 
-    await endpoint(False)
-    await endpoint(True)
-    conn = sqlite3.connect(db_path)
-    try:
-        assert conn.execute("SELECT tenant_name FROM tenants").fetchall() == [("ok",)]
-    finally:
-        conn.close()
+        await endpoint(False)
+        await endpoint(True)
+    assert committed_rows(any_url, "SELECT tenant_name FROM tenants") == [("ok",)]

@@ -1,10 +1,14 @@
+"""Where the URL comes from: argument, MAIM_DB_URL, DATABASE_URL, the per-user default."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from maim_db import Bridge, ConfigurationError
+from maim_db import Bridge, ConfigurationError, DatabaseURL
+from maim_db.core.models import Tenant
 from maim_db.settings import default_database_path, resolve_url
 
 
@@ -44,6 +48,29 @@ def test_settings_are_read_when_the_bridge_is_made_not_at_import(
     assert (first.url.path, second.url.path) == (tmp_path / "first.db", tmp_path / "second.db")
     assert first.url_source == "MAIM_DB_URL"
     assert not (tmp_path / "first.db").exists()  # a bridge opens nothing until used
+
+
+@pytest.mark.parametrize("variable", ["MAIM_DB_URL", "DATABASE_URL"])
+def test_the_environment_picks_the_database_both_orms_use(
+    monkeypatch: pytest.MonkeyPatch, any_url: str, variable: str
+) -> None:
+    """A server URL in the environment works like a file path: both ORMs reach that database."""
+    for name in ("MAIM_DB_URL", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, any_url)
+    with Bridge() as b:
+        assert (b.url, b.url_source) == (DatabaseURL.parse(any_url), variable)
+        b.bind(Tenant)
+        b.create_tables()
+        Tenant.create(tenant_name="from-env")
+        with b.session(readonly=True) as s:
+            assert list(s.scalars(sa.select(b.mirror(Tenant).tenant_name))) == ["from-env"]
+    engine = sa.create_engine(DatabaseURL.parse(any_url).sync_url)  # a separate connection sees the row
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT tenant_name FROM tenants").all() == [("from-env",)]
+    finally:
+        engine.dispose()
 
 
 def test_bad_environment_url_names_the_variable() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import peewee
 import pytest
@@ -32,8 +31,8 @@ class Scoped(maim_db.ScopedModel):
 
 
 @pytest.fixture
-def ub(tmp_path: Path) -> Iterator[Bridge]:
-    b = Bridge(tmp_path / "u.db")
+def ub(any_url: str) -> Iterator[Bridge]:
+    b = Bridge(any_url)
     b.bind(Setting, Scoped)
     b.create_tables()
     try:
@@ -42,8 +41,13 @@ def ub(tmp_path: Path) -> Iterator[Bridge]:
         b.close()
 
 
+def fetch(b: Bridge, sql: str) -> list[tuple[object, ...]]:
+    """Rows as a list of tuples on every driver (PyMySQL's fetchall() gives a tuple)."""
+    return [tuple(r) for r in b.peewee.execute_sql(sql).fetchall()]
+
+
 def rows(b: Bridge) -> list[tuple[object, ...]]:
-    return b.peewee.execute_sql("SELECT plugin, name, value, note FROM setting ORDER BY id").fetchall()
+    return fetch(b, "SELECT plugin, name, value, note FROM setting ORDER BY id")
 
 
 def test_insert_then_update_with_peewee(ub: Bridge) -> None:
@@ -68,11 +72,16 @@ def test_insert_then_update_with_a_mirror(ub: Bridge) -> None:
 @pytest.mark.anyio
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_async_upserts(ub: Bridge) -> None:
-    await aupsert(Setting, {"plugin": "a", "name": "n", "value": 1}, key=["plugin", "name"])
-    async with ub.async_session() as s:
-        await aupsert(ub.mirror(Setting), {"plugin": "a", "name": "n", "value": 5}, key=["plugin", "name"], session=s)
-        await s.commit()
-    assert await ub.run(rows, ub) == [("a", "n", 5, None)]
+    try:
+        await aupsert(Setting, {"plugin": "a", "name": "n", "value": 1}, key=["plugin", "name"])
+        async with ub.async_session() as s:
+            await aupsert(
+                ub.mirror(Setting), {"plugin": "a", "name": "n", "value": 5}, key=["plugin", "name"], session=s
+            )
+            await s.commit()
+        assert await ub.run(rows, ub) == [("a", "n", 5, None)]
+    finally:
+        await ub.aclose()  # on the loop that opened the async connections (asyncpg, aiomysql)
 
 
 def test_concurrent_upserts_of_one_key_from_both_orms_end_with_one_row(ub: Bridge) -> None:
@@ -117,7 +126,7 @@ def test_upsert_of_scoped_rows_fills_the_agent(ub: Bridge) -> None:
             upsert(
                 ub.mirror(Scoped), {"name": "n", "value": 8, "agent_id": "agent_a"}, key=["agent_id", "name"], session=s
             )
-    got = ub.peewee.execute_sql("SELECT agent_id, value FROM scoped ORDER BY agent_id").fetchall()
+    got = fetch(ub, "SELECT agent_id, value FROM scoped ORDER BY agent_id")
     assert got == [("agent_a", 2), ("agent_b", 7)]
 
 

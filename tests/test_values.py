@@ -196,6 +196,35 @@ async def _matrix(vbridge: Bridge) -> None:
     assert problems == []
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_batched_inserts_carry_every_value(vbridge: Bridge) -> None:
+    # One flush of many rows takes SQLAlchemy's multi-row INSERT path (on PostgreSQL a
+    # VALUES list whose parameters must be typed); most parameters in it are NULL.
+    S = vbridge.mirror(Sample)
+    rows = [(column, value) for column, values in VALUES.items() for value in [*values, None]]
+    try:
+        async with vbridge.async_session() as s:
+            s.add_all([S(column=c, writer="sa_async_batch", **{c: v}) for c, v in rows])
+            await s.commit()
+
+        def sync_batch() -> None:
+            with vbridge.session() as s:
+                s.add_all([S(column=c, writer="sa_sync_batch", **{c: v}) for c, v in rows])
+                s.commit()
+
+        await vbridge.run(sync_batch)
+
+        def read(writer: str) -> list[Any]:
+            query = Sample.select().where(Sample.writer == writer).order_by(Sample.id)
+            return [getattr(r, r.column) for r in query]
+
+        want = [expected(c, v) for c, v in rows]
+        assert await vbridge.run(read, "sa_async_batch") == want
+        assert await vbridge.run(read, "sa_sync_batch") == want
+    finally:
+        await vbridge.aclose()
+
+
 @pytest.fixture
 def sqlite_vbridge(tmp_path: Path) -> Iterator[Bridge]:
     b = Bridge(tmp_path / "values.db")

@@ -390,11 +390,11 @@ def _is_write(sql: str) -> bool:
     return head.startswith(_WRITES)
 
 
-def _require(module: str, driver: str, extra: str) -> None:
+def _require(module: str, driver: str, extra: str, url: DatabaseURL) -> None:
     try:
         importlib.import_module(module)
     except ImportError as exc:
-        raise DriverNotInstalledError(driver, extra, orig=exc) from exc
+        raise DriverNotInstalledError(driver, extra, target=url.safe_target(), orig=exc) from exc
 
 
 def _server_lock_key(url: DatabaseURL) -> int:
@@ -496,7 +496,7 @@ class PostgresqlDatabase(_ServerMixin, PooledPostgresqlDatabase):  # type: ignor
         timeout: float = 30,
         **connect_params: Any,
     ) -> None:
-        _require("psycopg", "psycopg", "postgres")
+        _require("psycopg", "psycopg", "postgres", url)
         super().__init__(
             url.database,
             prefer_psycopg3=True,
@@ -530,7 +530,35 @@ class PostgresqlDatabase(_ServerMixin, PooledPostgresqlDatabase):  # type: ignor
             raise
 
 
-class MySQLDatabase(_ServerMixin, PooledMySQLDatabase):  # type: ignore[misc]
+def connect_pymysql(*args: Any, **params: Any) -> Any:
+    """``pymysql.connect`` with the whole handshake bounded by ``connect_timeout``.
+
+    PyMySQL applies ``connect_timeout`` to the TCP connect only: a host that accepts the
+    connection but never sends its greeting (a stuck server, a wrong service on the port)
+    would block forever. Here the greeting, the login and ``SET NAMES`` share the limit.
+    """
+    import pymysql
+
+    conn = pymysql.connect(*args, defer_connect=True, **params)
+    read_timeout, write_timeout = conn._read_timeout, conn._write_timeout
+    conn._read_timeout = conn._write_timeout = conn.connect_timeout
+    try:
+        conn.connect()
+    finally:
+        conn._read_timeout, conn._write_timeout = read_timeout, write_timeout
+    if conn._sock is not None:
+        conn._sock.settimeout(read_timeout)
+    return conn
+
+
+class _BoundedPyMySQL(peewee.MySQLDatabase):
+    """Peewee's MySQL connection, opened by :func:`connect_pymysql` (below the pool in the MRO)."""
+
+    def _connect(self) -> Any:
+        return connect_pymysql(database=self.database, autocommit=True, **self.connect_params)
+
+
+class MySQLDatabase(_ServerMixin, PooledMySQLDatabase, _BoundedPyMySQL):  # type: ignore[misc]
     """MySQL and MariaDB through PyMySQL, pooled; write transactions take the writer lock."""
 
     def __init__(
@@ -545,10 +573,11 @@ class MySQLDatabase(_ServerMixin, PooledMySQLDatabase):  # type: ignore[misc]
         timeout: float = 30,
         **connect_params: Any,
     ) -> None:
-        _require("pymysql", "PyMySQL", "mysql")
+        _require("pymysql", "PyMySQL", "mysql", url)
         connect_params.setdefault("charset", "utf8mb4")
         super().__init__(
             url.database,
+            mariadb=url.family == "mariadb",  # Peewee marks JSON values per flavor (no CAST AS JSON)
             max_connections=max_connections,
             stale_timeout=stale_timeout,
             timeout=timeout,
@@ -557,12 +586,17 @@ class MySQLDatabase(_ServerMixin, PooledMySQLDatabase):  # type: ignore[misc]
         self._server_setup(url, on_loop, writer_lock, lock_timeout)
         self._lock_name = f"maim_db:{url.database}"[:64]
 
+    def _set_server_version(self, conn: Any) -> None:
+        super()._set_server_version(conn)
+        if "maria" in str(getattr(conn, "server_version", "")).lower():
+            self.mariadb = True  # a MariaDB server behind a mysql:// URL
+
     def begin(self, lock_type: str | None = None) -> None:
         """Unless ``DEFERRED``, wait for the writer lock (GET_LOCK); then BEGIN."""
         lock = self._lock_type(lock_type)
         if lock != "DEFERRED" and self.writer_lock:
             self._guard()
-            got = self.execute_sql("SELECT GET_LOCK(%s, %s)", (self._lock_name, self.lock_timeout)).fetchone()[0]
+            got = self.execute_sql("SELECT GET_LOCK(%s, %s)", (self._lock_name, self.lock_timeout)).fetchone()[0]  # type: ignore[no-untyped-call]
             if got != 1:
                 raise WriteLockTimeoutError(
                     f"waited {self.lock_timeout:.1f} s for the writer lock of {self.url.safe_target()}",
@@ -599,6 +633,7 @@ class MySQLDatabase(_ServerMixin, PooledMySQLDatabase):  # type: ignore[misc]
 _CONNECT_HINTS = (
     ("password authentication failed", "wrong user or password: fix the URL (the password is never shown)"),
     ("access denied", "wrong user or password: fix the URL (the password is never shown)"),
+    ("role", "the user (role) does not exist on the server: create it or fix the user name"),
     ("does not exist", "the database does not exist: create it (createdb / CREATE DATABASE) or fix its name"),
     ("unknown database", "the database does not exist: create it (CREATE DATABASE) or fix its name"),
     ("refused", "nothing listens there: start the server or fix host and port"),
@@ -616,7 +651,12 @@ def connection_error(url: DatabaseURL, exc: BaseException) -> DatabaseConnection
     reason = next((line for line in text if line.strip()), type(exc).__name__)
     if url.password:
         reason = reason.replace(url.password, "***")
-    lowered = str(exc).lower()
+    chain = [e for e in (exc, exc.__cause__, exc.__context__) if e is not None]
+    lowered = " ".join(str(e).lower() for e in chain)
+    if any(isinstance(e, TimeoutError) for e in chain):
+        lowered += " timed out"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        lowered += " refused"
     hint = next((h for needle, h in _CONNECT_HINTS if needle in lowered), "check the URL and that the server runs")
     return DatabaseConnectionError(
         f"cannot connect to {url.safe_target()}: {reason}",

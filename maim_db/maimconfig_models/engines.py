@@ -32,15 +32,15 @@ _ASYNC_DRIVERS = {"postgresql": ("asyncpg", "asyncpg", "postgres"), "mysql": ("a
 _SYNC_DRIVERS = {"postgresql": ("psycopg", "psycopg", "postgres"), "mysql": ("pymysql", "PyMySQL", "mysql")}
 
 
-def _require(table: dict[str, tuple[str, str, str]], backend: str) -> None:
-    entry = table.get(backend)
+def _require(table: dict[str, tuple[str, str, str]], url: DatabaseURL) -> None:
+    entry = table.get(url.backend)
     if entry is None:
         return
     module, driver, extra = entry
     try:
         __import__(module)
     except ImportError as exc:
-        raise DriverNotInstalledError(driver, extra, orig=exc) from exc
+        raise DriverNotInstalledError(driver, extra, target=url.safe_target(), orig=exc) from exc
 
 
 _HOLDS = "maim_db_holds_write_lock"
@@ -143,8 +143,20 @@ def _connect_args(url: DatabaseURL, driver: str) -> dict[str, Any]:
     return {"connect_timeout": max(1, round(timeout))}
 
 
+def _bounded_aiomysql(timeout: float | None) -> Any:
+    """The aiomysql connect, with the handshake bounded (aiomysql bounds the TCP connect only)."""
+    import asyncio
+
+    import aiomysql
+
+    async def connect(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.wait_for(aiomysql.connect(*args, **kwargs), timeout)
+
+    return connect
+
+
 def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -> None:
-    from ..core.database import _server_lock_key, connection_error
+    from ..core.database import _server_lock_key, connect_pymysql, connection_error
 
     opts = server_options(url)
     lock_ms = int(opts["lock_timeout"] * 1000)
@@ -153,6 +165,19 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
     def _on_error(ctx: Any) -> None:
         if ctx.connection is None or ctx.is_pre_ping:  # the connection itself failed
             raise connection_error(url, ctx.original_exception) from ctx.original_exception
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
+        # asyncpg raises plain OSError / TimeoutError (no DBAPI error, so handle_error never
+        # sees them): name host and database here too.
+        try:
+            if url.backend == "mysql" and not is_async:
+                return connect_pymysql(*cargs, **cparams)  # the handshake bounded too
+            if url.backend == "mysql":
+                cparams["async_creator_fn"] = _bounded_aiomysql(cparams.get("connect_timeout"))
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:
+            raise connection_error(url, exc) from exc
 
     if not opts["writer_lock"]:
         return
@@ -245,7 +270,7 @@ def build_sync_engine(
             engine = sa.create_engine(url.sync_url, connect_args={"timeout": timeout, "check_same_thread": False})
         _install_sqlite_hooks(engine, profile, url, write_lock, is_async=False)
         return engine
-    _require(_SYNC_DRIVERS, url.backend)
+    _require(_SYNC_DRIVERS, url)
     driver = _SYNC_DRIVERS[url.backend][0]
     engine = sa.create_engine(url.sync_url, connect_args=_connect_args(url, driver), **_pool_options(url))
     _install_server_hooks(engine, url, is_async=False)
@@ -273,7 +298,7 @@ def build_async_engine(
             engine = create_async_engine(url.async_url, connect_args={"timeout": timeout, "check_same_thread": False})
         _install_sqlite_hooks(engine.sync_engine, profile, url, write_lock, is_async=True)
         return engine
-    _require(_ASYNC_DRIVERS, url.backend)
+    _require(_ASYNC_DRIVERS, url)
     driver = _ASYNC_DRIVERS[url.backend][0]
     async_engine = create_async_engine(url.async_url, connect_args=_connect_args(url, driver), **_pool_options(url))
     _install_server_hooks(async_engine.sync_engine, url, is_async=True)

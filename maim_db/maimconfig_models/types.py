@@ -111,8 +111,11 @@ def sqlalchemy_type_for(field: peewee.Field) -> TypeEngine[Any]:
 
 
 def _unwrap(field: peewee.Field, value: Any, node: peewee.Node) -> Any:
-    # Peewee 4's own JSONField hands SQLite `json(?)`, which stores the text minified.
+    # Peewee 4's own JSONField hands SQLite `json(?)`, which stores the text minified, and
+    # MariaDB the dumps() text as it is (a Value node): store what Peewee would.
     if isinstance(field, peewee.JSONField):
+        if isinstance(node, peewee.Value) and isinstance(node.value, str):
+            return node.value
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     raise UnmappedFieldError(
         f"{field.model.__name__}.{field.name}: db_value() returned an SQL expression, not a value",
@@ -134,8 +137,10 @@ class _Declared(TypeEngine[Any]):
 
     cache_ok = True
 
-    def __init__(self, std: TypeEngine[Any]) -> None:
+    def __init__(self, std: TypeEngine[Any], render_bind_cast: bool = False) -> None:
         self.std = std
+        # Drivers that need typed parameters (asyncpg) get ``$1::INTEGER`` as for ``std``.
+        self.render_bind_cast = render_bind_cast
 
 
 @compiles(_Declared)
@@ -173,7 +178,8 @@ class PeeweeValue(TypeDecorator[Any]):
         """The declared type for this dialect, without SQLAlchemy's own conversion."""
         std = self.std_type
         variant = getattr(std, "_variant_mapping", {}).get(dialect.name)
-        return _Declared(variant if variant is not None else std)
+        declared = variant if variant is not None else std
+        return _Declared(declared, render_bind_cast=bool(declared.dialect_impl(dialect).render_bind_cast))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         """Python value -> stored form, by the Peewee field."""
