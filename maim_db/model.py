@@ -36,6 +36,30 @@ class Model(peewee.Model):
         # the table name (as maim_db 1.0's did), not the class name.
         legacy_table_names = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pk = self._meta.primary_key
+        # A new instance whose primary key came from the field's default (maim_db's "tenant_..."
+        # ids, uuid4, ...) must be INSERTed by save(): plain Peewee sees a key and UPDATEs,
+        # which matches no row and silently writes nothing. Rows loaded from the database
+        # (``__no_default__``) and instances given their key explicitly keep Peewee's rule.
+        generated = (
+            not kwargs.get("__no_default__")
+            and isinstance(pk, peewee.Field)
+            and pk.default is not None
+            and pk.name not in kwargs
+            and (pk.column_name not in kwargs)
+        )
+        super().__init__(*args, **kwargs)
+        self._maim_unsaved = generated
+
+    def save(self, force_insert: bool = False, only: Any = None) -> int:
+        """Peewee's ``save``; a new instance with a generated primary key is inserted."""
+        if getattr(self, "_maim_unsaved", False):
+            force_insert = True
+        saved = int(super().save(force_insert=force_insert, only=only))
+        self._maim_unsaved = False
+        return saved
+
     @classmethod
     async def acreate(cls: type[M], **query: Any) -> M:
         """``Model.create`` in one executor hop."""

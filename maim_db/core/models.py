@@ -96,11 +96,11 @@ class BaseModel(Model):
     class Meta:
         database = default_database
 
-    def save(self, *args: Any, **kwargs: Any) -> int:
-        """Save, setting ``updated_at`` to now (UTC) when the model has one."""
+    def save(self, force_insert: bool = False, only: Any = None) -> int:
+        """Save (a new instance is inserted), setting ``updated_at`` to now (UTC) when the model has one."""
         if "updated_at" in self._meta.fields:
             self.updated_at = utcnow()
-        return super().save(*args, **kwargs)
+        return super().save(force_insert=force_insert, only=only)
 
 
 class User(BaseModel):
