@@ -1,0 +1,1 @@
+"""The example service and bot (``maim-db demo`` runs them; ``examples/`` has runnable copies)."""
