@@ -10,128 +10,20 @@ differ only in the fair writer queue (``write_lock``). Latency is per transactio
 asking for BEGIN to COMMIT done. Modes alternate over the rounds. ``--think-ms 0`` shows
 the other extreme: with no pause the busy handler lets one process win again and again
 (high throughput, seconds of starvation for the others).
+
+The measurement lives in ``maim_db.bench.contention`` (the full suite, ``benchmarks/run.py``,
+runs it too); this script keeps the stand-alone command and its JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import random
 import statistics
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
-import peewee
-
-import maim_db
-
-MODES = {"busy_timeout_only": {"write_lock": False}, "maim_db_fair_queue": {"write_lock": True}}
-ROWS = 100
-
-
-class Acct(maim_db.Model):
-    balance = peewee.IntegerField(default=0)
-
-
-def _setup(path: Path) -> None:
-    with maim_db.Bridge(path) as bridge:
-        bridge.bind(Acct)
-        bridge.create_tables()
-        with bridge.peewee.atomic():
-            for i in range(1, ROWS + 1):
-                Acct.insert(id=i, balance=0).on_conflict_ignore().execute()
-
-
-def writer(
-    path: str, profile: dict[str, Any], orm: str, seconds: float, think: float, barrier: Any, results: Any, seed: int
-) -> None:
-    rnd = random.Random(seed)
-    latencies: list[float] = []
-    failures: list[str] = []
-    with maim_db.Bridge(path, profile=profile) as bridge:
-        bridge.bind(Acct)
-        Mirror = bridge.mirror(Acct)
-        db = bridge.peewee
-        db.connect()
-        with bridge.sync_engine.connect():
-            pass
-        barrier.wait(60)
-        deadline = time.perf_counter() + seconds
-        while time.perf_counter() < deadline:
-            row = rnd.randrange(1, ROWS + 1)
-            t0 = time.perf_counter()
-            try:
-                if orm == "peewee":
-                    with db.atomic():
-                        acct = Acct.get_by_id(row)
-                        acct.balance += 1
-                        acct.save()
-                else:
-                    with bridge.session() as s:
-                        acct = s.get(Mirror, row)
-                        acct.balance += 1
-                        s.commit()
-            except Exception as exc:  # counted, reported
-                failures.append(f"{type(exc).__name__}: {exc}"[:200])
-                continue
-            latencies.append(time.perf_counter() - t0)
-            if think:
-                time.sleep(rnd.uniform(0, think))
-    results.put({"orm": orm, "latencies": latencies, "failures": failures})
-
-
-def run_mode(mode: str, args: argparse.Namespace, tmp: Path, round_no: int) -> dict[str, Any]:
-    path = tmp / f"{mode}-{round_no}.db"
-    _setup(path)
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(args.writers)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=writer,
-            args=(
-                str(path),
-                MODES[mode],
-                "peewee" if i % 2 == 0 else "sqlalchemy",
-                args.seconds,
-                args.think_ms / 1000,
-                barrier,
-                results,
-                i,
-            ),
-        )
-        for i in range(args.writers)
-    ]
-    for p in procs:
-        p.start()
-    outs = [results.get(timeout=args.seconds + 120) for _ in procs]
-    for p in procs:
-        p.join(30)
-    lat = sorted(x for o in outs for x in o["latencies"])
-    failures = [f for o in outs for f in o["failures"]]
-    import sqlite3
-
-    conn = sqlite3.connect(path)
-    total_balance = conn.execute("SELECT sum(balance) FROM acct").fetchone()[0]
-    conn.close()
-    return {
-        "mode": mode,
-        "round": round_no,
-        "writers": args.writers,
-        "think_ms": args.think_ms,
-        "seconds": args.seconds,
-        "transactions": len(lat),
-        "failed": len(failures),
-        "lost_updates": len(lat) - total_balance,
-        "tx_per_s": len(lat) / args.seconds,
-        "p50_ms": statistics.median(lat) * 1000 if lat else None,
-        "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000 if lat else None,
-        "max_ms": lat[-1] * 1000 if lat else None,
-        "failure_examples": failures[:3],
-    }
+from maim_db.bench.contention import MODES, run_mode
 
 
 def main() -> None:
@@ -146,7 +38,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="maim-contention-") as tmp:
         for r in range(args.rounds):
             for mode in MODES:
-                rec = run_mode(mode, args, Path(tmp), r)
+                rec, _latencies = run_mode(
+                    mode, writers=args.writers, seconds=args.seconds, think_ms=args.think_ms, tmp=Path(tmp), round_no=r
+                )
                 records.append(rec)
                 print(
                     f"round {r + 1} {mode:20s} {rec['tx_per_s']:8.0f} tx/s  p50 {rec['p50_ms']:6.2f} ms  "

@@ -1,0 +1,25 @@
+"""The benchmark suite: every way to reach one SQLite file, side by side in one run.
+
+``python -m maim_db.bench`` (also ``python benchmarks/run.py`` and ``maim-db bench``)
+measures ten paths -- raw sqlite3, plain Peewee, plain SQLAlchemy (sync and async),
+``run_in_executor``, Peewee 4's pwasyncio and the five maim_db ways -- on six operations
+at several concurrency levels and table sizes, plus writer processes contending for the
+file. It writes a JSON list of records (``path``, ``op``, ``n``, ``concurrency``,
+``ops_per_s``, ``p50_us``, ``p99_us``, ``peak_rss_mb``), a Markdown report with ratios
+against ``peewee_sync`` and the best alternative, and PNG plots when matplotlib is
+installed. ``--quick`` runs everything at small counts. Importing this package imports
+nothing heavy; :func:`main` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark with command-line arguments ``argv`` (``sys.argv[1:]`` when None); the exit status."""
+    from .runner import run_cli
+
+    return run_cli(argv)
