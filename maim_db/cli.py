@@ -391,8 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=[common], help="bots and a service on one database, with a final report")
     p.add_argument("--bots", type=int, default=3, help="bot processes (default 3)")
     p.add_argument("--seconds", type=float, default=15.0, help="how long the load runs (default 15)")
-    p.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (default 8)")
+    p.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients (default 4)")
     p.add_argument("--keep", action="store_true", help="keep the demo's rows instead of deleting them")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="the benchmark suite (arguments go to it; try `maim-db bench -- --help`)")
