@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import builtins
 import contextvars
+import functools
 import logging
 import os
 import threading
@@ -138,6 +139,7 @@ class Bridge:
         self._sync_engine: Engine | None = None
         self._async_engine: AsyncEngine | None = None
         self._models: list[type[pw.Model]] = []
+        self._readonly_engines: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._closed = False
         self._txn: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
             f"maim_db_txn_{id(self):x}", default=None
@@ -275,14 +277,18 @@ class Bridge:
         """
         engine = self.sync_engine
         if readonly:
-            engine = engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+            engine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
+                engine, engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+            )
         return ScopedSession(bind=engine, expire_on_commit=False)
 
     def async_session(self, *, readonly: bool = False) -> AsyncSession:
         """A new SQLAlchemy AsyncSession (an async context manager); see :meth:`session`."""
         engine = self.async_engine
         if readonly:
-            engine = engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+            engine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
+                engine, engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+            )
         return AsyncSession(bind=engine, expire_on_commit=False, sync_session_class=ScopedSession)
 
     def mirror(self, model: type[pw.Model]) -> type[Any]:
@@ -386,6 +392,10 @@ class Bridge:
         """
         txn = self._txn.get()
         session = txn.session if txn is not None and not txn.closed else None
+        if session is None and not self.url.is_sqlite:
+            # A worker gives its pooled server connection back after each call, so that
+            # idle workers never hold what a transaction waits for.
+            return await self.executor.run(_then_return_connection, (self.peewee, fn, args, kwargs), {})
         return await self.executor.run(fn, args, kwargs, session=session)
 
     def atomic(self, lock_type: str | None = None) -> AsyncAtomic:
@@ -557,8 +567,14 @@ class AsyncAtomic:
         txn = self._txn
         assert txn is not None
         executor = self._bridge.executor
+        exit_fn: Callable[..., Any] = self._cm.__exit__
+        if self._top and not self._bridge.url.is_sqlite:
+            exit_fn = functools.partial(_then_return_connection, self._bridge.peewee, exit_fn)
+            exc_args: tuple[Any, ...] = ((exc_type, exc, tb), {})
+        else:
+            exc_args = (exc_type, exc, tb)
         try:
-            await executor.run(self._cm.__exit__, (exc_type, exc, tb), {}, session=txn.session, shielded=True)
+            await executor.run(exit_fn, exc_args, {}, session=txn.session, shielded=True)
         finally:
             if self._top:
                 txn.closed = True
@@ -570,6 +586,15 @@ class AsyncAtomic:
                 finally:
                     executor.release_session(txn.session)
         return False
+
+
+def _then_return_connection(db: Any, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    """Run ``fn``, then hand this thread's pooled server connection back (outside a transaction)."""
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        if not db.is_closed() and not db.in_transaction():
+            db.close()
 
 
 def _dispose_async_engine_blocking(engine: AsyncEngine) -> None:

@@ -86,7 +86,16 @@ WRITER_LOCK = {
 
 
 def _statements(engine: sa.Engine) -> list[str]:
+    """Every statement the engine's connections run, as the database sees them."""
     statements: list[str] = []
+    if engine.dialect.name == "sqlite":  # BEGIN goes to sqlite3 directly: trace it there
+        engine.dispose()
+
+        @sa.event.listens_for(engine, "connect")
+        def trace(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.set_trace_callback(statements.append)
+
+        return statements
 
     @sa.event.listens_for(engine, "before_cursor_execute")
     def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:

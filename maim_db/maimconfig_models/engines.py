@@ -10,6 +10,7 @@ with ``readonly=True`` begin DEFERRED and never take it.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,16 +59,32 @@ def _install_sqlite_hooks(
         dbapi_connection.isolation_level = None
         profile.apply(dbapi_connection, memory=memory, path=url.path)
 
-    def acquire(conn: sa.Connection) -> None:
-        assert write_lock is not None
-        if is_async:
-            # Wait on aiosqlite's own thread (the loop stays free), as a sync writer
-            # waits on its thread: every writer of the file stands in the same queue.
-            driver = conn.connection.driver_connection
-            await_(driver._execute(write_lock.acquire, timeout))  # type: ignore[union-attr]
-        else:
-            write_lock.acquire(timeout)
-        conn.connection.info[_HOLDS] = True
+    def begin_on_driver_thread(conn: sa.Connection, mode: str, lock: bool) -> None:
+        # BEGIN (after the write lock, when wanted) straight on the sqlite3 connection: for
+        # aiosqlite that is one hop to its thread instead of four (lock, cursor, execute,
+        # close), and the loop stays free while the lock is awaited there.
+        info = conn.connection.info
+
+        def begin(raw: sqlite3.Connection) -> None:
+            if lock:
+                assert write_lock is not None
+                write_lock.acquire(timeout)
+                info[_HOLDS] = True  # set on the waiting thread: a cancelled await still releases
+            try:
+                raw.execute(f"BEGIN {mode}")
+            except BaseException:
+                release(info)
+                raise
+
+        try:
+            if is_async:
+                driver = conn.connection.driver_connection
+                driver._maim_ended = False  # type: ignore[union-attr]
+                await_(driver._execute(lambda: begin(driver._conn)))  # type: ignore[union-attr]
+            else:
+                begin(conn.connection.driver_connection)  # type: ignore[arg-type]
+        except sqlite3.Error as exc:  # as SQLAlchemy reports its own statements' errors
+            raise sa.exc.DBAPIError.instance(f"BEGIN {mode}", (), exc, sqlite3.Error) from exc
 
     def release(info: dict[Any, Any]) -> None:
         if info.pop(_HOLDS, False):
@@ -77,33 +94,31 @@ def _install_sqlite_hooks(
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
-        if write_lock is None or mode == "DEFERRED":
-            conn.exec_driver_sql(f"BEGIN {mode}")
-            return
-        acquire(conn)
+        begin_on_driver_thread(conn, mode, lock=write_lock is not None and mode != "DEFERRED")
+
+    def end(conn: sa.Connection, how: str) -> None:
+        # COMMIT/ROLLBACK now, then hand the lock on. SQLAlchemy's own do_commit/do_rollback
+        # right after would find no transaction; for aiosqlite it would still cost a hop,
+        # so the dialect skips it (see _skip_second_end below).
         try:
-            conn.exec_driver_sql(f"BEGIN {mode}")
-        except BaseException:
+            getattr(conn.connection.dbapi_connection, how)()
+        finally:
             release(conn.connection.info)
-            raise
+        if is_async:
+            conn.connection.driver_connection._maim_ended = True  # type: ignore[union-attr]
 
     @event.listens_for(engine, "commit")
     def _on_commit(conn: sa.Connection) -> None:
-        if conn.connection.info.get(_HOLDS):
-            # Commit here, then hand the lock on; SQLAlchemy's own commit() right after
-            # finds no transaction and does nothing.
-            try:
-                conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
-            finally:
-                release(conn.connection.info)
+        if conn.connection.info.get(_HOLDS) or is_async:
+            end(conn, "commit")
 
     @event.listens_for(engine, "rollback")
     def _on_rollback(conn: sa.Connection) -> None:
-        if conn.connection.info.get(_HOLDS):
-            try:
-                conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
-            finally:
-                release(conn.connection.info)
+        if conn.connection.info.get(_HOLDS) or is_async:
+            end(conn, "rollback")
+
+    if is_async:
+        _skip_second_end(engine)
 
     @event.listens_for(engine, "reset")
     def _on_reset(_dbapi_connection: Any, record: Any, _state: Any) -> None:
@@ -112,6 +127,24 @@ def _install_sqlite_hooks(
     @event.listens_for(engine, "close")
     def _on_close(_dbapi_connection: Any, record: Any) -> None:
         release(record.info)
+
+
+def _skip_second_end(engine: Engine) -> None:
+    """Let this engine's dialect skip a COMMIT/ROLLBACK that the hooks above already did."""
+    dialect = engine.dialect
+
+    def skipping(end: Callable[[Any], None]) -> Callable[[Any], None]:
+        def do_end(dbapi_connection: Any) -> None:
+            driver = dbapi_connection._connection
+            if getattr(driver, "_maim_ended", False):
+                driver._maim_ended = False
+                return
+            end(dbapi_connection)
+
+        return do_end
+
+    dialect.do_commit = skipping(dialect.do_commit)  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = skipping(dialect.do_rollback)  # type: ignore[method-assign,assignment]
 
 
 def server_options(url: DatabaseURL) -> dict[str, Any]:

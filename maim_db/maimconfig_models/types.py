@@ -116,7 +116,13 @@ def _unwrap(field: peewee.Field, value: Any, node: peewee.Node) -> Any:
     if isinstance(field, peewee.JSONField):
         if isinstance(node, peewee.Value) and isinstance(node.value, str):
             return node.value
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        args = [a.value if isinstance(a, peewee.Value) else a for a in getattr(node, "arguments", ())]
+        text = next((a for a in args if isinstance(a, str)), None)
+        if text is None:
+            text = getattr(field, "_dumps", json.dumps)(value)
+        # SQLite's json() drops the whitespace between tokens and keeps everything else
+        # (\u escapes included): the same text, compact.
+        return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=text.isascii())
     raise UnmappedFieldError(
         f"{field.model.__name__}.{field.name}: db_value() returned an SQL expression, not a value",
         hint="register a field type whose db_value returns a plain value",
@@ -146,6 +152,22 @@ class _Declared(TypeEngine[Any]):
 @compiles(_Declared)
 def _compile_declared(element: _Declared, compiler: Any, **kw: Any) -> str:
     return str(compiler.process(element.std, **kw))
+
+
+# Peewee fields whose python_value() only re-applies int()/str() to what every driver
+# already returns for their columns (exact classes: a subclass may convert).
+_AS_DRIVER_GIVES = frozenset(
+    {
+        peewee.AutoField,
+        peewee.BigAutoField,
+        peewee.IntegerField,
+        peewee.BigIntegerField,
+        peewee.SmallIntegerField,
+        peewee.CharField,
+        peewee.FixedCharField,
+        peewee.TextField,
+    }
+)
 
 
 class PeeweeValue(TypeDecorator[Any]):
@@ -193,6 +215,12 @@ class PeeweeValue(TypeDecorator[Any]):
             inner = getattr(stored, "obj", stored)
             return bytes(inner) if isinstance(inner, bytes | bytearray | memoryview) else stored
         return stored
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        """No per-row call for integer and text columns: the driver's value is already right."""
+        if type(self.field) in _AS_DRIVER_GIVES:
+            return None
+        return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         """Stored form -> Python value, by the Peewee field."""
