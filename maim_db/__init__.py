@@ -23,10 +23,12 @@ from .errors import (
     TransactionError,
     UnmappedFieldError,
 )
+from .maimconfig_models.types import register_field_type
 from .model import Model
 from .plugins import plugin_model_base
 from .scoped import BusinessBaseModel, ScopedModel
 from .sqlite.profile import SQLiteProfile
+from .sqlite.writelock import WriteLockTimeoutError
 from .store import SimpleStore
 from .upsert import aupsert, upsert
 from .url import DatabaseURL
@@ -56,10 +58,12 @@ __all__ = [
     "SimpleStore",
     "TransactionError",
     "UnmappedFieldError",
+    "WriteLockTimeoutError",
     "agent_context",
     "aupsert",
     "current_agent_id",
     "plugin_model_base",
+    "register_field_type",
     "unscoped",
     "upsert",
 ]

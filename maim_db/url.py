@@ -76,6 +76,24 @@ def _float_option(name: str, value: str) -> str:
     return repr(number) if not number.is_integer() else str(int(number))
 
 
+def _positive_seconds(name: str, value: str) -> str:
+    text = _float_option(name, value)
+    if float(text) < 0.001:  # 0 would mean "wait forever" to one library and "never" to another
+        raise ConfigurationError(
+            f"URL option {name}={value!r} must be more than 0 seconds", hint=f"write for example ?{name}=5"
+        )
+    return text
+
+
+def _recycle_option(value: str) -> str:
+    text = _int_option("pool_recycle", value, -1)
+    if text == "0":  # SQLAlchemy would recycle on every checkout, Peewee never: say which
+        raise ConfigurationError(
+            "URL option pool_recycle=0 is ambiguous", hint="use ?pool_recycle=-1 (never) or seconds >= 1"
+        )
+    return text
+
+
 def _bool_option(name: str, value: str) -> str:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -119,13 +137,13 @@ _SQLITE_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
 _SERVER_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
     "pool_size": lambda v: _int_option("pool_size", v, 1),
     "max_overflow": lambda v: _int_option("max_overflow", v, 0),
-    "pool_timeout": lambda v: _float_option("pool_timeout", v),
-    "pool_recycle": lambda v: _int_option("pool_recycle", v, -1),
+    "pool_timeout": lambda v: _positive_seconds("pool_timeout", v),
+    "pool_recycle": _recycle_option,
     "pool_pre_ping": lambda v: _bool_option("pool_pre_ping", v),
-    "connect_timeout": lambda v: _float_option("connect_timeout", v),
+    "connect_timeout": lambda v: _positive_seconds("connect_timeout", v),
     "slow_query_ms": lambda v: _float_option("slow_query_ms", v),
     "writer_lock": lambda v: _bool_option("writer_lock", v),
-    "lock_timeout": lambda v: _float_option("lock_timeout", v),
+    "lock_timeout": lambda v: _positive_seconds("lock_timeout", v),
 }
 
 _SCHEME_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -319,6 +337,11 @@ class DatabaseURL:
                     f"unknown SQLite URL option {key!r}",
                     hint=f"SQLite URLs accept: timeout, {', '.join(sorted(known))}",
                 )
+            elif key in _SQLITE_OPTIONS:
+                raise ConfigurationError(
+                    f"URL option {key!r} is an SQLite option; this is a {backend} URL",
+                    hint=f"drop it; {backend} URLs accept: {', '.join(sorted(known))} and the driver's own",
+                )
         return tuple(sorted(options.items()))
 
     # -- emitted forms ---------------------------------------------------------------
@@ -368,7 +391,8 @@ class DatabaseURL:
         if self.backend == "sqlite":
             return "an in-memory SQLite database" if self.memory else f"SQLite file {self.path}"
         port = self.port or _DEFAULT_PORTS[self.backend]
-        return f"database {self.database!r} on {self.host}:{port} as user {self.username!r}"
+        where = f"{self.host}:{port}" if self.host else "the local socket"
+        return f"database {self.database!r} on {where} as user {self.username!r}"
 
     def _path_text(self) -> str:
         assert self.path is not None

@@ -531,3 +531,21 @@ async def test_loop_stays_free_while_another_thread_holds_the_write_lock(abridge
     assert len(gaps) > 50
     assert max(gaps) <= 0.020, f"the loop stalled for {max(gaps) * 1000:.1f} ms"
     assert raw(target, "SELECT plugin_name FROM plugin_settings ORDER BY rowid") == [("held",), ("waited",)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_sync_call_on_the_loop_warns_visibly_at_the_callers_line(target: str) -> None:
+    import warnings
+
+    b = Bridge(target)  # on_loop="warn", the default
+    try:
+        b.bind(*ALL_MODELS)
+        await b.acreate_tables()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.resetwarnings()  # Python's default filters, not pytest's "error"
+            Tenant.create(tenant_name="on the loop")  # the line the warning must point at
+        blocking = [w for w in caught if issubclass(w.category, maim_db.LoopBlockingWarning)]
+        assert blocking and blocking[0].filename == __file__, [(w.filename, w.lineno) for w in caught]
+        assert issubclass(maim_db.LoopBlockingWarning, RuntimeWarning)  # not ignored by default
+    finally:
+        await b.aclose()

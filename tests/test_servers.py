@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from maim_db import Bridge, DatabaseConnectionError, DriverNotInstalledError, MaimDBError
+from maim_db import Bridge, DatabaseConnectionError, DriverNotInstalledError, MaimDBError, WriteLockTimeoutError
 from maim_db.core.models import Tenant
 from maim_db.url import DatabaseURL
 
@@ -260,7 +260,7 @@ def test_a_down_server_never_falls_back_to_a_local_file(kind: str, tmp_path: Pat
 
 @SERVERS
 def test_pool_waits_for_a_free_connection_then_says_which_limit(backend: str, any_url: str) -> None:
-    url = f"{any_url}?pool_size=1&max_overflow=0&pool_timeout=1"
+    url = f"{any_url}?pool_size=1&max_overflow=0&pool_timeout=0.5"  # fractions count (not rounded to 0)
     with Bridge(url) as bridge:
         bridge.bind(Tenant)
         bridge.create_tables()
@@ -313,8 +313,6 @@ def test_pool_waits_for_a_free_connection_then_says_which_limit(backend: str, an
 
 @SERVERS
 def test_writer_lock_times_out_clearly_and_readers_pass(backend: str, any_url: str) -> None:
-    from maim_db.sqlite.writelock import WriteLockTimeoutError
-
     with Bridge(f"{any_url}?lock_timeout=0.5") as bridge:
         bridge.bind(Tenant)
         bridge.create_tables()
@@ -382,3 +380,44 @@ def test_sqlite_parts_switch_off_on_servers(backend: str, any_url: str) -> None:
         assert "journal_mode" not in report
         with pytest.raises(MaimDBError, match="SQLite profile"):
             Bridge(any_url, profile={"busy_timeout": 1000})
+
+
+@SERVERS
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_more_tasks_than_pooled_connections_all_finish(backend: str, any_url: str) -> None:
+    # 2 connections for 24 transactions and 24 plain calls at once, twice: idle workers and
+    # finished transactions give their connection back, so everything waits its turn.
+    import anyio
+
+    from maim_db.core.models import PluginSettings
+
+    async with Bridge(f"{any_url}?pool_size=2&max_overflow=0&pool_timeout=20") as bridge:
+        bridge.bind(Tenant, PluginSettings)
+        await bridge.acreate_tables()
+        tenant = await Tenant.acreate(tenant_name="t")
+        row = await PluginSettings.acreate(tenant=tenant, plugin_name="counter", config={"n": 0})
+        errors: list[BaseException] = []
+
+        async def increment() -> None:
+            try:
+                async with bridge.atomic():
+                    current = await PluginSettings.aget_by_id(row.id)
+                    current.config = {"n": current.config["n"] + 1}
+                    await current.asave()
+            except Exception as exc:
+                errors.append(exc)
+
+        async def read() -> None:
+            try:
+                await bridge.count(Tenant.select())
+            except Exception as exc:
+                errors.append(exc)
+
+        for _wave in range(2):
+            async with anyio.create_task_group() as tg:
+                for _ in range(24):
+                    tg.start_soon(increment)
+                    tg.start_soon(read)
+        assert errors == []
+        assert (await PluginSettings.aget_by_id(row.id)).config == {"n": 48}

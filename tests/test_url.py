@@ -235,6 +235,12 @@ def test_server_url_without_database(text: str) -> None:
         ("postgresql:///db", "no host"),
         ("postgresql://h/db?pool_size=0", "pool_size"),
         ("mysql://h/db?pool_pre_ping=maybe", "boolean"),
+        ("postgresql://h/db?pool_timeout=0", "more than 0 seconds"),  # "forever" to Peewee's pool
+        ("postgresql://h/db?lock_timeout=0", "more than 0 seconds"),  # "forever" to PostgreSQL
+        ("mysql://h/db?connect_timeout=0", "more than 0 seconds"),
+        ("postgresql://h/db?pool_recycle=0", "ambiguous"),
+        ("postgresql://h/db?busy_timeout=100", "is an SQLite option; this is a postgresql URL"),
+        ("mariadb://h/db?journal_mode=wal", "is an SQLite option; this is a mysql URL"),
     ],
 )
 def test_bad_urls_say_what_is_wrong(text: str, needle: str) -> None:
@@ -273,7 +279,7 @@ def urls(draw: st.DrawFn) -> DatabaseURL:
             st.tuples(st.sampled_from(["application_name", "charset"]), _name), max_size=2, unique_by=lambda kv: kv[0]
         )
     )
-    timeout = draw(st.none() | st.integers(0, 600))
+    timeout = draw(st.none() | st.integers(1, 600))
     return DatabaseURL(
         backend="postgresql" if backend == "postgresql" else "mysql",
         family=backend,

@@ -16,6 +16,7 @@ import os
 import sqlite3
 import sys
 import threading
+import types
 import warnings
 import weakref
 from collections.abc import Callable
@@ -52,6 +53,7 @@ __all__ = [
     "PostgresqlDatabase",
     "SqliteDatabase",
     "UnboundDatabase",
+    "connect_pymysql",
     "connection_error",
     "database_for",
     "default_database",
@@ -70,8 +72,25 @@ _LOCK_TYPES = frozenset({"IMMEDIATE", "DEFERRED", "EXCLUSIVE"})
 _ABANDONED: list[Any] = []
 
 
-class LoopBlockingWarning(ResourceWarning):
-    """A synchronous database call ran on an event-loop thread."""
+class LoopBlockingWarning(RuntimeWarning):
+    """A synchronous database call ran on an event-loop thread (shown by default)."""
+
+
+_MAIM_DB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_LIBRARY_PARTS = (f"{os.sep}sqlalchemy{os.sep}", f"{os.sep}playhouse{os.sep}", f"{os.sep}peewee.py")
+
+
+def _caller_level() -> int:
+    """``stacklevel`` of the first frame outside Peewee, maim_db and SQLAlchemy: the user's line."""
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 1
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not (name.startswith(_MAIM_DB_DIR) or any(part in name for part in _LIBRARY_PARTS)):
+            return level
+        frame = frame.f_back
+        level += 1
+    return 1
 
 
 def on_event_loop() -> bool:
@@ -147,7 +166,7 @@ class MaimDatabaseMixin:
             )
             if self.on_loop == "raise":
                 raise LoopBlockedError(message, hint="or pass on_loop='allow' to Bridge() for startup code")
-            warnings.warn(message, LoopBlockingWarning, stacklevel=4)
+            warnings.warn(message, LoopBlockingWarning, stacklevel=_caller_level())
 
     def _forget_inherited(self) -> None:
         # After fork() the child's main thread sees the forking thread's state; the
@@ -506,6 +525,7 @@ class PostgresqlDatabase(_ServerMixin, PooledPostgresqlDatabase):  # type: ignor
             **connect_params,
         )
         self._server_setup(url, on_loop, writer_lock, lock_timeout)
+        self._wait_timeout = float(timeout)  # playhouse rounds it down to whole seconds (0 = forever)
 
     def begin(self, lock_type: str | None = None, isolation_level: str | None = None) -> None:
         """BEGIN; unless ``DEFERRED``, then wait (at most lock_timeout) for the writer lock."""
@@ -584,6 +604,7 @@ class MySQLDatabase(_ServerMixin, PooledMySQLDatabase, _BoundedPyMySQL):  # type
             **connect_params,
         )
         self._server_setup(url, on_loop, writer_lock, lock_timeout)
+        self._wait_timeout = float(timeout)  # playhouse rounds it down to whole seconds (0 = forever)
         self._lock_name = f"maim_db:{url.database}"[:64]
 
     def _set_server_version(self, conn: Any) -> None:
