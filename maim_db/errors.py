@@ -124,5 +124,6 @@ class SchemaDriftError(MaimDBError):
         listed = "\n".join(f"  - {d}" for d in differences)
         super().__init__(
             f"the schema has drifted ({len(differences)} difference(s)):\n{listed}",
-            hint="run `maim-db migrate` or align the models with the database",
+            hint="write a migration (`maim-db migrate --autogenerate -m MSG`), apply it (`maim-db migrate`), "
+            "or align the models with the database",
         )

@@ -57,6 +57,17 @@ class NormalizeReport:
         return sum(self.changed.values())
 
 
+_META = "maim_db_meta"
+
+
+def _legacy_conversions(db: Any) -> set[str]:
+    """The ``table.column`` decimal columns whose legacy values were converted already."""
+    if not db.execute_sql("SELECT 1 FROM sqlite_master WHERE name = ?", (_META,)).fetchone():
+        return set()
+    rows = db.execute_sql(f"SELECT key FROM {_META} WHERE key LIKE 'legacy_decimals:%'").fetchall()
+    return {key.split(":", 1)[1] for (key,) in rows}
+
+
 def _canonical(f: peewee.Field, raw: Any, legacy_decimals: bool, sqlite: bool) -> Any:
     """The canonical stored form of ``raw`` for field ``f``; raises InvalidValueError if unsure."""
     if isinstance(f, maim_fields.DecimalField) and sqlite:
@@ -84,6 +95,7 @@ def normalize_values(
     """
     report = NormalizeReport(dry_run=dry_run)
     db = bridge.peewee
+    converted = _legacy_conversions(db) if legacy_decimals and bridge.url.is_sqlite else set()
     plan: list[tuple[type[peewee.Model], peewee.Field, peewee.Field, list[tuple[Any, Any, Any]]]] = []
     for model in bridge.models:
         pk = model._meta.primary_key
@@ -94,6 +106,13 @@ def normalize_values(
             if not isinstance(f, _CANONICAL):
                 continue
             changes: list[tuple[Any, Any, Any]] = []
+            where = f"{table}.{f.column_name}"
+            if isinstance(f, maim_fields.DecimalField) and where in converted:
+                # Scaled integers read as plain decimals again would be multiplied again.
+                raise InvalidValueError(
+                    f"the legacy decimals of {where} were converted already",
+                    hint="run normalize_values() without legacy_decimals=True (nothing was changed)",
+                )
             sql = f'SELECT "{pk.column_name}", "{f.column_name}" FROM "{table}" WHERE "{f.column_name}" IS NOT NULL'
             if bridge.url.backend == "mysql":  # MySQL reads "name" as a string, not a name
                 sql = sql.replace('"', "`")
@@ -128,5 +147,14 @@ def normalize_values(
                 sql = sql.replace('"', "`" if bridge.url.backend == "mysql" else '"').replace("?", "%s")
             for key, _old, new in changes:
                 db.execute_sql(sql, (new, key))
+        if legacy_decimals and bridge.url.is_sqlite:
+            db.execute_sql(f"CREATE TABLE IF NOT EXISTS {_META} (key TEXT PRIMARY KEY, value TEXT)")
+            for model in bridge.models:
+                for f in model._meta.sorted_fields:
+                    if isinstance(f, maim_fields.DecimalField):
+                        db.execute_sql(
+                            f"INSERT OR IGNORE INTO {_META} (key, value) VALUES (?, datetime('now'))",
+                            (f"legacy_decimals:{model._meta.table_name}.{f.column_name}",),
+                        )
     log.info("normalized %d value(s) in %d column(s)", report.total, len(report.changed))
     return report

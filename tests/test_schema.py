@@ -312,6 +312,11 @@ def test_normalisation_never_guesses_a_decimals_scale(tmp_path: Path) -> None:
         assert legacy.changed == {"reading.amount": 1}
         assert _raw(path, "SELECT amount, typeof(amount) FROM reading") == [(1234, "integer")]
         assert Reading.get().amount == decimal.Decimal("12.34")
+        # A second legacy pass would read 1234 as 1234.00 and scale it again: refused.
+        with pytest.raises(maim_db.InvalidValueError, match="converted already"):
+            normalize_values(b, backup=False, legacy_decimals=True)
+        assert _raw(path, "SELECT amount FROM reading") == [(1234,)]
+        assert normalize_values(b, backup=False).changed == {}
 
 
 def test_normalisation_refuses_a_server_backup(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -302,3 +302,25 @@ def test_sum_of_scaled_decimals_is_exact_in_both_orms(vbridge: Bridge) -> None:
     with vbridge.session() as s:
         assert s.scalar(sa.select(sa.func.sum(S.money))) == D("1234568.49")
         assert s.scalar(sa.select(sa.func.avg(S.money, type_=S.money.type))) == D("308642.1225")
+
+
+class PlainJSON(maim_db.Model):
+    data = peewee.JSONField()  # Peewee's own JSONField (not maim_db.fields.JSONField)
+
+
+def test_peewee_jsonfield_text_is_identical_from_both_orms(any_url: str) -> None:
+    value = {"麦": "麦麦 ok", "n": [1, 2.5, None], "s": 'a/b"c'}
+    with Bridge(any_url) as b:
+        b.bind(PlainJSON)
+        b.create_tables()
+        PlainJSON.create(data=value)
+        M = b.mirror(PlainJSON)
+        with b.session() as s:
+            s.add(M(data=value))
+            s.commit()
+        stored = [r[0] for r in b.peewee.execute_sql("SELECT data FROM plain_json ORDER BY id").fetchall()]
+        if isinstance(stored[0], str):  # text columns: the same bytes whoever wrote them
+            assert stored[0] == stored[1], stored
+        assert [r.data for r in PlainJSON.select().order_by(PlainJSON.id)] == [value, value]
+        with b.session(readonly=True) as s:
+            assert [r.data for r in s.scalars(sa.select(M).order_by(M.id))] == [value, value]
