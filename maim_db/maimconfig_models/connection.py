@@ -38,7 +38,11 @@ def bridge_get_db(
             else:
                 await session.commit()
 
-    get_db.__doc__ = "Yield an AsyncSession; commit on success, roll back on error."
+    get_db.__doc__ = (
+        "Yield an AsyncSession; commit when the dependency's scope ends, roll back on error. "
+        'Declare it with Depends(get_db, scope="function") so that the commit happens before '
+        "the response is sent (plain Depends(get_db) on FastAPI >= 0.121 commits after it)."
+    )
     return get_db
 
 
@@ -49,7 +53,13 @@ def _default() -> Bridge:
 
 
 get_db = bridge_get_db(_default)
-"""FastAPI dependency on the default bridge: ``Depends(get_db)`` yields an AsyncSession."""
+"""FastAPI dependency on the default bridge, yielding an AsyncSession.
+
+Use ``Depends(get_db, scope="function")`` (or ``maim_db.integrations.fastapi.DBSession``):
+then the commit runs before the response is sent. With a plain ``Depends(get_db)``, FastAPI
+0.121+ runs the commit after the response, so a failed commit still answers 200 and the
+client's next read may miss its own write.
+"""
 
 
 def AsyncSessionLocal(**kwargs: Any) -> AsyncSession:  # maim_db 1.0's name
