@@ -37,16 +37,21 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "maim.db"
 
 
-@pytest.fixture
-def bridge(db_path: Path) -> Iterator[Bridge]:
-    """A bridge on a fresh file with the domain models bound and their tables created."""
-    b = Bridge(db_path)
+def models_bridge(target: str | Path) -> Iterator[Bridge]:
+    """A bridge on ``target`` with the domain models bound and their tables created."""
+    b = Bridge(target)
     b.bind(*ALL_MODELS)
     b.create_tables()
     try:
         yield b
     finally:
         b.close()
+
+
+@pytest.fixture
+def bridge(db_path: Path) -> Iterator[Bridge]:
+    """A bridge on a fresh file with the domain models bound and their tables created."""
+    yield from models_bridge(db_path)
 
 
 @pytest.fixture
@@ -144,3 +149,9 @@ def any_url(backend: str, tmp_path: Path) -> Iterator[str]:
         yield url
     finally:
         drop_server_database(backend, name)
+
+
+@pytest.fixture
+def any_bridge(any_url: str) -> Iterator[Bridge]:
+    """A bridge on the test's backend with the domain models bound and their tables created."""
+    yield from models_bridge(any_url)

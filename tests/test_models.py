@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
 
 import peewee
 import pytest
 
 from maim_db import Bridge, InvalidValueError
 from maim_db.core.models import (
-    ALL_MODELS,
     Agent,
     AgentActiveState,
     AgentStatus,
@@ -24,15 +22,9 @@ from maim_db.core.models import (
 
 
 @pytest.fixture
-def bridge(any_url: str) -> Iterator[Bridge]:
+def bridge(any_bridge: Bridge) -> Bridge:
     """The domain models' tables on a fresh database of each backend."""
-    b = Bridge(any_url)
-    b.bind(*ALL_MODELS)
-    b.create_tables()
-    try:
-        yield b
-    finally:
-        b.close()
+    return any_bridge
 
 
 def test_ids_are_prefixed_and_unique(bridge: Bridge) -> None:

@@ -67,6 +67,7 @@ def test_torture_bots_and_services_lose_nothing(any_url: str, backend: str) -> N
     failures = [f for o in outs for f in o["failures"]]
     assert failures == []
     total = {k: sum(o[k] for o in outs) for k in ("increments", "inserted", "duplicates", "created", "deleted")}
+    print(f"torture on {backend}: {total}")
     assert total["increments"] > 300 and total["created"] > 50 and total["deleted"] > 10, total
     with maim_db.Bridge(path) as bridge:
         bridge.bind(*MODELS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import peewee
@@ -21,18 +20,6 @@ from maim_db import Bridge, DatabaseURL
 from maim_db import fields as mf
 from maim_db.core.models import ALL_MODELS, Agent, PluginSettings, Tenant, User
 from maim_db.normalize import normalize_values
-
-
-@pytest.fixture
-def any_bridge(any_url: str) -> Iterator[Bridge]:
-    """A bridge on the test's backend with the domain models bound and their tables created."""
-    b = Bridge(any_url)
-    b.bind(*ALL_MODELS)
-    b.create_tables()
-    try:
-        yield b
-    finally:
-        b.close()
 
 
 def test_an_untouched_schema_reports_nothing(any_bridge: Bridge) -> None:

@@ -8,6 +8,7 @@ serialises write transactions across both ORMs and times out clearly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -311,24 +312,34 @@ def test_pool_waits_for_a_free_connection_then_says_which_limit(backend: str, an
 # -- the writer lock ---------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def a_write_held_open(bridge: Bridge, name: str) -> Iterator[None]:
+    """Another thread inserts a tenant ``name`` and keeps its transaction open until the block ends."""
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with bridge.peewee.atomic():
+            Tenant.create(tenant_name=name)
+            holding.set()
+            release.wait(30)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        assert holding.wait(30)
+        yield
+    finally:
+        release.set()
+        t.join(30)
+
+
 @SERVERS
 def test_writer_lock_times_out_clearly_and_readers_pass(backend: str, any_url: str) -> None:
     with Bridge(f"{any_url}?lock_timeout=0.5") as bridge:
         bridge.bind(Tenant)
         bridge.create_tables()
         Tenant.create(tenant_name="t")
-        holding, release = threading.Event(), threading.Event()
-
-        def writer() -> None:
-            with bridge.peewee.atomic():
-                Tenant.create(tenant_name="held")
-                holding.set()
-                release.wait(30)
-
-        t = threading.Thread(target=writer)
-        t.start()
-        try:
-            assert holding.wait(30)
+        with a_write_held_open(bridge, "held"):
             with (
                 pytest.raises(WriteLockTimeoutError, match="writer lock") as info,
                 bridge.session() as s,  # SQLAlchemy waits on the same lock
@@ -339,9 +350,6 @@ def test_writer_lock_times_out_clearly_and_readers_pass(backend: str, any_url: s
                 assert s.execute(sa.text("SELECT count(*) FROM tenants")).scalar() == 1
             with bridge.peewee.atomic("DEFERRED"):
                 assert Tenant.select().count() == 1
-        finally:
-            release.set()
-            t.join(30)
         assert Tenant.select().count() == 2
 
 
@@ -350,24 +358,9 @@ def test_writer_lock_can_be_switched_off(backend: str, any_url: str) -> None:
     with Bridge(f"{any_url}?writer_lock=false") as bridge:
         bridge.bind(Tenant)
         bridge.create_tables()
-        holding, release = threading.Event(), threading.Event()
-
-        def writer() -> None:
-            with bridge.peewee.atomic():
-                Tenant.create(tenant_name="a")
-                holding.set()
-                release.wait(30)
-
-        t = threading.Thread(target=writer)
-        t.start()
-        try:
-            assert holding.wait(30)
-            with bridge.session() as s:  # a second writer goes ahead at once
-                s.add(bridge.mirror(Tenant)(tenant_name="b"))
-                s.commit()
-        finally:
-            release.set()
-            t.join(30)
+        with a_write_held_open(bridge, "a"), bridge.session() as s:  # a second writer goes ahead at once
+            s.add(bridge.mirror(Tenant)(tenant_name="b"))
+            s.commit()
         assert sorted(t.tenant_name for t in Tenant.select()) == ["a", "b"]
 
 

@@ -368,48 +368,9 @@ class MaimAsync(BenchPath):
 
     def async_op(self, op: str) -> Callable[[int], Awaitable[object]]:
         """The ``a``-prefixed methods, ``aexecute`` and ``bridge.atomic``."""
-        rows, bridge = self.rows, self.bridge
-        item: Any = BenchItem
-        category: Any = BenchCategory
-
-        async def insert(i: int) -> None:
-            await item.acreate(name=f"new{i}", value=i, payload=PAYLOAD, category=i % CATEGORIES + 1)
-
-        async def get_by_pk(i: int) -> None:
-            await item.aget_by_id(pk_for(i, rows))
-
-        async def update(i: int) -> None:
-            await item.update(value=i).where(item.id == pk_for(i, rows)).aexecute()
-
-        async def select_100(i: int) -> None:
-            query = (
-                item.select(item, category)
-                .join(category)
-                .where(item.id >= page_start(i, rows))
-                .order_by(item.id)
-                .limit(100)
-            )
-            await bridge.list(query)
-
-        async def bulk_insert_1000(_i: int) -> None:
-            async with bridge.atomic():
-                await item.insert_many(self.bulk).aexecute()
-
-        async def rmw_txn(i: int) -> None:
-            async with bridge.atomic():
-                obj = await item.aget_by_id(hot_pk(i))
-                obj.value += 1
-                await obj.asave()
-
-        ops: dict[str, Callable[[int], Awaitable[object]]] = {
-            "insert": insert,
-            "get_by_pk": get_by_pk,
-            "update": update,
-            "select_100": select_100,
-            "bulk_insert_1000": bulk_insert_1000,
-            "rmw_txn": rmw_txn,
-        }
-        return ops[op]
+        return _peewee4_async_op(
+            op, BenchItem, BenchCategory, self.rows, self.bulk, self.bridge.list, self.bridge.atomic
+        )
 
 
 class PwAsyncio(BenchPath):
@@ -436,49 +397,58 @@ class PwAsyncio(BenchPath):
 
     def async_op(self, op: str) -> Callable[[int], Awaitable[object]]:
         """The ``a``-prefixed methods, ``aexecute``, ``db.list`` and ``db.atomic``."""
-        rows, db, item, category = self.rows, self.db, self.item, self.category
-
-        async def insert(i: int) -> None:
-            await item.acreate(name=f"new{i}", value=i, payload=PAYLOAD, category=i % CATEGORIES + 1)
-
-        async def get_by_pk(i: int) -> None:
-            await item.aget_by_id(pk_for(i, rows))
-
-        async def update(i: int) -> None:
-            await item.update(value=i).where(item.id == pk_for(i, rows)).aexecute()
-
-        async def select_100(i: int) -> None:
-            query = (
-                item.select(item, category)
-                .join(category)
-                .where(item.id >= page_start(i, rows))
-                .order_by(item.id)
-                .limit(100)
-            )
-            await db.list(query)
-
-        async def bulk_insert_1000(_i: int) -> None:
-            async with db.atomic("IMMEDIATE"):
-                await item.insert_many(self.bulk).aexecute()
-
-        async def rmw_txn(i: int) -> None:
-            async with db.atomic("IMMEDIATE"):
-                obj = await item.aget_by_id(hot_pk(i))
-                obj.value += 1
-                await obj.asave()
-
-        ops: dict[str, Callable[[int], Awaitable[object]]] = {
-            "insert": insert,
-            "get_by_pk": get_by_pk,
-            "update": update,
-            "select_100": select_100,
-            "bulk_insert_1000": bulk_insert_1000,
-            "rmw_txn": rmw_txn,
-        }
-        return ops[op]
+        return _peewee4_async_op(
+            op, self.item, self.category, self.rows, self.bulk, self.db.list, lambda: self.db.atomic("IMMEDIATE")
+        )
 
 
-# -- SQLAlchemy ORM: plain engines, and the bridge's sessions on the mirror ---------------
+def _peewee4_async_op(
+    op: str,
+    item: Any,
+    category: Any,
+    rows: int,
+    bulk: list[dict[str, Any]],
+    list_rows: Callable[[Any], Awaitable[object]],
+    atomic: Callable[[], Any],
+) -> Callable[[int], Awaitable[object]]:
+    """One operation written with Peewee 4's async names (``acreate``, ``aexecute``, ...).
+
+    maim_db's wrapper and pwasyncio share those names, so both paths run the same code;
+    only the list helper and the transaction differ.
+    """
+
+    async def insert(i: int) -> None:
+        await item.acreate(name=f"new{i}", value=i, payload=PAYLOAD, category=i % CATEGORIES + 1)
+
+    async def get_by_pk(i: int) -> None:
+        await item.aget_by_id(pk_for(i, rows))
+
+    async def update(i: int) -> None:
+        await item.update(value=i).where(item.id == pk_for(i, rows)).aexecute()
+
+    async def select_100(i: int) -> None:
+        query = item.select(item, category).join(category).where(item.id >= page_start(i, rows))
+        await list_rows(query.order_by(item.id).limit(100))
+
+    async def bulk_insert_1000(_i: int) -> None:
+        async with atomic():
+            await item.insert_many(bulk).aexecute()
+
+    async def rmw_txn(i: int) -> None:
+        async with atomic():
+            obj = await item.aget_by_id(hot_pk(i))
+            obj.value += 1
+            await obj.asave()
+
+    ops: dict[str, Callable[[int], Awaitable[object]]] = {
+        "insert": insert,
+        "get_by_pk": get_by_pk,
+        "update": update,
+        "select_100": select_100,
+        "bulk_insert_1000": bulk_insert_1000,
+        "rmw_txn": rmw_txn,
+    }
+    return ops[op]
 
 
 def _page(item: Any, start: int) -> sa.Select[Any]:

@@ -186,6 +186,23 @@ class MaimDatabaseMixin:
         self._guard()
         return super().cursor(named_cursor)  # type: ignore[misc]
 
+    def _end_write(self) -> None:
+        """Let go of the write (or writer) lock this thread holds, if any."""
+
+    def commit(self) -> None:
+        """COMMIT, then hand the write lock to the next writer in line."""
+        try:
+            super().commit()  # type: ignore[misc]
+        finally:
+            self._end_write()
+
+    def rollback(self) -> None:
+        """ROLLBACK, then hand the write lock to the next writer in line."""
+        try:
+            super().rollback()  # type: ignore[misc]
+        finally:
+            self._end_write()
+
     def close_all(self) -> None:
         """Close every connection of this database in this process; refuse further use."""
         raise NotImplementedError
@@ -338,20 +355,6 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
             assert self._write_lock is not None
             self._write_lock.release()
 
-    def commit(self) -> None:
-        """COMMIT, then hand the write lock to the next writer in line."""
-        try:
-            super().commit()
-        finally:
-            self._end_write()
-
-    def rollback(self) -> None:
-        """ROLLBACK, then hand the write lock to the next writer in line."""
-        try:
-            super().rollback()
-        finally:
-            self._end_write()
-
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         """Run one statement; a write outside a transaction also waits for its turn."""
         queue = self._write_lock
@@ -439,6 +442,34 @@ class _ServerMixin(MaimDatabaseMixin):
     _connections: list[Any]
     _in_use: dict[Any, Any]
 
+    _driver: tuple[str, str, str]  # module, driver name, extra
+
+    def __init__(
+        self,
+        url: DatabaseURL,
+        *,
+        on_loop: OnLoop = "warn",
+        writer_lock: bool = True,
+        lock_timeout: float = 5.0,
+        max_connections: int = 20,
+        stale_timeout: int | None = None,
+        timeout: float = 30,
+        **connect_params: Any,
+    ) -> None:
+        _require(*self._driver, url)
+        super().__init__(  # type: ignore[call-arg]
+            url.database,
+            max_connections=max_connections,
+            stale_timeout=stale_timeout,
+            timeout=timeout,
+            **{**self._flavor_params(url), **connect_params},
+        )
+        self._server_setup(url, on_loop, writer_lock, lock_timeout)
+        self._wait_timeout = float(timeout)  # playhouse rounds it down to whole seconds (0 = forever)
+
+    def _flavor_params(self, url: DatabaseURL) -> dict[str, Any]:
+        return {}
+
     def _server_setup(self, url: DatabaseURL, on_loop: OnLoop, writer_lock: bool, lock_timeout: float) -> None:
         self._maim_setup(url, on_loop)
         self.writer_lock = writer_lock
@@ -503,29 +534,10 @@ def _pool_close_all(db: Any) -> None:
 class PostgresqlDatabase(_ServerMixin, PooledPostgresqlDatabase):  # type: ignore[misc]
     """PostgreSQL through psycopg 3, pooled; write transactions take the writer lock."""
 
-    def __init__(
-        self,
-        url: DatabaseURL,
-        *,
-        on_loop: OnLoop = "warn",
-        writer_lock: bool = True,
-        lock_timeout: float = 5.0,
-        max_connections: int = 20,
-        stale_timeout: int | None = None,
-        timeout: float = 30,
-        **connect_params: Any,
-    ) -> None:
-        _require("psycopg", "psycopg", "postgres", url)
-        super().__init__(
-            url.database,
-            prefer_psycopg3=True,
-            max_connections=max_connections,
-            stale_timeout=stale_timeout,
-            timeout=timeout,
-            **connect_params,
-        )
-        self._server_setup(url, on_loop, writer_lock, lock_timeout)
-        self._wait_timeout = float(timeout)  # playhouse rounds it down to whole seconds (0 = forever)
+    _driver = ("psycopg", "psycopg", "postgres")
+
+    def _flavor_params(self, url: DatabaseURL) -> dict[str, Any]:
+        return {"prefer_psycopg3": True}
 
     def begin(self, lock_type: str | None = None, isolation_level: str | None = None) -> None:
         """BEGIN; unless ``DEFERRED``, then wait (at most lock_timeout) for the writer lock."""
@@ -581,30 +593,14 @@ class _BoundedPyMySQL(peewee.MySQLDatabase):
 class MySQLDatabase(_ServerMixin, PooledMySQLDatabase, _BoundedPyMySQL):  # type: ignore[misc]
     """MySQL and MariaDB through PyMySQL, pooled; write transactions take the writer lock."""
 
-    def __init__(
-        self,
-        url: DatabaseURL,
-        *,
-        on_loop: OnLoop = "warn",
-        writer_lock: bool = True,
-        lock_timeout: float = 5.0,
-        max_connections: int = 20,
-        stale_timeout: int | None = None,
-        timeout: float = 30,
-        **connect_params: Any,
-    ) -> None:
-        _require("pymysql", "PyMySQL", "mysql", url)
-        connect_params.setdefault("charset", "utf8mb4")
-        super().__init__(
-            url.database,
-            mariadb=url.family == "mariadb",  # Peewee marks JSON values per flavor (no CAST AS JSON)
-            max_connections=max_connections,
-            stale_timeout=stale_timeout,
-            timeout=timeout,
-            **connect_params,
-        )
-        self._server_setup(url, on_loop, writer_lock, lock_timeout)
-        self._wait_timeout = float(timeout)  # playhouse rounds it down to whole seconds (0 = forever)
+    _driver = ("pymysql", "PyMySQL", "mysql")
+
+    def _flavor_params(self, url: DatabaseURL) -> dict[str, Any]:
+        # Peewee marks JSON values per flavor (MariaDB has no CAST AS JSON).
+        return {"charset": "utf8mb4", "mariadb": url.family == "mariadb"}
+
+    def _server_setup(self, url: DatabaseURL, on_loop: OnLoop, writer_lock: bool, lock_timeout: float) -> None:
+        super()._server_setup(url, on_loop, writer_lock, lock_timeout)
         self._lock_name = f"maim_db:{url.database}"[:64]
 
     def _set_server_version(self, conn: Any) -> None:
@@ -635,20 +631,6 @@ class MySQLDatabase(_ServerMixin, PooledMySQLDatabase, _BoundedPyMySQL):  # type
             self._state.holds_write_lock = False
             with contextlib.suppress(Exception):
                 self.cursor().execute("SELECT RELEASE_LOCK(%s)", (self._lock_name,))
-
-    def commit(self) -> None:
-        """COMMIT, then release the writer lock."""
-        try:
-            super().commit()
-        finally:
-            self._end_write()
-
-    def rollback(self) -> None:
-        """ROLLBACK, then release the writer lock."""
-        try:
-            super().rollback()
-        finally:
-            self._end_write()
 
 
 _CONNECT_HINTS = (
