@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
-from maim_db import Bridge
+from maim_db import Bridge, DatabaseURL
 from maim_db.core.models import ALL_MODELS
 
 HERE = Path(__file__).resolve().parent
@@ -155,3 +156,13 @@ def any_url(backend: str, tmp_path: Path) -> Iterator[str]:
 def any_bridge(any_url: str) -> Iterator[Bridge]:
     """A bridge on the test's backend with the domain models bound and their tables created."""
     yield from models_bridge(any_url)
+
+
+def committed_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Read through a separate plain SQLAlchemy connection: what is really committed."""
+    engine = sa.create_engine(DatabaseURL.parse(url).sync_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
+    finally:
+        engine.dispose()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import anyio
 import peewee
 import pytest
-import sqlalchemy as sa
+from conftest import committed_rows
 
 import maim_db
 from maim_db import Bridge, BridgeClosedError, ConfigurationError, DatabaseURL, NotBoundError, TransactionError
@@ -38,16 +38,6 @@ def abridge(target: str) -> Iterator[Bridge]:
         b.close()
 
 
-def raw(url: str, sql: str) -> list[tuple[object, ...]]:
-    """Read through a separate plain SQLAlchemy connection: what is really committed."""
-    engine = sa.create_engine(DatabaseURL.parse(url).sync_url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
-    finally:
-        engine.dispose()
-
-
 async def tenant(name: str = "t") -> Tenant:
     return await Tenant.acreate(tenant_name=name)
 
@@ -57,7 +47,7 @@ async def tenant(name: str = "t") -> Tenant:
 
 async def test_acreate_commits_a_row(abridge: Bridge, target: str) -> None:
     t = await Tenant.acreate(tenant_name="acme", tenant_config={"k": 1})
-    assert raw(target, "SELECT id, tenant_name, tenant_config FROM tenants") == [(t.id, "acme", '{"k": 1}')]
+    assert committed_rows(target, "SELECT id, tenant_name, tenant_config FROM tenants") == [(t.id, "acme", '{"k": 1}')]
 
 
 async def test_aget_aget_or_none_aget_by_id(abridge: Bridge) -> None:
@@ -74,26 +64,26 @@ async def test_aget_or_create(abridge: Bridge, target: str) -> None:
     first, created = await Tenant.aget_or_create(tenant_name="acme", defaults={"description": "d"})
     again, created_again = await Tenant.aget_or_create(tenant_name="acme", defaults={"description": "other"})
     assert (created, created_again, again.id) == (True, False, first.id)
-    assert raw(target, "SELECT description FROM tenants") == [("d",)]
+    assert committed_rows(target, "SELECT description FROM tenants") == [("d",)]
 
 
 async def test_aset_by_id_and_adelete_by_id(abridge: Bridge, target: str) -> None:
     t = await tenant()
     assert await Tenant.aset_by_id(t.id, {"description": "set"}) == 1
-    assert raw(target, "SELECT description FROM tenants") == [("set",)]
+    assert committed_rows(target, "SELECT description FROM tenants") == [("set",)]
     assert await Tenant.adelete_by_id(t.id) == 1
-    assert raw(target, "SELECT count(*) FROM tenants") == [(0,)]
+    assert committed_rows(target, "SELECT count(*) FROM tenants") == [(0,)]
 
 
 async def test_abulk_create_and_abulk_update(abridge: Bridge, target: str) -> None:
     t = await tenant()
     agents = [Agent(id=f"agent_{i}", tenant=t, name=f"a{i}") for i in range(25)]
     await Agent.abulk_create(agents, batch_size=10)
-    assert raw(target, "SELECT count(*) FROM agents") == [(25,)]
+    assert committed_rows(target, "SELECT count(*) FROM agents") == [(25,)]
     for a in agents:
         a.status = AgentStatus.ARCHIVED
     assert await Agent.abulk_update(agents, fields=[Agent.status], batch_size=10) == 25
-    assert raw(target, "SELECT DISTINCT status FROM agents") == [("archived",)]
+    assert committed_rows(target, "SELECT DISTINCT status FROM agents") == [("archived",)]
 
 
 async def test_asave_inserts_then_updates_and_adelete_instance(abridge: Bridge, target: str) -> None:
@@ -101,9 +91,9 @@ async def test_asave_inserts_then_updates_and_adelete_instance(abridge: Bridge, 
     await t.asave(force_insert=True)
     t.description = "changed"
     await t.asave()
-    assert raw(target, "SELECT tenant_name, description FROM tenants") == [("new", "changed")]
+    assert committed_rows(target, "SELECT tenant_name, description FROM tenants") == [("new", "changed")]
     assert await t.adelete_instance() == 1
-    assert raw(target, "SELECT count(*) FROM tenants") == [(0,)]
+    assert committed_rows(target, "SELECT count(*) FROM tenants") == [(0,)]
 
 
 async def test_afetch_loads_a_lazy_foreign_key(abridge: Bridge) -> None:
@@ -127,8 +117,8 @@ async def test_query_aexecute_returns_rows_read_on_the_worker(abridge: Bridge, t
     assert await Agent.update(name="x").where(Agent.name == "a0").aexecute() == 1
     assert await Agent.delete().where(Agent.name == "a1").aexecute() == 1
     await Agent.insert(id="agent_ins", tenant=t, name="ins").aexecute()
-    assert raw(target, "SELECT name FROM agents WHERE id = 'agent_ins'") == [("ins",)]
-    assert raw(target, "SELECT count(*) FROM agents") == [(5,)]
+    assert committed_rows(target, "SELECT name FROM agents WHERE id = 'agent_ins'") == [("ins",)]
+    assert committed_rows(target, "SELECT count(*) FROM agents") == [(5,)]
 
 
 async def test_bridge_query_helpers(abridge: Bridge) -> None:
@@ -223,11 +213,11 @@ async def test_atomic_commits_and_runs_on_one_connection(abridge: Bridge, target
         await abridge.run(where)
         await Agent.acreate(tenant=t, name="a")
         await abridge.run(where)
-        assert raw(target, "SELECT count(*) FROM tenants") == [(0,)]  # not committed yet
+        assert committed_rows(target, "SELECT count(*) FROM tenants") == [(0,)]  # not committed yet
         assert await abridge.count(Tenant.select()) == 1  # but visible inside
         await abridge.run(where)
     assert len(seen) == 1
-    assert raw(target, "SELECT count(*) FROM agents") == [(1,)]
+    assert committed_rows(target, "SELECT count(*) FROM agents") == [(1,)]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -250,10 +240,10 @@ async def test_atomic_rolls_back_on_exception(abridge: Bridge, target: str) -> N
         async with abridge.atomic():
             await tenant("doomed")
             raise RuntimeError("boom")
-    assert raw(target, "SELECT count(*) FROM tenants") == [(0,)]
+    assert committed_rows(target, "SELECT count(*) FROM tenants") == [(0,)]
     async with abridge.atomic():  # the session is reusable
         await tenant("kept")
-    assert raw(target, "SELECT tenant_name FROM tenants") == [("kept",)]
+    assert committed_rows(target, "SELECT tenant_name FROM tenants") == [("kept",)]
 
 
 async def test_nested_atomic_is_a_savepoint(abridge: Bridge, target: str) -> None:
@@ -265,7 +255,7 @@ async def test_nested_atomic_is_a_savepoint(abridge: Bridge, target: str) -> Non
                 raise ValueError("inner")
         async with abridge.atomic():
             await tenant("inner-kept")
-    assert raw(target, "SELECT tenant_name FROM tenants ORDER BY 1") == [("inner-kept",), ("outer",)]
+    assert committed_rows(target, "SELECT tenant_name FROM tenants ORDER BY 1") == [("inner-kept",), ("outer",)]
 
 
 def _write_lock_is_free(url: str) -> bool:
@@ -296,11 +286,11 @@ async def test_cancelled_atomic_rolls_back_and_frees_the_lock(abridge: Bridge, t
             await inside.wait()
             scope.cancel()
     assert scope.cancelled_caught
-    assert raw(target, "SELECT count(*) FROM tenants") == [(0,)]
+    assert committed_rows(target, "SELECT count(*) FROM tenants") == [(0,)]
     assert _write_lock_is_free(target)
     async with abridge.atomic():
         await tenant("after")
-    assert raw(target, "SELECT tenant_name FROM tenants") == [("after",)]
+    assert committed_rows(target, "SELECT tenant_name FROM tenants") == [("after",)]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -331,7 +321,7 @@ async def test_cancel_while_begin_waits_for_the_lock(abridge: Bridge, target: st
     finally:
         abridge.peewee.begin = original_begin  # type: ignore[method-assign]
         holder.close()
-    assert raw(target, "SELECT count(*) FROM tenants") == [(0,)]
+    assert committed_rows(target, "SELECT count(*) FROM tenants") == [(0,)]
     assert _write_lock_is_free(target)
     await tenant("works")
 
@@ -484,8 +474,8 @@ async def test_bot_threads_and_50_tasks_write_at_once(abridge: Bridge, target: s
     for t in bots:
         await anyio.to_thread.run_sync(t.join, 30)
     assert errors == []
-    assert raw(target, "SELECT count(*) FROM agents WHERE description = 'saved by bot'") == [(3 * 40,)]
-    assert raw(target, "SELECT count(*) FROM agents WHERE description = 'saved by task'") == [(50 * 4,)]
+    assert committed_rows(target, "SELECT count(*) FROM agents WHERE description = 'saved by bot'") == [(3 * 40,)]
+    assert committed_rows(target, "SELECT count(*) FROM agents WHERE description = 'saved by task'") == [(50 * 4,)]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -530,7 +520,7 @@ async def test_loop_stays_free_while_another_thread_holds_the_write_lock(abridge
     assert finished_at and committed_at and finished_at[0] >= committed_at[0]
     assert len(gaps) > 50
     assert max(gaps) <= 0.020, f"the loop stalled for {max(gaps) * 1000:.1f} ms"
-    assert raw(target, "SELECT plugin_name FROM plugin_settings ORDER BY rowid") == [("held",), ("waited",)]
+    assert committed_rows(target, "SELECT plugin_name FROM plugin_settings ORDER BY rowid") == [("held",), ("waited",)]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

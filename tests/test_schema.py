@@ -14,6 +14,7 @@ from pathlib import Path
 import peewee
 import pytest
 import sqlalchemy as sa
+from conftest import committed_rows
 
 import maim_db
 from maim_db import Bridge, DatabaseURL
@@ -240,16 +241,6 @@ def test_normalisation_is_opt_in_backs_up_and_reports(tmp_path: Path) -> None:
         assert normalize_values(b).changed == {}  # idempotent
 
 
-def _committed(url: str, sql: str) -> list[tuple[object, ...]]:
-    """Read through a separate plain SQLAlchemy connection: what is really committed."""
-    engine = sa.create_engine(DatabaseURL.parse(url).sync_url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
-    finally:
-        engine.dispose()
-
-
 def test_json_from_other_tools_is_normalised_on_every_backend(any_url: str, backend: str) -> None:
     """JSON is text on every backend; a server is rewritten only with backup=False (its tools back it up)."""
     with Bridge(any_url) as b:
@@ -259,7 +250,7 @@ def test_json_from_other_tools_is_normalised_on_every_backend(any_url: str, back
         for data in ('{"a":1}', '{"c": "\\u4e0a\\u6d77"}', '{"ok": true}'):  # compact, escaped, canonical
             key = Reading.create(taken_at=noon).get_id()
             b.peewee.execute_sql(f"UPDATE reading SET data = {b.peewee.param} WHERE id = {key}", (data,))
-        before = _committed(any_url, "SELECT id, taken_at, data FROM reading ORDER BY id")
+        before = committed_rows(any_url, "SELECT id, taken_at, data FROM reading ORDER BY id")
 
         dry = normalize_values(b, dry_run=True)
         assert dry.changed == {"reading.data": 2} and dry.unreadable == []  # the native datetimes are fine
@@ -267,11 +258,11 @@ def test_json_from_other_tools_is_normalised_on_every_backend(any_url: str, back
             with pytest.raises(maim_db.ConfigurationError) as err:
                 normalize_values(b)
             assert "backup=False" in (err.value.hint or "")
-        assert _committed(any_url, "SELECT id, taken_at, data FROM reading ORDER BY id") == before
+        assert committed_rows(any_url, "SELECT id, taken_at, data FROM reading ORDER BY id") == before
 
         report = normalize_values(b, backup=False)
         assert report.changed == {"reading.data": 2} and report.backup is None
-        assert _committed(any_url, "SELECT data FROM reading ORDER BY id") == [
+        assert committed_rows(any_url, "SELECT data FROM reading ORDER BY id") == [
             ('{"a": 1}',),
             ('{"c": "上海"}',),
             ('{"ok": true}',),

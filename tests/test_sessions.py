@@ -14,9 +14,10 @@ from typing import Any
 import anyio
 import pytest
 import sqlalchemy as sa
+from conftest import committed_rows
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maim_db import Bridge, DatabaseFileError, DatabaseURL, LoopBlockedError, NotADatabaseError
+from maim_db import Bridge, DatabaseFileError, LoopBlockedError, NotADatabaseError
 from maim_db.core.models import ALL_MODELS, PluginSettings, Tenant
 from maim_db.maimconfig_models.connection import bridge_get_db
 
@@ -151,16 +152,6 @@ def test_engines_check_the_file_like_the_peewee_side(tmp_path: Path) -> None:
     with Bridge(directory) as b, pytest.raises(DatabaseFileError, match="directory"):
         b.sync_engine  # noqa: B018
     assert garbage.read_bytes() == b"not a database at all" * 10
-
-
-def committed_rows(url: str, sql: str) -> list[tuple[object, ...]]:
-    """Read through a separate plain SQLAlchemy connection: what is really committed."""
-    engine = sa.create_engine(DatabaseURL.parse(url).sync_url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
-    finally:
-        engine.dispose()
 
 
 INCREMENTS = 60
