@@ -231,14 +231,19 @@ def service(path: str, seconds: float, barrier: Any, results: Any, seed: int) ->
 ROWS_PER_TXN = 5
 
 
-def crash_writer(path: str, orm: str, log_path: str, stop: Any, seed: int) -> None:
-    """Write transactions of ROWS_PER_TXN rows; log each txn id only after it committed."""
+def crash_writer(path: str, orm: str, log_path: str, stop_path: str, seed: int) -> None:
+    """Write transactions of ROWS_PER_TXN rows; log each txn id only after it committed.
+
+    Runs until ``stop_path`` exists. A file, not a ``multiprocessing.Event``: these writers
+    are SIGKILLed at random points, and one killed inside ``Event.is_set()`` would leave the
+    event's lock held forever, blocking every other process that touches it.
+    """
     rnd = random.Random(seed)
     with maim_db.Bridge(path) as bridge, open(log_path, "a", buffering=1) as log:
         bridge.bind(*MODELS)
         B = bridge.mirror(Batch)
         i = 0
-        while not stop.is_set():
+        while not os.path.exists(stop_path):
             txn = f"{os.getpid()}-{i}"
             i += 1
             t0 = time.monotonic()

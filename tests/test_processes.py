@@ -101,7 +101,7 @@ def test_writers_killed_mid_transaction_lose_nothing_and_block_nobody(
 ) -> None:
     path = any_url
     prepare(path)
-    stop = SPAWN.Event()
+    stop = tmp_path / "stop"  # a file: see crash_writer
     logs: list[Path] = []
     slot_log: dict[int, Path] = {}
     rnd = random.Random(7)
@@ -111,7 +111,7 @@ def test_writers_killed_mid_transaction_lose_nothing_and_block_nobody(
         logs.append(log)
         slot_log[slot] = log
         orm = "peewee" if slot % 2 == 0 else "sqlalchemy"
-        p = SPAWN.Process(target=crash_writer, args=(path, orm, str(log), stop, len(logs)))
+        p = SPAWN.Process(target=crash_writer, args=(path, orm, str(log), str(stop), len(logs)))
         p.start()
         return p
 
@@ -137,7 +137,7 @@ def test_writers_killed_mid_transaction_lose_nothing_and_block_nobody(
     deadline = time.monotonic() + 60  # the last writers commit a few transactions after the last kill
     while time.monotonic() < deadline and any(len(_read_log(slot_log[slot])[0]) < 5 for slot in slot_log):
         time.sleep(0.05)
-    stop.set()
+    stop.touch()
     for p in procs:
         p.join(30)
         assert p.exitcode == 0
