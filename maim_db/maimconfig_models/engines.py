@@ -17,12 +17,12 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.util.concurrency import await_
 
 from ..errors import DriverNotInstalledError
 from ..sqlite.profile import SQLiteProfile
 from ..sqlite.writelock import WriteLock
 from ..url import DatabaseURL
+from .onehop import adopt, defer_begin, drop_begin
 
 __all__ = ["BEGIN_OPTION", "build_async_engine", "build_sync_engine", "server_options"]
 
@@ -57,12 +57,15 @@ def _install_sqlite_hooks(
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take BEGIN away from the driver: SQLAlchemy's "begin" event emits it below.
         dbapi_connection.isolation_level = None
+        if is_async:
+            adopt(dbapi_connection)  # one round trip to aiosqlite's thread per statement, not four
         profile.apply(dbapi_connection, memory=memory, path=url.path)
 
     def begin_on_driver_thread(conn: sa.Connection, mode: str, lock: bool) -> None:
-        # BEGIN (after the write lock, when wanted) straight on the sqlite3 connection: for
-        # aiosqlite that is one hop to its thread instead of four (lock, cursor, execute,
-        # close), and the loop stays free while the lock is awaited there.
+        # BEGIN (after the write lock, when wanted) straight on the sqlite3 connection. For
+        # aiosqlite it runs on the driver thread together with the transaction's first
+        # statement (see onehop.py): no round trip of its own, and the loop stays free while
+        # the lock is awaited there.
         info = conn.connection.info
 
         def begin(raw: sqlite3.Connection) -> None:
@@ -76,13 +79,11 @@ def _install_sqlite_hooks(
                 release(info)
                 raise
 
+        if is_async:
+            defer_begin(conn.connection.dbapi_connection, begin)
+            return
         try:
-            if is_async:
-                driver = conn.connection.driver_connection
-                driver._maim_ended = False  # type: ignore[union-attr]
-                await_(driver._execute(lambda: begin(driver._conn)))  # type: ignore[union-attr]
-            else:
-                begin(conn.connection.driver_connection)  # type: ignore[arg-type]
+            begin(conn.connection.driver_connection)  # type: ignore[arg-type]
         except sqlite3.Error as exc:  # as SQLAlchemy reports its own statements' errors
             raise sa.exc.DBAPIError.instance(f"BEGIN {mode}", (), exc, sqlite3.Error) from exc
 
@@ -99,13 +100,13 @@ def _install_sqlite_hooks(
     def end(conn: sa.Connection, how: str) -> None:
         # COMMIT/ROLLBACK now, then hand the lock on. SQLAlchemy's own do_commit/do_rollback
         # right after would find no transaction; for aiosqlite it would still cost a hop,
-        # so the dialect skips it (see _skip_second_end below).
+        # so the dialect skips it (see _skip_idle_end below).
+        dbapi_connection = conn.connection.dbapi_connection
         try:
-            getattr(conn.connection.dbapi_connection, how)()
+            if not is_async or (not drop_begin(dbapi_connection) and _in_transaction(dbapi_connection)):
+                getattr(dbapi_connection, how)()
         finally:
             release(conn.connection.info)
-        if is_async:
-            conn.connection.driver_connection._maim_ended = True  # type: ignore[union-attr]
 
     @event.listens_for(engine, "commit")
     def _on_commit(conn: sa.Connection) -> None:
@@ -118,10 +119,12 @@ def _install_sqlite_hooks(
             end(conn, "rollback")
 
     if is_async:
-        _skip_second_end(engine)
+        _skip_idle_end(engine)
 
     @event.listens_for(engine, "reset")
-    def _on_reset(_dbapi_connection: Any, record: Any, _state: Any) -> None:
+    def _on_reset(dbapi_connection: Any, record: Any, _state: Any) -> None:
+        if is_async:
+            drop_begin(dbapi_connection)
         release(record.info)  # a connection returned mid-transaction (an error) lets go too
 
     @event.listens_for(engine, "close")
@@ -129,17 +132,29 @@ def _install_sqlite_hooks(
         release(record.info)
 
 
-def _skip_second_end(engine: Engine) -> None:
-    """Let this engine's dialect skip a COMMIT/ROLLBACK that the hooks above already did."""
+def _in_transaction(dbapi_connection: Any) -> bool:
+    """Whether an aiosqlite connection has a transaction open (read without a round trip).
+
+    ``sqlite3.Connection.in_transaction`` only reads SQLite's autocommit flag; while
+    SQLAlchemy waits for this call nothing else runs on the connection.
+    """
+    raw = dbapi_connection.driver_connection._conn
+    return raw is None or bool(raw.in_transaction)  # closed: let the adapter report it
+
+
+def _skip_idle_end(engine: Engine) -> None:
+    """Let this engine's dialect skip a COMMIT/ROLLBACK when no transaction is open.
+
+    The hooks above already ended the transaction, and the pool's reset-on-return rolls
+    back once more; pysqlite would do nothing either time (it checks the same flag), but
+    for aiosqlite each call is still a round trip to the connection's thread.
+    """
     dialect = engine.dialect
 
     def skipping(end: Callable[[Any], None]) -> Callable[[Any], None]:
         def do_end(dbapi_connection: Any) -> None:
-            driver = dbapi_connection._connection
-            if getattr(driver, "_maim_ended", False):
-                driver._maim_ended = False
-                return
-            end(dbapi_connection)
+            if _in_transaction(dbapi_connection):
+                end(dbapi_connection)
 
         return do_end
 
