@@ -266,30 +266,6 @@ def crash_writer(path: str, orm: str, log_path: str, stop_path: str, seed: int) 
             log.write(f"ok {time.monotonic() - t0:.4f} {txn}\n")
 
 
-# -- loop lag --------------------------------------------------------------------------------
-
-
-def hammer(path: str, seconds: float, barrier: Any, results: Any, seed: int) -> None:
-    """A bot writing with at most 1 ms between transactions: the write lock is always wanted."""
-    rnd = random.Random(seed)
-    with maim_db.Bridge(path) as bridge:
-        bridge.bind(*MODELS)
-        stats = _stats()
-        barrier.wait(120)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                with bridge.peewee.atomic():
-                    c = Counter.get_by_id("c")
-                    c.value += 1
-                    c.save()
-                stats["increments"] += 1
-            except Exception as exc:
-                _fail(stats, exc)
-            time.sleep(rnd.uniform(0, 0.001))
-    results.put(stats)
-
-
 def integrity(path: str | Path) -> tuple[str, list[Any]]:
     """(integrity_check, foreign_key_check rows) through a plain sqlite3 connection."""
     import sqlite3
