@@ -230,40 +230,21 @@ def test_migrate_round_trip_change_a_model_autogenerate_upgrade_check(tmp_path: 
         b.peewee.execute_sql("INSERT INTO note (text, flag) VALUES ('kept', 1)")
     drift = cli("check", "--url", str(db), "--models", "app_v2:MODELS", env=env)
     assert drift.returncode == 1 and "note.author" in drift.stdout
-    gen = cli(
-        "migrate",
-        "--url",
-        str(db),
-        "--models",
-        "app_v2:MODELS",
-        "--dir",
-        str(tmp_path / "mig"),
-        "--autogenerate",
-        "-m",
-        "add author",
-        env=env,
-    )
+
+    def migrate(*extra: str) -> subprocess.CompletedProcess[str]:
+        argv = ("migrate", "--url", str(db), "--models", "app_v2:MODELS", "--dir", str(tmp_path / "mig"))
+        return cli(*argv, *extra, env=env)
+
+    gen = migrate("--autogenerate", "-m", "add author")
     assert gen.returncode == 0, gen.stderr
     revision = Path(gen.stdout.split("wrote ")[1].strip())
     script = revision.read_text()
     assert "batch_alter_table" in script and "add_column" in script and "create_index" in script
     assert "drop_table" not in script
-    up = cli("migrate", "--url", str(db), "--models", "app_v2:MODELS", "--dir", str(tmp_path / "mig"), env=env)
+    up = migrate()
     assert up.returncode == 0, up.stderr
     assert cli("check", "--url", str(db), "--models", "app_v2:MODELS", env=env).returncode == 0
-    nothing = cli(
-        "migrate",
-        "--url",
-        str(db),
-        "--models",
-        "app_v2:MODELS",
-        "--dir",
-        str(tmp_path / "mig"),
-        "--autogenerate",
-        "-m",
-        "again",
-        env=env,
-    )
+    nothing = migrate("--autogenerate", "-m", "again")
     assert "no changes" in nothing.stdout
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT text, flag, author FROM note").fetchall() == [("kept", 1, None)]

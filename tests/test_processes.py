@@ -232,6 +232,18 @@ def test_forked_children_reconnect_and_all_writes_land(any_url: str, backend: st
         assert integrity(path) == ("ok", [])
 
 
+@pytest.mark.parametrize(
+    ("mode", "bots", "seconds"), [("fast", 3, 1.0), ("maim_db_async", 0, 1.0), ("ticker_only", 2, 0)]
+)
+def test_loop_lag_refuses_bad_settings_before_touching_anything(
+    tmp_path: Path, mode: str, bots: int, seconds: float
+) -> None:
+    with pytest.raises(maim_db.ConfigurationError, match="loop lag run refused") as info:
+        loop_lag.run(mode, seconds, bots, tmp_path)
+    assert isinstance(info.value, maim_db.MaimDBError) and "mode is one of" in str(info.value.hint)
+    assert list(tmp_path.iterdir()) == []  # no database file was created
+
+
 def test_loop_stays_free_while_bot_processes_contend(tmp_path: Path) -> None:
     # 3 bot processes hammer one counter with sync Peewee while a service on one asyncio loop
     # ticks every 1 ms and writes the same row through bridge.atomic() and an AsyncSession.

@@ -28,6 +28,7 @@ from typing import Any
 import peewee
 
 from ..bridge import Bridge
+from ..errors import ConfigurationError
 from ..model import Model
 
 __all__ = ["MODES", "run"]
@@ -115,8 +116,11 @@ async def _service(path: str, seconds: float, barrier: Any, mode: str) -> tuple[
 
 def run(mode: str, seconds: float, bots: int, workdir: Path) -> dict[str, Any]:
     """One mode on a fresh file in ``workdir``: gap percentiles, writes, and the counter's check."""
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    if mode not in MODES or bots < 1 or seconds <= 0:
+        raise ConfigurationError(
+            f"loop lag run refused: mode={mode!r}, bots={bots}, seconds={seconds}",
+            hint=f"mode is one of {', '.join(MODES)}; bots >= 1; seconds > 0",
+        )
     path = str(workdir / f"loop_lag_{mode}.db")
     with Bridge(path) as bridge:
         bridge.bind(LagCounter)
