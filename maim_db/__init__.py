@@ -11,24 +11,28 @@ from .errors import (
     AgentContextError,
     BridgeClosedError,
     ConfigurationError,
+    ConnectionLostError,
+    CorruptDatabaseError,
     DatabaseConnectionError,
     DatabaseFileError,
+    DiskFullError,
     DriverNotInstalledError,
     InvalidValueError,
     LoopBlockedError,
     MaimDBError,
     NotADatabaseError,
     NotBoundError,
+    ReadOnlyDatabaseError,
     SchemaDriftError,
     TransactionError,
     UnmappedFieldError,
+    WriteLockTimeoutError,
 )
 from .maimconfig_models.types import register_field_type
 from .model import Model
 from .plugins import plugin_model_base
 from .scoped import BusinessBaseModel, ScopedModel
 from .sqlite.profile import SQLiteProfile
-from .sqlite.writelock import WriteLockTimeoutError
 from .store import SimpleStore
 from .upsert import aupsert, upsert
 from .url import DatabaseURL
@@ -41,9 +45,12 @@ __all__ = [
     "BridgeClosedError",
     "BusinessBaseModel",
     "ConfigurationError",
+    "ConnectionLostError",
+    "CorruptDatabaseError",
     "DatabaseConnectionError",
     "DatabaseFileError",
     "DatabaseURL",
+    "DiskFullError",
     "DriverNotInstalledError",
     "InvalidValueError",
     "LoopBlockedError",
@@ -52,6 +59,7 @@ __all__ = [
     "Model",
     "NotADatabaseError",
     "NotBoundError",
+    "ReadOnlyDatabaseError",
     "SQLiteProfile",
     "SchemaDriftError",
     "ScopedModel",

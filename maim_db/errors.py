@@ -8,8 +8,13 @@ wrong and how to fix it (``.hint``). Errors that wrap a driver's exception keep 
     ├── ConfigurationError (ValueError)        a bad URL, option or setting
     ├── DriverNotInstalledError (ImportError)  the URL needs a driver that is not installed
     ├── DatabaseFileError                      the SQLite path is unusable
-    │   └── NotADatabaseError                  the file at the path is not SQLite
+    │   ├── NotADatabaseError                  the file at the path is not SQLite
+    │   ├── CorruptDatabaseError               the file is damaged ("disk image is malformed")
+    │   └── ReadOnlyDatabaseError              the file, its directory or -wal/-shm are not writable
+    ├── DiskFullError                          the disk (or the database's size limit) is full
     ├── DatabaseConnectionError                a server refused or could not be reached
+    │   └── ConnectionLostError                an open connection died (server restart, KILL)
+    ├── WriteLockTimeoutError                  a writer waited longer than the busy/lock timeout
     ├── NotBoundError                          a model is used before ``bridge.bind(...)``
     ├── BridgeClosedError                      the bridge was closed
     ├── TransactionError                       an async transaction was misused
@@ -26,17 +31,23 @@ __all__ = [
     "AgentContextError",
     "BridgeClosedError",
     "ConfigurationError",
+    "ConnectionLostError",
+    "CorruptDatabaseError",
     "DatabaseConnectionError",
     "DatabaseFileError",
+    "DiskFullError",
     "DriverNotInstalledError",
     "InvalidValueError",
     "LoopBlockedError",
     "MaimDBError",
     "NotADatabaseError",
     "NotBoundError",
+    "ReadOnlyDatabaseError",
     "SchemaDriftError",
     "TransactionError",
     "UnmappedFieldError",
+    "WriteLockTimeoutError",
+    "driver_error",
 ]
 
 
@@ -84,8 +95,28 @@ class NotADatabaseError(DatabaseFileError):
     """The file at the path exists but is not an SQLite database; it was left untouched."""
 
 
+class CorruptDatabaseError(DatabaseFileError):
+    """The SQLite file is damaged; nothing was written to it."""
+
+
+class ReadOnlyDatabaseError(DatabaseFileError):
+    """The database (or its directory, or its -wal/-shm files) cannot be written."""
+
+
+class DiskFullError(MaimDBError):
+    """The disk, or the database's size limit, is full; the statement was not applied."""
+
+
 class DatabaseConnectionError(MaimDBError):
     """A database server could not be reached or refused the connection."""
+
+
+class ConnectionLostError(DatabaseConnectionError):
+    """An open server connection died; it was discarded and the next call reconnects."""
+
+
+class WriteLockTimeoutError(MaimDBError):
+    """A writer waited longer than the busy (SQLite) or lock (servers) timeout for its turn."""
 
 
 class NotBoundError(MaimDBError):
@@ -127,3 +158,88 @@ class SchemaDriftError(MaimDBError):
             hint="write a migration (`maim-db migrate --autogenerate -m MSG`), apply it (`maim-db migrate`), "
             "or align the models with the database",
         )
+
+
+# -- driver errors ---------------------------------------------------------------------------
+
+# Lower-cased fragments of the drivers' messages (sqlite3, psycopg, asyncpg, PyMySQL,
+# aiomysql) and of their class names, most specific first.
+_DRIVER_FAILURES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("database or disk is full", "disk full", "no space left", "diskfull", "errno 28"), "disk"),
+    (("database disk image is malformed", "file is not a database", "databasecorrupt"), "corrupt"),
+    (("attempt to write a readonly database", "readonly database", "read-only transaction"), "readonly"),
+    (
+        (
+            "the connection is closed",
+            "connection already closed",
+            "server closed the connection",
+            "terminating connection",
+            "connection was closed",
+            "lost connection",
+            "server has gone away",
+            "connectiondoesnotexist",
+            "interfaceerror: (0, '')",
+            "broken pipe",
+            "connection reset",
+            "admin_shutdown",
+            "adminshutdown",
+        ),
+        "lost",
+    ),
+)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc!r} {exc}".lower()
+
+
+def driver_error(exc: BaseException, *, target: object = None) -> MaimDBError | None:
+    """The :class:`MaimDBError` for a driver error that has one (disk full, lost connection, ...).
+
+    ``exc`` may be the driver's exception or an ORM's wrapper of it (its ``__cause__``,
+    ``__context__`` and ``.orig`` are looked at too). ``target`` names the file or server in
+    the message. Returns None for errors that are the caller's own business (a constraint
+    violated, a syntax error): those keep their ORM's class.
+    """
+    if isinstance(exc, MaimDBError):
+        return exc
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain and len(chain) < 8:
+        chain.append(seen)
+        seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
+    text = " ".join(_describe(e) for e in chain)
+    kind = next((k for needles, k in _DRIVER_FAILURES if any(n in text for n in needles)), None)
+    if kind is None:
+        return None
+    where = f" ({target})" if target is not None else ""
+    reason = str(chain[-1]).strip().splitlines()[0] if str(chain[-1]).strip() else type(chain[-1]).__name__
+    if kind == "disk":
+        return DiskFullError(
+            f"the disk is full{where}: {reason}",
+            hint="free disk space (or raise the database's size limit); the statement was rolled back and "
+            "nothing else was lost -- retry it then",
+            orig=exc,
+        )
+    if kind == "corrupt":
+        return CorruptDatabaseError(
+            f"the database file is damaged{where}: {reason}",
+            path=target,
+            hint="stop every process using it and restore a backup (`maim-db restore BACKUP`); "
+            "`sqlite3 FILE .recover` may save what is left -- maim_db never writes to a damaged file",
+            orig=exc,
+        )
+    if kind == "readonly":
+        return ReadOnlyDatabaseError(
+            f"the database cannot be written{where}: {reason}",
+            path=target,
+            hint="make the file, its directory and its -wal/-shm files writable by this user "
+            "(a server: check that this is not a read-only replica)",
+            orig=exc,
+        )
+    return ConnectionLostError(
+        f"the connection to the database was lost{where}: {reason}",
+        hint="the connection was discarded and the next call reconnects; retry the transaction "
+        "(bridge.run_transaction does that for you)",
+        orig=exc,
+    )

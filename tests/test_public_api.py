@@ -59,5 +59,21 @@ def test_public_objects_have_docstrings(name: str) -> None:
 def test_errors_share_one_root() -> None:
     import maim_db.errors as errors
 
-    for n in errors.__all__:
-        assert issubclass(getattr(errors, n), errors.MaimDBError)
+    classes = [getattr(errors, n) for n in errors.__all__ if isinstance(getattr(errors, n), type)]
+    assert len(classes) == len(errors.__all__) - 1  # all but the driver_error function
+    for cls in classes:
+        assert issubclass(cls, errors.MaimDBError)
+
+
+def test_driver_error_classifies_sqlite_failures() -> None:
+    import sqlite3
+
+    from maim_db import errors
+
+    full = errors.driver_error(sqlite3.OperationalError("database or disk is full"), target="x.db")
+    assert isinstance(full, errors.DiskFullError) and "free disk space" in str(full) and full.orig is not None
+    bad = errors.driver_error(sqlite3.DatabaseError("database disk image is malformed"), target="x.db")
+    assert isinstance(bad, errors.CorruptDatabaseError) and "restore" in str(bad)
+    ro = errors.driver_error(sqlite3.OperationalError("attempt to write a readonly database"))
+    assert isinstance(ro, errors.ReadOnlyDatabaseError) and "writable" in str(ro)
+    assert errors.driver_error(sqlite3.IntegrityError("UNIQUE constraint failed: t.x")) is None

@@ -32,7 +32,7 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
 
-from ..errors import MaimDBError
+from ..errors import MaimDBError, WriteLockTimeoutError
 
 try:
     import fcntl
@@ -50,10 +50,6 @@ _POLL_NEXT = 0.00003  # pollers: the writer next in line looks often ...
 _POLL_FAR = 0.0005  # ... the ones further back less
 _HAS_OFD = fcntl is not None and hasattr(fcntl, "F_OFD_SETLKW")
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-
-
-class WriteLockTimeoutError(MaimDBError):
-    """A writer waited longer than the busy timeout for its turn."""
 
 
 # -- record locks --------------------------------------------------------------------------
