@@ -12,6 +12,7 @@ import contextvars
 import functools
 import logging
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -37,8 +38,7 @@ from .core.executor import Executor, current_task
 from .core.executor import Session as WorkerSession
 from .errors import BridgeClosedError, ConfigurationError, NotBoundError, TransactionError
 from .maimconfig_models.engines import BEGIN_OPTION, build_async_engine, build_sync_engine, server_options
-from .maimconfig_models.mirror import mirror as _mirror
-from .maimconfig_models.mirror import mirror_all
+from .maimconfig_models.mirror import mirrors_for
 from .maimconfig_models.scoping import ScopedSession
 from .settings import resolve_url
 from .slowlog import install_peewee_hook, install_sqlalchemy_hook
@@ -228,6 +228,13 @@ class Bridge:
     def _memory_target(self) -> str | None:
         return str(self.peewee.database) if self.url.memory else None
 
+    def _start_checkpointer_on_connect(self, engine: Engine) -> None:
+        # The checkpointer starts with the first Peewee connection; a process that only
+        # uses SQLAlchemy sessions would otherwise never start it and its WAL never shrinks.
+        checkpointer = getattr(self.peewee, "checkpointer", None)
+        if checkpointer is not None:
+            sa.event.listen(engine, "connect", lambda *_args: checkpointer.start())
+
     @property
     def sync_engine(self) -> Engine:
         """SQLAlchemy Engine on the same URL, with the same SQLite profile."""
@@ -247,6 +254,7 @@ class Bridge:
                     def _refuse_on_loop(*_args: Any) -> None:
                         db._guard()
 
+                    self._start_checkpointer_on_connect(engine)
                     if self.slow_query_ms is not None:
                         install_sqlalchemy_hook(engine, self.slow_query_ms)
                     self._sync_engine = engine
@@ -265,6 +273,7 @@ class Bridge:
                     engine = self._async_engine = build_async_engine(
                         self.url, self.profile, memory_target=self._memory_target(), write_lock=self._write_lock()
                     )
+                    self._start_checkpointer_on_connect(engine.sync_engine)
                     if self.slow_query_ms is not None:
                         install_sqlalchemy_hook(engine.sync_engine, self.slow_query_ms)
         return engine
@@ -283,7 +292,22 @@ class Bridge:
         return ScopedSession(bind=engine, expire_on_commit=False)
 
     def async_session(self, *, readonly: bool = False) -> AsyncSession:
-        """A new SQLAlchemy AsyncSession (an async context manager); see :meth:`session`."""
+        """A new SQLAlchemy AsyncSession (an async context manager); see :meth:`session`.
+
+        SQLAlchemy's asyncio extension and the async drivers run on asyncio only: under trio
+        this raises :class:`ConfigurationError` (use ``await bridge.run(fn)`` with
+        ``bridge.session()`` in ``fn``).
+        """
+        trio = sys.modules.get("trio")
+        if trio is not None and trio.lowlevel.in_trio_run():
+            # Refused before a session exists: its __aexit__ would start asyncio work
+            # (a never-awaited close()) and hide this behind "no running event loop".
+            raise ConfigurationError(
+                "bridge.async_session() needs asyncio, and this code runs under trio "
+                "(SQLAlchemy's AsyncSession and the async drivers are asyncio-only)",
+                hint="under trio, run a sync function in one hop: await bridge.run(fn), "
+                "where fn does its work in `with bridge.session() as s:`",
+            )
         engine = self.async_engine
         if readonly:
             engine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
@@ -302,18 +326,16 @@ class Bridge:
                 f"{model.__name__} is not bound to this bridge",
                 hint=f"bind it first: bridge.bind({model.__name__})",
             )
-        mirror_all(self._models)
-        return _mirror(model)
+        mirrors = mirrors_for(self)  # this bridge's own: another bridge may have a class of the same table
+        mirrors.mirror_all(self._models)
+        return mirrors.mirror(model)
 
     @property
     def metadata(self) -> sa.MetaData:
-        """A MetaData with the tables of every bound model's mirror (Alembic's target_metadata)."""
-        md = sa.MetaData()
-        for cls in mirror_all(self._models):
-            table = cls.__table__
-            assert isinstance(table, sa.Table)
-            table.to_metadata(md)
-        return md
+        """The bridge's own MetaData: the tables of every bound model's mirror (Alembic's target_metadata)."""
+        mirrors = mirrors_for(self)
+        mirrors.mirror_all(self._models)
+        return mirrors.metadata
 
     def schema_drift(self) -> builtins.list[str]:
         """Differences between the Peewee models, their mirrors and the live database ([] if none)."""
@@ -326,7 +348,9 @@ class Bridge:
     def health(self) -> dict[str, Any]:
         """A quick check for a health endpoint: a round trip to the database, and what it found.
 
-        Never raises for a database problem: ``{"ok": False, "error": ...}`` instead.
+        Never raises for a database problem: ``{"ok": False, "error": ...}`` instead. On an
+        SQLite file, ``"checkpointer"`` is the WAL checkpointer's state (``alive``,
+        ``consecutive_failures``, ``last_error``, ``last_success``, ...; None when it is off).
         """
         import time
 
@@ -346,6 +370,9 @@ class Bridge:
         else:
             report["ok"] = True
         report["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        if self.url.path is not None:
+            checkpointer = getattr(self._peewee, "checkpointer", None)
+            report["checkpointer"] = checkpointer.state() if checkpointer is not None else None
         return report
 
     async def ahealth(self) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import peewee
 import sqlalchemy as sa
 
+from .maimconfig_models.mirror import mirrors_for
+
 if TYPE_CHECKING:
     from .bridge import Bridge
 
@@ -270,11 +272,9 @@ _IGNORED_TABLES = frozenset({"alembic_version", "sqlite_sequence", "sqlite_stat1
 
 def schema_drift(bridge: Bridge) -> list[str]:
     """Differences between the bridge's bound models, their mirrors and the live database."""
-    from .maimconfig_models.mirror import mirror_all
-
     db = bridge.peewee
     models = list(bridge.models)
-    mirrors = {m: c for m, c in zip(models, mirror_all(models), strict=True)}
+    mirrors = dict(zip(models, mirrors_for(bridge).mirror_all(models), strict=True))  # the bridge's own
     dialect = bridge.sync_engine.dialect
     sqlite = bridge.url.is_sqlite
     out: list[str] = []

@@ -23,8 +23,6 @@ import peewee
 
 from .errors import ConfigurationError, InvalidValueError
 from .fields import DateTimeField, utcnow
-from .maimconfig_models.mirror import _lock as _mirror_lock
-from .maimconfig_models.mirror import _mirrors, mirror
 from .model import Model
 from .upsert import _peewee_upsert
 
@@ -60,15 +58,13 @@ def _model_for(bridge: Bridge) -> type[StoreItem]:
     # A subclass per bridge: binding the one StoreItem class to several bridges would
     # make every store write to whichever bridge bound it last. Callers ask for the model
     # before they open a transaction: CREATE TABLE commits implicitly on MySQL/MariaDB,
-    # which would end their transaction and its savepoints. All the subclasses share
-    # StoreItem's mirror: one table name can be declared only once in the mirrors' MetaData.
+    # which would end their transaction and its savepoints. Each bridge mirrors its own
+    # subclass: every bridge has a MetaData of its own.
     model = _models.get(bridge)
     if model is None:
         name = f"StoreItem_{id(bridge):x}"
         meta = type("Meta", (), {"table_name": StoreItem._meta.table_name})  # not inherited by Peewee
         model = type(name, (StoreItem,), {"__module__": __name__, "__qualname__": name, "Meta": meta})
-        with _mirror_lock:
-            _mirrors[model] = mirror(StoreItem)
         bridge.bind(model)
         bridge.create_tables(model)
         _models[bridge] = model

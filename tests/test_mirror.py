@@ -390,3 +390,87 @@ def test_1_0_import_paths() -> None:
     )
     assert issubclass(Tenant, Base)
     assert callable(get_db)
+
+
+# -- one table name, two Peewee classes: per-bridge mirrors ------------------------------------
+
+
+class BotNote(maim_db.Model):
+    """The bot's notes: table "note" with a title."""
+
+    title = peewee.CharField(max_length=50)
+
+    class Meta:
+        table_name = "note"
+
+
+class PluginNote(maim_db.Model):
+    """A plugin's notes, also table "note", with other columns."""
+
+    body = peewee.TextField()
+    stars = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "note"
+
+
+def test_two_classes_with_one_table_name_on_two_bridges(tmp_path: Path) -> None:
+    with Bridge(tmp_path / "bot.db") as bot, Bridge(tmp_path / "plugin.db") as plugin:
+        bot.bind(BotNote)
+        plugin.bind(PluginNote)
+        bot.create_tables()
+        plugin.create_tables()
+        B, P = bot.mirror(BotNote), plugin.mirror(PluginNote)
+        assert B is not P and B.__table__ is not P.__table__
+        assert bot.schema_drift() == [] and plugin.schema_drift() == []
+        assert bot.metadata is not plugin.metadata
+        assert B.__table__ is bot.metadata.tables["note"] and P.__table__ is plugin.metadata.tables["note"]
+        with bot.session() as s:
+            s.add(B(title="from the bot"))
+            s.commit()
+        with plugin.session() as s:
+            s.add(P(body="from the plugin", stars=3))
+            s.commit()
+    for name, want in (("bot.db", [(1, "from the bot")]), ("plugin.db", [(1, "from the plugin", 3)])):
+        engine = sa.create_engine(f"sqlite:///{tmp_path / name}")
+        try:
+            with engine.connect() as conn:
+                assert [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM note")] == want
+        finally:
+            engine.dispose()
+
+
+def test_two_classes_with_one_table_name_on_one_bridge(tmp_path: Path) -> None:
+    with Bridge(tmp_path / "x.db") as b:
+        b.bind(BotNote, PluginNote)
+        for call in (lambda: b.mirror(BotNote), b.schema_drift, lambda: b.metadata):
+            with pytest.raises(ConfigurationError) as err:
+                call()
+            message = str(err.value)
+            assert "BotNote" in message and "PluginNote" in message and "'note'" in message
+            assert "table_name" in (err.value.hint or "") and "another bridge" in (err.value.hint or "")
+
+
+def test_module_level_mirror_refuses_a_second_class_of_one_table_name() -> None:
+    class Clash1(maim_db.Model):
+        class Meta:
+            table_name = "clash_once"
+
+    class Clash2(maim_db.Model):
+        class Meta:
+            table_name = "clash_once"
+
+    mirror(Clash1)
+    with pytest.raises(ConfigurationError) as err:
+        mirror(Clash2)
+    assert "Clash1" in str(err.value) and "Clash2" in str(err.value)
+
+
+def test_a_model_on_two_bridges_has_a_mirror_on_each(tmp_path: Path) -> None:
+    with Bridge(tmp_path / "a.db") as a, Bridge(tmp_path / "b.db") as b:
+        a.bind(core.Agent)
+        A = a.mirror(core.Agent)
+        b.bind(core.Agent)
+        assert b.mirror(core.Agent) is not A
+        assert sorted(a.metadata.tables) == ["agents", "tenants", "users"]
+        assert sorted(b.metadata.tables) == ["agents", "tenants", "users"]

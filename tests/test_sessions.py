@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from conftest import committed_rows
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from maim_db import Bridge, DatabaseFileError, LoopBlockedError, NotADatabaseError
+from maim_db import Bridge, ConfigurationError, DatabaseFileError, LoopBlockedError, NotADatabaseError
 from maim_db.core.models import ALL_MODELS, PluginSettings, Tenant
 from maim_db.maimconfig_models.connection import bridge_get_db
 
@@ -237,3 +237,26 @@ async def test_get_db_commits_on_success_and_rolls_back_on_error(any_url: str) -
         await endpoint(False)
         await endpoint(True)
     assert committed_rows(any_url, "SELECT tenant_name FROM tenants") == [("ok",)]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_async_session_under_trio_names_the_trio_way(bridge: Bridge) -> None:
+    """SQLAlchemy's AsyncSession needs asyncio: under trio a clear error, no stray coroutine."""
+    for readonly in (False, True):
+        with pytest.raises(ConfigurationError) as err:
+            async with bridge.async_session(readonly=readonly):
+                pytest.fail("the session opened under trio")
+        assert "trio" in str(err.value)
+        assert "await bridge.run(fn)" in (err.value.hint or "") and "bridge.session()" in (err.value.hint or "")
+    dependency = bridge_get_db(bridge)()  # maim_db 1.0's get_db, as FastAPI would drive it
+    with pytest.raises(ConfigurationError):
+        await dependency.__anext__()
+
+    def add_tenant() -> int:  # the way the hint shows works under trio
+        with bridge.session() as s:
+            s.add(bridge.mirror(Tenant)(tenant_name="trio"))
+            s.commit()
+            return int(s.scalar(sa.select(sa.func.count()).select_from(bridge.mirror(Tenant))) or 0)
+
+    assert await bridge.run(add_tenant) == 1

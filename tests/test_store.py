@@ -112,11 +112,11 @@ def test_any_first_call_creates_the_table_outside_its_transaction(sbridge: Bridg
     assert dict(s) == {"k": 2}
 
 
-def test_stores_of_two_bridges_share_one_mirror(sbridge: Bridge, tmp_path: Path) -> None:
+def test_stores_of_two_bridges_each_have_their_own_mirror(sbridge: Bridge, tmp_path: Path) -> None:
     with Bridge(tmp_path / "other.db") as other:
         mine, theirs = SimpleStore("a", sbridge), SimpleStore("a", other)
         mine["k"], theirs["k"] = "mine", "theirs"
-        assert sbridge.mirror(mine.model) is other.mirror(theirs.model)
+        assert sbridge.mirror(mine.model) is not other.mirror(theirs.model)  # one MetaData per bridge
         for b, store, value in ((sbridge, mine, '"mine"'), (other, theirs, '"theirs"')):
             M = b.mirror(store.model)
             with b.session() as session:

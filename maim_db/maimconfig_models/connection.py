@@ -4,6 +4,11 @@
 read when the first request needs it): it yields an ``AsyncSession``, commits when the
 endpoint returns and rolls back when it raises. ``bridge_get_db(bridge)`` makes the same
 dependency for a bridge of your own. Importing this module builds no engine.
+
+``Base`` is 1.0's declarative base: the classes of ``maimconfig_models.models`` derive
+from it, and so may hand-written SQLAlchemy models (``Base.metadata.create_all``). A
+bridge's mirrors (``bridge.mirror``) live in that bridge's own ``bridge.metadata``, so a
+plugin table named like a 1.0 table never collides with them.
 """
 
 from __future__ import annotations

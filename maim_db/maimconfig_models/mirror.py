@@ -4,12 +4,19 @@ A mirror has the Peewee model's table, columns (type, length, nullability, defau
 primary key), foreign keys with a relationship both ways, unique constraints and single
 and composite indexes -- with the names Peewee gives them, so DDL from either ORM is the
 same schema. Building a mirror opens no database and builds no engine.
+
+Mirrors live in a :class:`Mirrors` set: one declarative base, its ``MetaData`` and the
+mirror of each Peewee model. Every bridge has its own (:func:`mirrors_for`), so two
+Peewee classes that share a table name -- a plugin's ``note`` and the bot's ``note`` on
+two databases -- never meet in one ``MetaData``. The module-level :func:`mirror` uses the
+set of :class:`Base`, maim_db 1.0's base (``maimconfig_models.models`` is built there).
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import weakref
 from typing import Any
 
 import peewee
@@ -17,59 +24,136 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, relationship
 
-from ..errors import UnmappedFieldError
+from ..errors import ConfigurationError, UnmappedFieldError
 from .scoping import ScopedMirror
 from .types import PeeweeValue
 
-__all__ = ["Base", "mirror", "mirror_all", "mirrored_model"]
+__all__ = ["Base", "Mirrors", "mirror", "mirror_all", "mirrored_model", "mirrors_for"]
 
 
 class Base(AsyncAttrs, DeclarativeBase):
-    """Declarative base of every mirror (maim_db 1.0's ``maimconfig_models.connection.Base``).
+    """maim_db 1.0's declarative base (``maimconfig_models.connection.Base``).
 
-    Hand-written SQLAlchemy models may derive from it too; ``AsyncAttrs`` gives
-    ``await obj.awaitable_attrs.relation`` for lazy relationships in async code.
+    The mirrors of :func:`mirror` (1.0's ``maimconfig_models.models`` classes) derive from
+    it; hand-written SQLAlchemy models may too. ``AsyncAttrs`` gives
+    ``await obj.awaitable_attrs.relation`` for lazy relationships in async code. A bridge's
+    mirrors have a base of their own (``mirrors_for(bridge).base``, with the same mixins).
     """
 
 
-_lock = threading.RLock()
-_mirrors: dict[type[peewee.Model], type[Base]] = {}
-_models: dict[type[Base], type[peewee.Model]] = {}
+# mirror class -> its Peewee model, whichever set built it (weak: a bridge's set may go).
+_models: weakref.WeakKeyDictionary[type, type[peewee.Model]] = weakref.WeakKeyDictionary()
+_HINT_CLASH = (
+    "give one of them another Meta.table_name (maim_db.plugin_model_base('<plugin>') suffixes a "
+    "plugin's tables), or bind them to another bridge (each bridge has mirrors of its own)"
+)
+
+
+def _label(model: type[peewee.Model]) -> str:
+    return f"{model.__module__}.{model.__qualname__}"
+
+
+class Mirrors:
+    """A set of mirrors: one declarative ``base``, its ``metadata``, one mirror per Peewee model.
+
+    Within a set a table name belongs to one Peewee class; a second class with the same
+    table raises :class:`~maim_db.ConfigurationError` naming both.
+    """
+
+    def __init__(self, base: type[DeclarativeBase] | None = None) -> None:
+        if base is None:
+            base = type(
+                "MirrorBase",
+                (AsyncAttrs, DeclarativeBase),
+                {"__module__": __name__, "__doc__": "Declarative base of one bridge's mirrors."},
+            )
+        self.base: type[DeclarativeBase] = base
+        self.metadata: sa.MetaData = base.metadata
+        self._lock = threading.RLock()
+        self._mirrors: dict[type[peewee.Model], type[Any]] = {}
+        self._tables: dict[str, type[peewee.Model]] = {}
+
+    def __repr__(self) -> str:
+        return f"<Mirrors of {len(self._mirrors)} models on {self.base.__name__}>"
+
+    def mirror(self, model: type[peewee.Model]) -> type[Any]:
+        """The SQLAlchemy class mirroring ``model`` in this set (built once, then reused)."""
+        if not (isinstance(model, type) and issubclass(model, peewee.Model)):
+            raise UnmappedFieldError(
+                f"mirror() takes a Peewee model class, not {model!r}", hint="pass e.g. bridge.mirror(Agent)"
+            )
+        with self._lock:
+            existing = self._mirrors.get(model)
+            if existing is not None:
+                return existing
+            key = self._claim_table(model)
+            for fk in _foreign_keys(model):
+                if fk.rel_model is not model:
+                    self.mirror(fk.rel_model)
+            cls = _build(model, self.base)
+            self._mirrors[model] = cls
+            self._tables[key] = model
+            _models[cls] = model
+            _link(model, cls, self._mirrors)
+            return cls
+
+    def mirror_all(self, models: list[type[peewee.Model]] | tuple[type[peewee.Model], ...]) -> list[type[Any]]:
+        """Mirrors of several models (their foreign-key targets included), relationships complete."""
+        return [self.mirror(m) for m in models]
+
+    def _claim_table(self, model: type[peewee.Model]) -> str:
+        # Checked before anything is built: SQLAlchemy's own "Table 'x' is already
+        # defined" comes after a half-made class, and names neither model nor the fix.
+        meta = model._meta
+        key = f"{meta.schema}.{meta.table_name}" if meta.schema else str(meta.table_name)
+        other = self._tables.get(key)
+        if other is not None and other is not model:
+            raise ConfigurationError(
+                f"the Peewee models {_label(other)} and {_label(model)} both use the table {key!r} "
+                "in one set of SQLAlchemy mirrors",
+                hint=_HINT_CLASH,
+            )
+        if key in self.metadata.tables:
+            raise ConfigurationError(
+                f"the table {key!r} of the Peewee model {_label(model)} is already declared on "
+                f"{self.base.__name__}.metadata (by a hand-written SQLAlchemy class?)",
+                hint="mirror it through its bridge (bridge.mirror(Model)), or rename one of the two tables",
+            )
+        return key
+
+
+_default = Mirrors(Base)
+_owners_lock = threading.Lock()
+_owners: weakref.WeakKeyDictionary[Any, Mirrors] = weakref.WeakKeyDictionary()
+
+
+def mirrors_for(owner: Any) -> Mirrors:
+    """The set of mirrors belonging to ``owner`` (a bridge), made on first use."""
+    with _owners_lock:
+        found = _owners.get(owner)
+        if found is None:
+            found = _owners[owner] = Mirrors()
+        return found
 
 
 def mirrored_model(mirror_class: type[Any]) -> type[peewee.Model]:
     """The Peewee model a mirror class was derived from."""
     try:
         return _models[mirror_class]
-    except KeyError:
+    except (KeyError, TypeError):
         raise UnmappedFieldError(
             f"{mirror_class!r} is not a maim_db mirror", hint="get mirrors from bridge.mirror(PeeweeModel)"
         ) from None
 
 
 def mirror_all(models: list[type[peewee.Model]] | tuple[type[peewee.Model], ...]) -> list[type[Base]]:
-    """Mirrors of several models (their foreign-key targets included), relationships complete."""
-    return [mirror(m) for m in models]
+    """Mirrors on :class:`Base` of several models (foreign-key targets included)."""
+    return _default.mirror_all(models)
 
 
 def mirror(model: type[peewee.Model]) -> type[Base]:
-    """The SQLAlchemy class mirroring ``model`` (built once, then reused)."""
-    if not (isinstance(model, type) and issubclass(model, peewee.Model)):
-        raise UnmappedFieldError(
-            f"mirror() takes a Peewee model class, not {model!r}", hint="pass e.g. bridge.mirror(Agent)"
-        )
-    with _lock:
-        existing = _mirrors.get(model)
-        if existing is not None:
-            return existing
-        for fk in _foreign_keys(model):
-            if fk.rel_model is not model:
-                mirror(fk.rel_model)
-        cls = _build(model)
-        _mirrors[model] = cls
-        _models[cls] = model
-        _link(model, cls)
-        return cls
+    """The mirror on :class:`Base` of ``model`` (built once); a bridge's: ``bridge.mirror(model)``."""
+    return _default.mirror(model)
 
 
 def _foreign_keys(model: type[peewee.Model]) -> list[peewee.ForeignKeyField]:
@@ -174,7 +258,7 @@ def _table_args(model: type[peewee.Model], columns: dict[str, sa.Column[Any]]) -
     return tuple(args)
 
 
-def _build(model: type[peewee.Model]) -> type[Base]:
+def _build(model: type[peewee.Model], base: type[DeclarativeBase]) -> type[Any]:
     meta = model._meta
     pk = meta.primary_key
     if isinstance(pk, peewee.CompositeKey):
@@ -198,15 +282,15 @@ def _build(model: type[peewee.Model]) -> type[Base]:
         namespace["__mapper_args__"] = {"primary_key": list(columns.values())}
     from ..scoped import ScopedModel
 
-    bases: tuple[type, ...] = (Base, ScopedMirror) if issubclass(model, ScopedModel) else (Base,)
+    bases: tuple[type, ...] = (base, ScopedMirror) if issubclass(model, ScopedModel) else (base,)
     return type(model.__name__, bases, namespace)
 
 
-def _link(model: type[peewee.Model], cls: type[Base]) -> None:
+def _link(model: type[peewee.Model], cls: type[Any], mirrors: dict[type[peewee.Model], type[Any]]) -> None:
     """Relationships both ways for each foreign key (Peewee's backref names)."""
     table = cls.__table__
     for fk in _foreign_keys(model):
-        target_cls = cls if fk.rel_model is model else _mirrors[fk.rel_model]
+        target_cls = cls if fk.rel_model is model else mirrors[fk.rel_model]
         column = table.c[fk.column_name]
         name = _relationship_name(fk)
         backref = fk.backref if fk.backref and fk.backref != "+" else None

@@ -10,21 +10,33 @@ A :class:`Checkpointer` thread looks at the WAL every ``interval`` seconds. Past
 ``wal_checkpoint(RESTART)`` with a busy timeout of ``stall_ms``: writers wait behind it
 for at most that long while it waits for the readers of old frames to finish; new readers
 are never blocked. If readers do not finish in time it gives up and tries again later.
+
+The thread never dies of a failed pass (a full disk, a file it cannot open, a damaged
+page): it logs each kind of error once, backs off (doubling its wait up to
+``backoff_max``), retries, and says how it is doing in :meth:`Checkpointer.state`, which
+``bridge.health()`` reports under ``"checkpointer"``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .writelock import WriteLock, WriteLockTimeoutError
 
 __all__ = ["CheckpointStats", "Checkpointer"]
 
 log = logging.getLogger("maim_db.checkpoint")
+
+# threading's waits raise OverflowError past TIMEOUT_MAX (about 292 years on Linux, but
+# 49 days on some platforms); an hour is as good as forever for a timer loop that re-reads it.
+_LONGEST_WAIT = min(3600.0, threading.TIMEOUT_MAX)
 
 
 @dataclass
@@ -35,6 +47,16 @@ class CheckpointStats:
     restarts: int = 0
     restarts_busy: int = 0
     max_wal_pages: int = 0
+    errors: int = 0
+    """Failed passes, in all."""
+    consecutive_failures: int = 0
+    """Failed passes since the last one that worked (0 when healthy)."""
+    last_error: str | None = None
+    """The most recent error, as ``Class: message`` (kept after recovery, for the record)."""
+    last_error_at: float | None = None
+    """When it happened (``time.time()``)."""
+    last_success: float | None = None
+    """When the last pass that worked ended (``time.time()``); None before the first one."""
 
 
 class Checkpointer:
@@ -49,6 +71,7 @@ class Checkpointer:
         restart_pages: int,
         stall_ms: int,
         lock_timeout: float,
+        backoff_max: float = 60.0,
     ) -> None:
         self.path = path
         self.write_lock = write_lock
@@ -56,6 +79,10 @@ class Checkpointer:
         self.restart_pages = restart_pages
         self.stall_ms = stall_ms
         self.lock_timeout = lock_timeout
+        self.backoff_max = backoff_max
+        """Longest wait between two attempts while passes keep failing (seconds)."""
+        self.next_delay = min(interval, _LONGEST_WAIT)
+        """Seconds the thread waits before its next pass."""
         self.stats = CheckpointStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,19 +110,77 @@ class Checkpointer:
         self._stop = threading.Event()
         self._start_lock = threading.Lock()
 
+    def state(self) -> dict[str, Any]:
+        """How the thread is doing: ``alive``, its counters, the last error and the last success."""
+        thread = self._thread
+        return {
+            "alive": thread is not None and thread.is_alive(),
+            "interval": self.interval,
+            "next_delay": self.next_delay,
+            **dataclasses.asdict(self.stats),
+        }
+
+    def _delay(self) -> float:
+        """The wait before the next pass: the interval, doubled per consecutive failure, capped."""
+        failures = self.stats.consecutive_failures
+        if failures == 0:
+            delay = self.interval
+        else:
+            cap = max(self.interval, self.backoff_max)
+            delay = min(cap, self.interval * 2.0 ** min(failures, 64))
+        return min(delay, _LONGEST_WAIT)
+
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
+        logged: set[str] = set()
         try:
-            while not self._stop.wait(self.interval):
-                if conn is None:
-                    conn = sqlite3.connect(self.path, timeout=self.stall_ms / 1000, isolation_level=None)
-                    conn.execute(f"PRAGMA busy_timeout = {int(self.stall_ms)}")
-                self.run_once(conn)
-        except Exception:
-            log.exception("the WAL checkpointer for %s stopped", self.path)
+            while not self._stop.wait(self.next_delay):
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.path, timeout=self.stall_ms / 1000, isolation_level=None)
+                        conn.execute(f"PRAGMA busy_timeout = {int(self.stall_ms)}")
+                    self.run_once(conn)
+                except Exception as exc:  # noqa: BLE001 - a pass may fail in any way; the thread must not
+                    conn = self._failed(exc, conn, logged)
+                else:
+                    if self.stats.consecutive_failures:
+                        log.info(
+                            "the WAL checkpointer for %s resumed after %d failed pass(es)",
+                            self.path,
+                            self.stats.consecutive_failures,
+                        )
+                        logged.clear()  # the same error, should it come back, is news again
+                    self.stats.consecutive_failures = 0
+                    self.stats.last_success = time.time()
+                self.next_delay = self._delay()
         finally:
             if conn is not None:
                 conn.close()
+
+    def _failed(self, exc: Exception, conn: sqlite3.Connection | None, logged: set[str]) -> sqlite3.Connection | None:
+        """Record a failed pass; log its kind once; drop the connection (a fresh one may work)."""
+        text = f"{type(exc).__name__}: {exc}"
+        self.stats.errors += 1
+        self.stats.consecutive_failures += 1
+        self.stats.last_error = text
+        self.stats.last_error_at = time.time()
+        if text not in logged:
+            logged.add(text)
+            log.warning(
+                "the WAL checkpointer for %s failed (%s); it backs off and retries "
+                "(repeats of this error are logged at DEBUG)",
+                self.path,
+                text,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
+        else:
+            log.debug("the WAL checkpointer for %s failed again: %s", self.path, text)
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # the connection is being thrown away; nothing to report
+                log.debug("closing the checkpointer's connection failed", exc_info=True)
+        return None
 
     def run_once(self, conn: sqlite3.Connection) -> tuple[int, int]:
         """One pass: PASSIVE always, RESTART when the WAL is past the limit. Returns (frames, busy)."""
