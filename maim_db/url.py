@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from .errors import ConfigurationError
 
-__all__ = ["Backend", "DatabaseURL"]
+__all__ = ["Backend", "DatabaseURL", "check_option"]
 
 Backend = Literal["sqlite", "postgresql", "mysql"]
 
@@ -50,48 +50,99 @@ _SA_DRIVERS: Final[dict[Backend, tuple[str, str]]] = {
 _DEFAULT_PORTS: Final[dict[Backend, int]] = {"postgresql": 5432, "mysql": 3306}
 
 
-def _int_option(name: str, value: str, minimum: int) -> str:
-    try:
-        number = int(value)
-    except ValueError:
-        number = minimum - 1
-    if number < minimum:
+_DAY_S: Final = 86_400
+_DAY_MS: Final = 86_400_000
+_INT32_MAX: Final = 2**31 - 1  # SQLite reads these pragmas as a C int
+_INT64_MAX: Final = 2**63 - 1
+_INTEGER_RE: Final = re.compile(r"[+-]?[0-9]{1,30}")
+_DECIMAL_RE: Final = re.compile(r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][+-]?[0-9]{1,4})?")
+
+
+@dataclass(frozen=True)
+class _Range:
+    """A finite range for one numeric option, and how to say it."""
+
+    low: float
+    high: float
+    unit: str
+    example: str
+    integer: bool = True
+    note: str = ""
+    off: tuple[float, str] | None = None
+    """A value outside [low, high] that is accepted too, and what it means (0: off)."""
+
+    def describe(self) -> str:
+        kind = "a whole number of" if self.integer else "a number of"
+        text = f"{kind} {self.unit} from {_number_text(self.low)} to {_number_text(self.high)}{self.note}"
+        if self.off is not None:
+            text = f"{_number_text(self.off[0])} ({self.off[1]}) or {text}"
+        return text
+
+
+def _number_text(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else repr(float(number))
+
+
+# Every numeric option of either URL kind: finite, with a maximum no wait or driver overflows
+# (thread waits take at most threading.TIMEOUT_MAX seconds, SQLite's pragmas a C int).
+_H24: Final = " (24 h)"
+_RANGES: Final[dict[str, _Range]] = {
+    "busy_timeout": _Range(0, _DAY_MS, "milliseconds", "5000", note=_H24),
+    "timeout": _Range(0.001, _DAY_S, "seconds", "5", integer=False, note=_H24, off=(0, "no waiting")),
+    "cache_size": _Range(-_INT32_MAX, _INT32_MAX, "pages (negative: KiB)", "-32000"),
+    "mmap_size": _Range(0, _INT64_MAX, "bytes", "268435456"),
+    "journal_size_limit": _Range(-1, _INT64_MAX, "bytes (-1: no limit)", "67108864"),
+    "wal_autocheckpoint": _Range(0, _INT32_MAX, "pages", "1000"),
+    "checkpoint_interval": _Range(0.01, _DAY_S, "seconds", "1", integer=False, note=_H24, off=(0, "off")),
+    "checkpoint_restart_pages": _Range(1, _INT32_MAX, "pages", "4000"),
+    "checkpoint_stall_ms": _Range(0, _DAY_MS, "milliseconds", "100", note=_H24),
+    "slow_query_ms": _Range(0, _DAY_MS, "milliseconds", "200", integer=False, note=_H24),
+    "pool_size": _Range(1, 10_000, "connections", "10"),
+    "max_overflow": _Range(0, 10_000, "connections", "10"),
+    "pool_timeout": _Range(0.001, _DAY_S, "seconds", "30", integer=False, note=_H24),
+    "pool_recycle": _Range(1, 365 * _DAY_S, "seconds", "3600", note=" (365 days)", off=(-1, "never")),
+    "connect_timeout": _Range(0.001, _DAY_S, "seconds", "10", integer=False, note=_H24),
+    "lock_timeout": _Range(0.001, _DAY_S, "seconds", "5", integer=False, note=_H24),
+}
+
+# 0 means "wait forever" to one library and "never wait" to another: say so, not just the range.
+_NO_ZERO: Final = frozenset({"pool_timeout", "connect_timeout", "lock_timeout"})
+
+
+def check_option(name: str, value: str | float, *, in_url: bool = True) -> str:
+    """Check one of maim_db's numeric options against its range; return its canonical text.
+
+    Raises :class:`ConfigurationError` naming the option, the value, the range and an
+    example. ``in_url=False`` words the error for a keyword setting (an SQLite profile).
+    """
+    spec = _RANGES.get(name)
+    if spec is None:
+        raise ConfigurationError(f"unknown option {name!r}", hint=f"known options: {', '.join(sorted(_RANGES))}")
+    if isinstance(value, str):
+        text = value.strip()
+    elif isinstance(value, float) and spec.integer and value.is_integer():
+        text = str(int(value))  # profile={"busy_timeout": 5000.0}
+    else:
+        text = repr(value)
+    number: float | None = None
+    if not isinstance(value, bool) and (_INTEGER_RE if spec.integer else _DECIMAL_RE).fullmatch(text):
+        number = (int(text) if spec.integer else float(text)) + 0  # + 0 turns -0.0 into 0.0
+    quoted = text if len(text) <= 40 else text[:40] + "..."
+    shown = f"URL option {name}={quoted!r}" if in_url else f"{name}={quoted}"
+    if number is not None and number == 0 and name in _NO_ZERO:
         raise ConfigurationError(
-            f"URL option {name}={value!r} is not a whole number >= {minimum}",
-            hint=f"write for example ?{name}={max(minimum, 1)}",
+            f"{shown} must be more than 0 seconds (0 means 'forever' to one driver, 'never' to another)",
+            hint=_example(name, spec, in_url),
         )
-    return str(number)
+    if name == "pool_recycle" and number == 0:  # SQLAlchemy would recycle on every checkout, Peewee never
+        raise ConfigurationError(f"{shown} is ambiguous", hint="use ?pool_recycle=-1 (never) or seconds >= 1")
+    if number is None or not (spec.low <= number <= spec.high or (spec.off is not None and number == spec.off[0])):
+        raise ConfigurationError(f"{shown} is not {spec.describe()}", hint=_example(name, spec, in_url))
+    return _number_text(number)
 
 
-def _float_option(name: str, value: str) -> str:
-    try:
-        number = float(value)
-    except ValueError:
-        number = -1.0
-    if not number >= 0:  # also rejects NaN
-        raise ConfigurationError(
-            f"URL option {name}={value!r} is not a number of seconds >= 0",
-            hint=f"write for example ?{name}=5",
-        )
-    return repr(number) if not number.is_integer() else str(int(number))
-
-
-def _positive_seconds(name: str, value: str) -> str:
-    text = _float_option(name, value)
-    if float(text) < 0.001:  # 0 would mean "wait forever" to one library and "never" to another
-        raise ConfigurationError(
-            f"URL option {name}={value!r} must be more than 0 seconds", hint=f"write for example ?{name}=5"
-        )
-    return text
-
-
-def _recycle_option(value: str) -> str:
-    text = _int_option("pool_recycle", value, -1)
-    if text == "0":  # SQLAlchemy would recycle on every checkout, Peewee never: say which
-        raise ConfigurationError(
-            "URL option pool_recycle=0 is ambiguous", hint="use ?pool_recycle=-1 (never) or seconds >= 1"
-        )
-    return text
+def _example(name: str, spec: _Range, in_url: bool) -> str:
+    return f"write for example ?{name}={spec.example}" if in_url else f"use for example {name}={spec.example}"
 
 
 def _bool_option(name: str, value: str) -> str:
@@ -115,41 +166,48 @@ def _choice_option(name: str, value: str, choices: tuple[str, ...]) -> str:
     return lowered
 
 
+def _ranged(name: str) -> Callable[[str], str]:
+    return lambda v: check_option(name, v)
+
+
 # maim_db's own options: consumed by the bridge, never passed to a driver.
 _SQLITE_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
-    "busy_timeout": lambda v: _int_option("busy_timeout", v, 0),
+    "busy_timeout": _ranged("busy_timeout"),
     "journal_mode": lambda v: _choice_option(
         "journal_mode", v, ("wal", "delete", "truncate", "persist", "memory", "off")
     ),
     "synchronous": lambda v: _choice_option("synchronous", v, ("normal", "full", "extra", "off")),
     "foreign_keys": lambda v: _bool_option("foreign_keys", v),
-    "cache_size": lambda v: _int_option("cache_size", v, -(2**62)),
-    "mmap_size": lambda v: _int_option("mmap_size", v, 0),
-    "journal_size_limit": lambda v: _int_option("journal_size_limit", v, -1),
-    "wal_autocheckpoint": lambda v: _int_option("wal_autocheckpoint", v, 0),
+    "cache_size": _ranged("cache_size"),
+    "mmap_size": _ranged("mmap_size"),
+    "journal_size_limit": _ranged("journal_size_limit"),
+    "wal_autocheckpoint": _ranged("wal_autocheckpoint"),
     "temp_store": lambda v: _choice_option("temp_store", v, ("memory", "file", "default")),
     "write_lock": lambda v: _bool_option("write_lock", v),
-    "checkpoint_interval": lambda v: _float_option("checkpoint_interval", v),
-    "checkpoint_restart_pages": lambda v: _int_option("checkpoint_restart_pages", v, 1),
-    "checkpoint_stall_ms": lambda v: _int_option("checkpoint_stall_ms", v, 0),
-    "slow_query_ms": lambda v: _float_option("slow_query_ms", v),
+    "checkpoint_interval": _ranged("checkpoint_interval"),
+    "checkpoint_restart_pages": _ranged("checkpoint_restart_pages"),
+    "checkpoint_stall_ms": _ranged("checkpoint_stall_ms"),
+    "slow_query_ms": _ranged("slow_query_ms"),
+    "uri": lambda v: _bool_option("uri", v),
 }
 _SERVER_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
-    "pool_size": lambda v: _int_option("pool_size", v, 1),
-    "max_overflow": lambda v: _int_option("max_overflow", v, 0),
-    "pool_timeout": lambda v: _positive_seconds("pool_timeout", v),
-    "pool_recycle": _recycle_option,
+    "pool_size": _ranged("pool_size"),
+    "max_overflow": _ranged("max_overflow"),
+    "pool_timeout": _ranged("pool_timeout"),
+    "pool_recycle": _ranged("pool_recycle"),
     "pool_pre_ping": lambda v: _bool_option("pool_pre_ping", v),
-    "connect_timeout": lambda v: _positive_seconds("connect_timeout", v),
-    "slow_query_ms": lambda v: _float_option("slow_query_ms", v),
+    "connect_timeout": _ranged("connect_timeout"),
+    "slow_query_ms": _ranged("slow_query_ms"),
     "writer_lock": lambda v: _bool_option("writer_lock", v),
-    "lock_timeout": lambda v: _positive_seconds("lock_timeout", v),
+    "lock_timeout": _ranged("lock_timeout"),
 }
 
 _SCHEME_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 _SCHEME_WITHOUT_SLASHES_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]+):(?!//)")
 _WINDOWS_DRIVE_RE: Final = re.compile(r"^[A-Za-z]:[\\/]")
 _MEMORY: Final = ":memory:"
+# A path playhouse.db_url and parse both read back as is: none of ? # ; % and no whitespace.
+_PLAIN_PEEWEE_PATH_RE: Final = re.compile(r"[^?#;%\s\x00-\x1f\x7f]+")
 
 
 def _supported() -> str:
@@ -241,6 +299,12 @@ class DatabaseURL:
     def _parse_sqlite(cls, text: str, rest: str, base_dir: str | os.PathLike[str] | None) -> DatabaseURL:
         location, _, query_text = rest.partition("?")
         options = cls._split_query(query_text, _SQLITE_OPTIONS, "sqlite", allow_driver_params=False)
+        # ?uri=true says the name is an SQLite URI (file:...): how sqlite3, SQLAlchemy and
+        # peewee_url carry a file name that a plain URL path cannot (?, #, ;, spaces).
+        as_uri = ("uri", "true") in options
+        options = tuple(kv for kv in options if kv[0] != "uri")
+        if as_uri and location[1:].startswith("file:"):
+            return cls._sqlite_from_path(_file_uri_path(text, location[1:]), options, base_dir)
         if location in ("", "/"):
             return cls(backend="sqlite", family="sqlite", memory=True, options=options)
         if not location.startswith("/"):
@@ -327,7 +391,7 @@ class DatabaseURL:
         for key, value in pairs:
             if backend == "sqlite" and key == "timeout":
                 # sqlite3's and SQLAlchemy's ?timeout= is seconds; keep one knob: busy_timeout.
-                key, value = "busy_timeout", str(round(float(_float_option("timeout", value)) * 1000))
+                key, value = "busy_timeout", str(round(float(check_option("timeout", value)) * 1000))
             if key in known:
                 if key in options:
                     raise ConfigurationError(f"URL option {key!r} is given twice", hint="keep one")
@@ -353,14 +417,26 @@ class DatabaseURL:
 
     @property
     def option_map(self) -> dict[str, str]:
-        """maim_db's own options as a dict."""
-        return dict(self.options)
+        """maim_db's own options as a dict, each number checked against its range.
+
+        ``parse`` has checked them already; a ``DatabaseURL`` built directly has not, and
+        must not hand a driver ``inf`` or a 300-digit timeout (``ConfigurationError``).
+        """
+        return {k: check_option(k, v) if k in _RANGES else v for k, v in self.options}
 
     @property
     def peewee_url(self) -> str:
         """URL for ``playhouse.db_url.connect(url, unquote_password=True, unquote_user=True)``."""
         if self.backend == "sqlite":
-            return "sqlite:///:memory:" if self.memory else f"sqlite:///{self._path_text()}"
+            if self.memory:
+                return "sqlite:///:memory:"
+            text = self._path_text()
+            if _PLAIN_PEEWEE_PATH_RE.fullmatch(text):
+                return f"sqlite:///{text}"
+            # playhouse.db_url never percent-decodes the path and cuts it at ?, # and ;:
+            # an SQLite URI filename is the one form it passes through intact.
+            drive = "/" if _WINDOWS_DRIVE_RE.match(text) else ""
+            return f"sqlite:///file://{drive}{quote(text, safe='/:')}?uri=true"
         return self._server_url("postgresql" if self.backend == "postgresql" else "mysql", hide_password=False)
 
     @property
@@ -376,7 +452,7 @@ class DatabaseURL:
     def render(self, *, hide_password: bool = True) -> str:
         """The canonical URL, options included; ``parse(render(hide_password=False))`` equals self."""
         if self.backend == "sqlite":
-            base = "sqlite://" if self.memory else f"sqlite:///{quote(self._path_text(), safe='/:~ ')}"
+            base = "sqlite://" if self.memory else f"sqlite:///{quote(self._path_text(), safe='/:~')}"
             return base + (f"?{urlencode(self.options)}" if self.options else "")
         return self._server_url(self.family, hide_password=hide_password, with_options=True)
 
@@ -401,7 +477,7 @@ class DatabaseURL:
     def _sqlalchemy_url(self, driver: str, *, hide_password: bool) -> str:
         scheme = self.family + (f"+{driver}" if driver else "")
         if self.backend == "sqlite":
-            return f"{scheme}://" if self.memory else f"{scheme}:///{quote(self._path_text(), safe='/:~ ')}"
+            return f"{scheme}://" if self.memory else f"{scheme}:///{quote(self._path_text(), safe='/:~')}"
         return self._server_url(scheme, hide_password=hide_password, query=self._driver_query(driver))
 
     def _driver_query(self, driver: str) -> tuple[tuple[str, str], ...]:
@@ -433,6 +509,21 @@ class DatabaseURL:
             pairs += list(self.options)
         tail = f"?{urlencode(pairs)}" if pairs else ""
         return f"{scheme}://{netloc}/{quote(self.database or '', safe='')}{tail}"
+
+
+def _file_uri_path(text: str, uri: str) -> str:
+    """The file an SQLite URI filename (``file:/abs``, ``file:///abs``, ``file:rel``) names."""
+    rest = uri[len("file:") :].split("#", 1)[0]  # SQLite ends the name at a fragment
+    if rest.startswith("//"):
+        authority, slash, rest = rest[2:].partition("/")
+        if authority not in ("", "localhost"):
+            raise ConfigurationError(
+                f"{text!r} names a host ({authority!r}) in its file: URI; SQLite opens local files only",
+                hint="write sqlite:///file:///abs/path.db?uri=true, or a plain sqlite:////abs/path.db",
+            )
+        rest = slash + rest
+    path = unquote(rest)
+    return path[1:] if re.match(r"/[A-Za-z]:/", path) else path
 
 
 def _query_has(query_text: str, key: str) -> bool:

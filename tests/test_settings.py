@@ -77,3 +77,19 @@ def test_bad_environment_url_names_the_variable() -> None:
     with pytest.raises(ConfigurationError) as err:
         resolve_url(environ={"MAIM_DB_URL": "postgress://h/db"})
     assert "MAIM_DB_URL" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("MAIM_DB_URL", "sqlite:///x.db?timeout=inf", "timeout='inf'"),
+        ("DATABASE_URL", "postgres://u@h/db?lock_timeout=1e300", "lock_timeout='1e300'"),
+    ],
+)
+def test_an_out_of_range_option_in_the_environment_names_variable_and_option(
+    name: str, value: str, needle: str
+) -> None:
+    with pytest.raises(ConfigurationError) as err:
+        resolve_url(environ={name: value})
+    assert err.value.message.startswith(f"{name}: URL option {needle}")
+    assert err.value.hint is not None and err.value.hint.startswith("write for example ?")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import ConfigurationError, DatabaseFileError, NotADatabaseError
+from ..url import check_option
 
 __all__ = ["SQLiteProfile"]
 
@@ -85,9 +86,9 @@ class SQLiteProfile:
             if key in _BOOLS:
                 values[key] = text == "true"
             elif key in _INTS:
-                values[key] = int(text)
+                values[key] = int(check_option(key, text))
             elif key in _FLOATS:
-                values[key] = float(text)
+                values[key] = float(check_option(key, text))
             elif key in names:
                 values[key] = text
         values.update(overrides)
@@ -111,6 +112,11 @@ class SQLiteProfile:
             )
         if self.temp_store is not None and self.temp_store.lower() not in {"memory", "file", "default"}:
             raise ConfigurationError(f"temp_store={self.temp_store!r} is not valid", hint="use 'memory'")
+        # The same finite ranges as the URL options: a keyword override must not slip past them.
+        for name in sorted(_INTS | _FLOATS):
+            value = getattr(self, name)
+            if value is not None:
+                check_option(name, value, in_url=False)
 
     def pragmas(self, *, memory: bool = False) -> list[tuple[str, str]]:
         """The PRAGMA statements in the order they are applied (busy_timeout first)."""
