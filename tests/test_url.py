@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import os
 import string
+import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -317,3 +319,106 @@ def test_relative_base_dir_from_environment_independent(tmp_path: Path) -> None:
     finally:
         os.chdir(cwd)
     assert u.path == tmp_path / "sub" / "x.db"
+
+
+# -- awkward file names: every emitted form names the same file ----------------------------
+
+
+def _forms(u: DatabaseURL) -> dict[str, str]:
+    return {
+        "str": str(u),
+        "render": u.render(hide_password=False),
+        "sync_url": u.sync_url,
+        "async_url": u.async_url,
+        "peewee_url": u.peewee_url,
+    }
+
+
+def test_a_trailing_space_before_the_query_survives_every_form(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    u = DatabaseURL.parse("sqlite:///0 ?busy_timeout=0")
+    assert u.path == tmp_path / "0 "
+    for name, form in _forms(u).items():
+        assert DatabaseURL.parse(form).path == u.path, name
+    assert DatabaseURL.parse(str(u)) == u
+
+
+@pytest.mark.parametrize(
+    "name", ["a?b.db", "a#b.db", "50%.db", "a%3Fb.db", "0 ", " lead.db", "tab\tx.db", "麦麦 é.db", "x?uri=true"]
+)
+def test_peewee_url_opens_exactly_the_parsed_file(tmp_path: Path, name: str) -> None:
+    u = DatabaseURL.parse(tmp_path / name)
+    assert u.path == tmp_path / name
+    for form_name, form in _forms(u).items():
+        assert DatabaseURL.parse(form).path == u.path, form_name
+    db = db_url.connect(u.peewee_url)
+    try:
+        db.execute_sql("CREATE TABLE t (x INTEGER)")
+    finally:
+        db.close()
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_plain_paths_keep_the_plain_peewee_url(tmp_path: Path) -> None:
+    u = DatabaseURL.parse(tmp_path / "data" / "MaiBot.db")
+    assert u.peewee_url == f"sqlite:///{tmp_path}/data/MaiBot.db"
+
+
+def test_a_sqlite_uri_filename_parses_to_the_file_it_names(tmp_path: Path) -> None:
+    # What SQLAlchemy and sqlite3 accept too: sqlite:///file:PATH?uri=true
+    target = tmp_path / "a?b #1.db"
+    for text in (
+        f"sqlite:///file:{quote(str(target))}?uri=true",
+        f"sqlite:///file://{quote(str(target))}?uri=true",
+        f"sqlite:///file://localhost{quote(str(target))}?uri=true&busy_timeout=10",
+    ):
+        assert DatabaseURL.parse(text).path == target, text
+    assert DatabaseURL.parse("sqlite:///file:rel.db?uri=true", base_dir=tmp_path).path == tmp_path / "rel.db"
+    with pytest.raises(ConfigurationError, match="host"):
+        DatabaseURL.parse("sqlite:///file://elsewhere/x.db?uri=true")
+    with pytest.raises(ConfigurationError, match="unknown SQLite URL option 'mode'"):
+        DatabaseURL.parse("sqlite:///file:x.db?uri=true&mode=ro")
+
+
+_piece = st.sampled_from(
+    [
+        *string.ascii_letters[:6],
+        *string.digits[:3],
+        *" ?#%&=+;@!$'()[],~._-:",
+        *("\t", "\n", "\u3000", "麦", "é", "🙂", "\u0301"),  # whitespace, CJK, emoji, a combining accent
+        *("%2F", "%3F", "%25", "?uri=true", "file:", "//"),
+    ]
+)
+_awkward_name = (
+    st.lists(_piece, min_size=1, max_size=8)
+    .map("".join)
+    .map(lambda s: s.replace("//", "/-/").replace("/", "_"))
+    .filter(lambda s: s not in {".", ".."})
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_awkward_name, min_size=1, max_size=3))
+def test_awkward_file_names_round_trip_through_every_form(parts: list[str]) -> None:
+    path = Path("/tmp/maim", *parts)
+    u = DatabaseURL.parse(path)
+    assert u.path == path
+    for name, form in _forms(u).items():
+        assert DatabaseURL.parse(form).path == path, name
+    assert make_url(u.sync_url).database == str(path)
+    assert make_url(u.async_url).database == str(path)
+    assert DatabaseURL.parse(str(u)) == u
+
+
+@settings(max_examples=60, deadline=None)
+@given(_awkward_name)
+def test_playhouse_opens_the_awkward_file_at_u_path(name: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        u = DatabaseURL.parse(Path(tmp) / name)
+        db = db_url.connect(u.peewee_url)
+        try:
+            db.execute_sql("CREATE TABLE t (x INTEGER)")
+        finally:
+            db.close()
+        assert [p.name for p in Path(tmp).iterdir()] == [name]
+        assert u.path is not None and u.path.is_file()
