@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import logging
 import os
+import select
 import sqlite3
 import sys
 import threading
@@ -21,7 +22,7 @@ import warnings
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 import peewee
 from playhouse.pool import MaxConnectionsExceeded, PooledMySQLDatabase, PooledPostgresqlDatabase
@@ -29,12 +30,14 @@ from playhouse.pool import MaxConnectionsExceeded, PooledMySQLDatabase, PooledPo
 from ..errors import (
     BridgeClosedError,
     ConfigurationError,
+    ConnectionLostError,
     DatabaseConnectionError,
     DatabaseFileError,
     DriverNotInstalledError,
     LoopBlockedError,
     MaimDBError,
     NotBoundError,
+    driver_error,
 )
 from ..sqlite.checkpoint import Checkpointer
 from ..sqlite.files import prepare_location
@@ -475,6 +478,7 @@ class _ServerMixin(MaimDatabaseMixin):
         self.writer_lock = writer_lock
         self.lock_timeout = lock_timeout
         self._lock_key = _server_lock_key(url)
+        self._pre_ping = url.option_map.get("pool_pre_ping", "true") == "true"
 
     def connect(self, reuse_if_open: bool = False) -> bool:
         """Check a connection out of the pool, waiting up to ``pool_timeout`` for a free one."""
@@ -503,6 +507,153 @@ class _ServerMixin(MaimDatabaseMixin):
                 f"unknown lock type {lock_type!r}", hint="use 'IMMEDIATE', 'DEFERRED' or 'EXCLUSIVE'"
             )
         return lock
+
+    # -- dead connections ----------------------------------------------------------------
+    #
+    # A connection the server dropped (a restart, pg_terminate_backend, KILL, a proxy's idle
+    # timeout) is discarded when a statement fails on it, and the call raises
+    # ConnectionLostError. Outside a transaction the thread's next call opens a new one.
+    # Inside one, the transaction is gone with its connection: every statement up to the
+    # block's end fails the same way (nothing half-done may commit on a new connection),
+    # then the block's ROLLBACK lets go and the next call reconnects. Idle connections
+    # (the thread's own, and the pool's at checkout) are checked first: a socket the server
+    # has closed or written to while nothing was asked is readable -- one poll(), no round
+    # trip -- and such a connection is replaced before use (?pool_pre_ping=false skips it).
+
+    def _idle_socket(self, conn: Any) -> int | None:
+        """``conn``'s file descriptor when it is idle; -1 when the driver knows it is closed; else None."""
+        raise NotImplementedError
+
+    def _dropped_while_idle(self, conn: Any) -> bool:
+        try:
+            fd = self._idle_socket(conn)
+        except Exception:  # noqa: BLE001 - a driver that cannot say: let the statement find out
+            return False
+        return fd is not None and (fd < 0 or _readable(fd))
+
+    def _is_closed(self, conn: Any) -> bool:
+        """Pool checkout: skip connections the server has closed while they sat in the pool."""
+        if self._pre_ping and self._dropped_while_idle(conn):
+            self._close_raw(conn)  # type: ignore[attr-defined]  # the pool only drops it
+            return True
+        return bool(super()._is_closed(conn))  # type: ignore[misc]
+
+    def _discard(self, conn: Any) -> None:
+        # The writer lock died with the session (GET_LOCK) or the transaction (advisory
+        # xact lock): forget it here, so the next transaction takes it again and nothing
+        # tries to release it on a new connection.
+        self._state.holds_write_lock = False
+        with self._pool_lock:
+            self._in_use.pop(self.conn_key(conn), None)  # type: ignore[attr-defined]
+            self._pool_available.notify()
+        self._close_raw(conn)  # type: ignore[attr-defined]
+
+    def _connection_lost(self, exc: BaseException) -> ConnectionLostError | None:
+        """The ConnectionLostError for ``exc`` (and this thread's connection discarded), or None."""
+        orig = exc.__context__ if isinstance(exc, peewee.PeeweeException) and exc.__context__ is not None else exc
+        lost = connection_lost(self.url, orig)
+        if lost is None:
+            return None
+        state = self._state
+        conn = state.conn
+        if not state.closed and conn is not None and getattr(state, "dead", None) is not conn:
+            state.dead = conn
+            state.dead_orig = lost.orig
+            self._discard(conn)
+        return lost
+
+    def _is_dead(self) -> bool:
+        state = self._state
+        return not state.closed and getattr(state, "dead", None) is state.conn
+
+    def _transaction_lost(self) -> ConnectionLostError:
+        orig = getattr(self._state, "dead_orig", None)
+        return ConnectionLostError(
+            f"the connection to {self.url.safe_target()} was lost in the middle of this transaction",
+            hint="the server rolled the transaction back; leave the atomic() block (or call "
+            "rollback()) and the next call reconnects -- then retry the whole transaction",
+            orig=orig,
+        )
+
+    def _replace_dead(self) -> None:
+        state = self._state
+        stack = list(state.transactions)
+        state.dead = state.dead_orig = None
+        state.reset()
+        if stack:
+            # A manual_commit() block, or txn.rollback() inside atomic() (which begins
+            # again at once): carry on, on a new connection, in the same blocks.
+            self.connect()
+            state.transactions.extend(stack)
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        """A cursor on this thread's connection; a dead one is replaced when no transaction needs it."""
+        self._forget_inherited()
+        state = self._state
+        if not state.closed:
+            if getattr(state, "dead", None) is state.conn:
+                if state.transactions:
+                    raise self._transaction_lost()
+                self._replace_dead()
+            elif (
+                self._pre_ping
+                and not state.transactions
+                and not state.holds_write_lock
+                and self._dropped_while_idle(state.conn)
+            ):
+                self._discard(state.conn)
+                state.reset()
+        return super().cursor(named_cursor)
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        """Run one statement; a lost connection raises :class:`ConnectionLostError`."""
+        try:
+            return super().execute_sql(sql, params)  # type: ignore[misc]
+        except Exception as exc:
+            lost = self._connection_lost(exc)
+            if lost is None or lost is exc:
+                raise
+            raise lost from exc
+
+    def _server_begin(self, begin: Callable[..., None], *args: Any) -> None:
+        try:
+            begin(*args)
+        except Exception as exc:
+            lost = self._connection_lost(exc)
+            if lost is None or lost is exc:
+                raise
+            raise lost from exc
+
+    def commit(self) -> None:
+        """COMMIT; a transaction whose connection died raises :class:`ConnectionLostError`."""
+        if self._is_dead():
+            raise self._transaction_lost()
+        try:
+            super().commit()
+        except Exception as exc:
+            lost = self._connection_lost(exc)
+            if lost is None or lost is exc:
+                raise
+            raise lost from exc
+
+    def rollback(self) -> None:
+        """ROLLBACK; on a dead connection there is nothing left to undo: it is just let go."""
+        if self._is_dead():
+            self._replace_dead()
+            return
+        try:
+            super().rollback()
+        except Exception as exc:
+            if self._connection_lost(exc) is None:
+                raise
+            self._replace_dead()  # the server rolled it back when the connection died
+
+    def _close(self, conn: Any, close_conn: bool = False) -> None:
+        state = self._state
+        if conn is getattr(state, "dead", None):
+            state.dead = None  # already closed and out of the pool
+            return
+        super()._close(conn, close_conn)  # type: ignore[misc]
 
     def close_all(self) -> None:
         """Close every pooled connection (in use or idle) and refuse further use."""
@@ -536,13 +687,19 @@ class PostgresqlDatabase(_ServerMixin, PooledPostgresqlDatabase):  # type: ignor
 
     _driver = ("psycopg", "psycopg", "postgres")
 
+    def _idle_socket(self, conn: Any) -> int | None:
+        status = conn.info.transaction_status  # psycopg 3 and 2: 0 IDLE, 4 UNKNOWN (bad connection)
+        if conn.closed or status == 4:
+            return -1
+        return int(conn.fileno()) if status == 0 else None
+
     def _flavor_params(self, url: DatabaseURL) -> dict[str, Any]:
         return {"prefer_psycopg3": True}
 
     def begin(self, lock_type: str | None = None, isolation_level: str | None = None) -> None:
         """BEGIN; unless ``DEFERRED``, then wait (at most lock_timeout) for the writer lock."""
         lock = self._lock_type(lock_type)
-        super().begin(isolation_level)
+        self._server_begin(super().begin, isolation_level)
         if lock == "DEFERRED" or not self.writer_lock:
             return
         self._guard()
@@ -551,8 +708,9 @@ class PostgresqlDatabase(_ServerMixin, PooledPostgresqlDatabase):  # type: ignor
             self.execute_sql(f"SELECT pg_advisory_xact_lock({self._lock_key})")
             self.execute_sql("SET LOCAL lock_timeout = DEFAULT")
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                self.cursor().execute("ROLLBACK")
+            if not self._is_dead():  # a dead connection's transaction ended with it
+                with contextlib.suppress(Exception):
+                    self.cursor().execute("ROLLBACK")
             if "lock timeout" in str(exc):
                 raise WriteLockTimeoutError(
                     f"waited {self.lock_timeout:.1f} s for the writer lock of {self.url.safe_target()}",
@@ -568,9 +726,12 @@ def connect_pymysql(*args: Any, **params: Any) -> Any:
     PyMySQL applies ``connect_timeout`` to the TCP connect only: a host that accepts the
     connection but never sends its greeting (a stuck server, a wrong service on the port)
     would block forever. Here the greeting, the login and ``SET NAMES`` share the limit.
+    ``application_name`` becomes PyMySQL's ``program_name`` (a connection attribute).
     """
     import pymysql
 
+    if "application_name" in params:  # PostgreSQL's name for it, documented for every driver
+        params["program_name"] = params.pop("application_name")
     conn = pymysql.connect(*args, defer_connect=True, **params)
     read_timeout, write_timeout = conn._read_timeout, conn._write_timeout
     conn._read_timeout = conn._write_timeout = conn.connect_timeout
@@ -595,6 +756,12 @@ class MySQLDatabase(_ServerMixin, PooledMySQLDatabase, _BoundedPyMySQL):  # type
 
     _driver = ("pymysql", "PyMySQL", "mysql")
 
+    def _idle_socket(self, conn: Any) -> int | None:
+        sock = getattr(conn, "_sock", None)
+        if sock is None:  # PyMySQL closes the socket on a connection error
+            return -1
+        return None if conn.server_status & 1 else int(sock.fileno())  # 1: SERVER_STATUS_IN_TRANS
+
     def _flavor_params(self, url: DatabaseURL) -> dict[str, Any]:
         # Peewee marks JSON values per flavor (MariaDB has no CAST AS JSON).
         return {"charset": "utf8mb4", "mariadb": url.family == "mariadb"}
@@ -613,7 +780,7 @@ class MySQLDatabase(_ServerMixin, PooledMySQLDatabase, _BoundedPyMySQL):  # type
         lock = self._lock_type(lock_type)
         if lock != "DEFERRED" and self.writer_lock:
             self._guard()
-            got = self.execute_sql("SELECT GET_LOCK(%s, %s)", (self._lock_name, self.lock_timeout)).fetchone()[0]  # type: ignore[no-untyped-call]
+            got = self.execute_sql("SELECT GET_LOCK(%s, %s)", (self._lock_name, self.lock_timeout)).fetchone()[0]
             if got != 1:
                 raise WriteLockTimeoutError(
                     f"waited {self.lock_timeout:.1f} s for the writer lock of {self.url.safe_target()}",
@@ -621,7 +788,7 @@ class MySQLDatabase(_ServerMixin, PooledMySQLDatabase, _BoundedPyMySQL):  # type
                 )
             self._state.holds_write_lock = True
         try:
-            super().begin()
+            self._server_begin(super().begin)
         except BaseException:
             self._end_write()
             raise
@@ -629,8 +796,12 @@ class MySQLDatabase(_ServerMixin, PooledMySQLDatabase, _BoundedPyMySQL):  # type
     def _end_write(self) -> None:
         if getattr(self._state, "holds_write_lock", False):
             self._state.holds_write_lock = False
-            with contextlib.suppress(Exception):
+            try:
                 self.cursor().execute("SELECT RELEASE_LOCK(%s)", (self._lock_name,))
+            except Exception as exc:  # noqa: BLE001 - releasing never fails the transaction's outcome
+                # A dead connection took its lock with it: discard it now, so the thread's
+                # next call reconnects instead of failing on it.
+                self._connection_lost(exc)
 
 
 _CONNECT_HINTS = (
@@ -646,6 +817,39 @@ _CONNECT_HINTS = (
     ("name or service not known", "the host name does not resolve: fix the host"),
     ("can't connect", "nothing listens there: start the server or fix host and port"),
 )
+
+
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has data or a hang-up waiting, without waiting."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # Windows: sockets only, which these are
+
+
+@overload
+def connection_lost(url: DatabaseURL, exc: BaseException, *, known: Literal[True]) -> ConnectionLostError: ...
+@overload
+def connection_lost(url: DatabaseURL, exc: BaseException, *, known: bool = False) -> ConnectionLostError | None: ...
+def connection_lost(url: DatabaseURL, exc: BaseException, *, known: bool = False) -> ConnectionLostError | None:
+    """The :class:`ConnectionLostError` for a driver error that means the connection died, else None.
+
+    ``known=True``: the caller (SQLAlchemy's disconnect check) already knows it did, even when
+    the driver's message is not one :func:`maim_db.errors.driver_error` recognises.
+    """
+    target = url.safe_target()
+    lost = driver_error(exc, target=target)
+    if isinstance(lost, ConnectionLostError):
+        return lost
+    if not known:
+        return None
+    reason = next((line for line in str(exc).strip().splitlines() if line.strip()), type(exc).__name__)
+    return ConnectionLostError(
+        f"the connection to the database was lost ({target}): {reason}",
+        hint="the connection was discarded and the next call reconnects; retry the transaction",
+        orig=exc,
+    )
 
 
 def connection_error(url: DatabaseURL, exc: BaseException) -> DatabaseConnectionError:

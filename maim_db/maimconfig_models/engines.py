@@ -204,15 +204,25 @@ def _bounded_aiomysql(timeout: float | None) -> Any:
 
 
 def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -> None:
-    from ..core.database import _server_lock_key, connect_pymysql, connection_error
+    from ..core.database import _server_lock_key, connect_pymysql, connection_error, connection_lost
 
     opts = server_options(url)
     lock_ms = int(opts["lock_timeout"] * 1000)
 
     @event.listens_for(engine, "handle_error")
     def _on_error(ctx: Any) -> None:
-        if ctx.connection is None or ctx.is_pre_ping:  # the connection itself failed
+        lost = connection_lost(url, ctx.original_exception)
+        if lost is not None:
+            # Some drivers' messages are not in SQLAlchemy's list: invalidate those too.
+            ctx.is_disconnect = True
+        if ctx.is_pre_ping:
+            return  # the pool opens a new connection when this one is dead
+        if ctx.connection is None:  # the connection itself failed
             raise connection_error(url, ctx.original_exception) from ctx.original_exception
+        if ctx.is_disconnect:
+            # SQLAlchemy invalidates the connection after this hook (and the pool's older
+            # ones): the next checkout reconnects.
+            raise connection_lost(url, ctx.original_exception, known=True) from ctx.original_exception
 
     @event.listens_for(engine, "do_connect")
     def _connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
@@ -222,7 +232,14 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
             if url.backend == "mysql" and not is_async:
                 return connect_pymysql(*cargs, **cparams)  # the handshake bounded too
             if url.backend == "mysql":
+                if "application_name" in cparams:  # PyMySQL's and aiomysql's name for it
+                    cparams["program_name"] = cparams.pop("application_name")
                 cparams["async_creator_fn"] = _bounded_aiomysql(cparams.get("connect_timeout"))
+            elif is_async and "application_name" in cparams:
+                # asyncpg takes server parameters in server_settings, not as keywords.
+                settings = dict(cparams.get("server_settings") or {})
+                settings["application_name"] = cparams.pop("application_name")
+                cparams["server_settings"] = settings
             return dialect.connect(*cargs, **cparams)
         except OSError as exc:
             raise connection_error(url, exc) from exc
@@ -268,7 +285,7 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
 
     @event.listens_for(engine, "commit")
     def _mysql_commit(conn: sa.Connection) -> None:
-        if conn.connection.info.get(_HOLDS):
+        if not conn.invalidated and conn.connection.info.get(_HOLDS):
             try:
                 conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
             finally:
@@ -276,7 +293,8 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
 
     @event.listens_for(engine, "rollback")
     def _mysql_rollback(conn: sa.Connection) -> None:
-        if conn.connection.info.get(_HOLDS):
+        # An invalidated connection is dead: its lock went with it (see _mysql_invalidate).
+        if not conn.invalidated and conn.connection.info.get(_HOLDS):
             try:
                 conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
             finally:
@@ -284,7 +302,16 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
 
     @event.listens_for(engine, "reset")
     def _mysql_reset(dbapi_connection: Any, record: Any, _state: Any) -> None:
-        release(dbapi_connection, record.info)
+        try:
+            release(dbapi_connection, record.info)
+        except Exception as exc:
+            if connection_lost(url, exc) is None:
+                raise
+            # The session (and GET_LOCK with it) is gone; the pool's pre-ping replaces it.
+
+    @event.listens_for(engine, "invalidate")
+    def _mysql_invalidate(_dbapi_connection: Any, record: Any, _exc: Any) -> None:
+        record.info.pop(_HOLDS, None)  # GET_LOCK dies with the session: nothing to release
 
 
 def _lock_timeout(url: DatabaseURL, seconds: float, exc: BaseException | None) -> Exception:
