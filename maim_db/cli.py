@@ -6,22 +6,34 @@ Subcommands: ``init``, ``check``, ``info``, ``backup``, ``restore``, ``migrate``
 Exit codes scripts can rely on: 0 success; 1 the command ran and found a problem (``check``
 failed, the demo lost an update); 2 bad usage or bad input (a wrong URL, a missing or
 non-SQLite file, an unwritable destination) -- and then nothing was changed.
+
+A damaged file is reported in one line naming it and the fix, never as a traceback.
+``check`` and ``info`` only read: on an SQLite file they use a read-only connection, so
+they never switch the journal mode, checkpoint, or create the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import peewee
 
-from .errors import ConfigurationError, DatabaseFileError, MaimDBError, NotADatabaseError
+from .errors import (
+    ConfigurationError,
+    CorruptDatabaseError,
+    DatabaseFileError,
+    MaimDBError,
+    NotADatabaseError,
+    driver_error,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -70,13 +82,71 @@ def load_models(spec: str) -> list[type[peewee.Model]]:
     return models
 
 
-def _bridge(args: argparse.Namespace, *, bind: bool = True) -> Any:
+@contextlib.contextmanager
+def _bridge(args: argparse.Namespace, *, bind: bool = True) -> Iterator[Any]:
+    """The bridge of ``--url``; a driver error it raises (a damaged file, ...) names the database."""
     from .bridge import Bridge
 
     bridge = Bridge(args.url)
-    if bind:
-        bridge.bind(*load_models(args.models))
-    return bridge
+    target = bridge.url.path if bridge.url.path is not None else bridge.url.safe_target()
+    try:
+        with bridge:
+            if bind:
+                bridge.bind(*load_models(args.models))
+            yield bridge
+    except Exception as exc:
+        error = driver_error(exc, target=target)
+        if error is None or error is exc:
+            raise
+        raise error from exc
+
+
+class _ReadOnly:
+    """A read-only SQLite connection with the one method the schema-drift check calls."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute_sql(self, sql: str, params: Sequence[Any] | None = None) -> sqlite3.Cursor:
+        """Run one statement on the read-only connection."""
+        return self.conn.execute(sql, params or ())
+
+
+@contextlib.contextmanager
+def _read_only(bridge: Any) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the bridge's SQLite file, with its per-connection settings.
+
+    Opening the file the usual way would switch it to WAL and checkpoint it on close; a
+    ``mode=ro`` connection reads the file as it is and never writes to it.
+    """
+    path = Path(bridge.url.path)
+    bridge.peewee.check_location()  # the checks, and the legacy file's copy, every command makes
+    if not path.is_file():
+        raise DatabaseFileError(f"{path} does not exist", path=path, hint=f"create it with: maim-db init --url {path}")
+    profile = bridge.profile
+    conn = sqlite3.connect(
+        f"{path.as_uri()}?mode=ro", uri=True, timeout=profile.busy_timeout / 1000, isolation_level=None
+    )
+    try:
+        for name, value in profile.pragmas():
+            if name != "journal_mode":  # the file's own mode is what is reported
+                conn.execute(f"PRAGMA {name} = {value}")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the schema: a bad file fails here
+        yield conn
+    except sqlite3.DatabaseError as exc:
+        if "file is not a database" in str(exc):
+            raise NotADatabaseError(
+                f"{path} is not an SQLite database (it was not modified)",
+                path=path,
+                hint="point --url at the right file, or move this one away",
+                orig=exc,
+            ) from exc
+        error = driver_error(exc, target=path)
+        if error is None:
+            raise
+        raise error from exc
+    finally:
+        conn.close()
 
 
 def _require_sqlite_file(bridge: Any, what: str) -> Path:
@@ -161,26 +231,18 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     problems: list[str] = []
     report: dict[str, Any] = {}
+    notes: list[str] = []
     with _bridge(args) as bridge:
         report["database"] = bridge.url.safe_target()
-        db = bridge.peewee
-        db.execute_sql("SELECT 1")
-        if bridge.url.is_sqlite:
-            for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous"):
-                report[name] = db.execute_sql(f"PRAGMA {name}").fetchone()[0]
-            if report["journal_mode"] != "wal" and not bridge.url.memory:
-                problems.append(f"journal_mode is {report['journal_mode']}, not wal")
-            if report["foreign_keys"] != 1:
-                problems.append("foreign keys are off on this connection")
-            integrity = [r[0] for r in db.execute_sql("PRAGMA integrity_check").fetchall()]
-            report["integrity_check"] = integrity
-            if integrity != ["ok"]:
-                problems.append(f"integrity_check: {'; '.join(integrity[:5])}")
-            fk = db.execute_sql("PRAGMA foreign_key_check").fetchall()
-            report["foreign_key_check"] = len(fk)
-            if fk:
-                problems.append(f"{len(fk)} row(s) violate foreign keys, e.g. {fk[:3]}")
-        drift = bridge.schema_drift()
+        if bridge.url.is_sqlite and bridge.url.path is not None:
+            with _read_only(bridge) as conn:
+                drift = _check_sqlite(bridge, conn, report, problems, notes)
+        else:
+            db = bridge.peewee
+            db.execute_sql("SELECT 1")
+            if bridge.url.is_sqlite:
+                report["journal_mode"] = db.execute_sql("PRAGMA journal_mode").fetchone()[0]
+            drift = bridge.schema_drift()
         report["schema_drift"] = drift
         problems += [f"schema drift: {d}" for d in drift]
     if args.json:
@@ -190,6 +252,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
             if key != "schema_drift":
                 print(f"{key:18s} {value}")
         print(f"{'schema_drift':18s} {len(report['schema_drift'])} difference(s)")
+        for n in notes:
+            print(f"note: {n}")
         for p in problems:
             print(f"PROBLEM: {p}")
         if problems:
@@ -202,6 +266,33 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _check_sqlite(
+    bridge: Any, conn: sqlite3.Connection, report: dict[str, Any], problems: list[str], notes: list[str]
+) -> list[str]:
+    """The SQLite part of ``check``, on a read-only connection; returns the schema drift."""
+    from .schema import schema_drift
+
+    for name in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous"):
+        report[name] = conn.execute(f"PRAGMA {name}").fetchone()[0]
+    wanted = bridge.profile.journal_mode.lower()
+    if str(report["journal_mode"]).lower() != wanted:
+        notes.append(
+            f"the file is in journal_mode={report['journal_mode']}; maim_db switches it to {wanted} "
+            "the next time it opens it for work (check never changes the file)"
+        )
+    if report["foreign_keys"] != 1:
+        problems.append("foreign keys are off on maim_db's connections (foreign_keys in the URL?)")
+    integrity = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+    report["integrity_check"] = integrity
+    if integrity != ["ok"]:
+        problems.append(f"integrity_check: {'; '.join(integrity[:5])}")
+    fk = conn.execute("PRAGMA foreign_key_check").fetchall()
+    report["foreign_key_check"] = len(fk)
+    if fk:
+        problems.append(f"{len(fk)} row(s) violate foreign keys, e.g. {fk[:3]}")
+    return schema_drift(bridge, live=_ReadOnly(conn))
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     info: dict[str, Any] = {}
     with _bridge(args, bind=False) as bridge:
@@ -210,15 +301,19 @@ def _cmd_info(args: argparse.Namespace) -> int:
         info["source"] = bridge.url_source
         info["backend"] = url.backend
         db = bridge.peewee
-        if url.is_sqlite:
-            info["sqlite_version"] = db.execute_sql("SELECT sqlite_version()").fetchone()[0]
-            for name in ("page_size", "page_count", "freelist_count", "journal_mode"):
-                info[name] = db.execute_sql(f"PRAGMA {name}").fetchone()[0]
-            if url.path is not None:
+        if url.is_sqlite and url.path is not None:
+            with _read_only(bridge) as conn:
+                info["sqlite_version"] = conn.execute("SELECT sqlite_version()").fetchone()[0]
+                for name in ("page_size", "page_count", "freelist_count", "journal_mode"):
+                    info[name] = conn.execute(f"PRAGMA {name}").fetchone()[0]
                 path = Path(url.path)
-                info["file_bytes"] = path.stat().st_size if path.exists() else 0
+                info["file_bytes"] = path.stat().st_size
                 wal = path.with_name(path.name + "-wal")
                 info["wal_bytes"] = wal.stat().st_size if wal.exists() else 0
+                tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                info["tables"] = [r[0] for r in tables]
+        elif url.is_sqlite:
+            info["sqlite_version"] = db.execute_sql("SELECT sqlite_version()").fetchone()[0]
             info["tables"] = db.get_tables()
         else:
             info["server_version"] = db.execute_sql("SELECT version()").fetchone()[0]
@@ -258,11 +353,22 @@ def _check_source(src: Path) -> None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
+        if "file is not a database" not in str(exc):
+            error = driver_error(exc, target=src)
+            if error is not None:
+                raise CorruptDatabaseError(
+                    f"the backup file {src} is damaged: {exc}",
+                    path=src,
+                    hint="restore another backup; this one cannot be used",
+                    orig=exc,
+                ) from exc
         raise NotADatabaseError(
             f"{src} is not an SQLite database", path=src, hint="pass a file made by `maim-db backup`", orig=exc
         ) from exc
     if result != "ok":
-        raise NotADatabaseError(f"{src} fails integrity_check: {result}", path=src, hint="use another backup")
+        raise CorruptDatabaseError(
+            f"the backup file {src} is damaged (integrity_check: {result})", path=src, hint="use another backup"
+        )
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
@@ -274,6 +380,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         target = _require_sqlite_file(bridge, "restore")
         if src == target:
             raise ConfigurationError("the backup and the database are the same file", hint="pass another --url")
+        if target.exists():
+            _damaged_aside(bridge, target, force=args.force)
         live = target.exists() and bool(bridge.peewee.get_tables())
         if live and not args.force:
             raise ConfigurationError(
@@ -291,6 +399,36 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         result = bridge.peewee.execute_sql("PRAGMA integrity_check").fetchone()[0]
     print(f"restored {src} into {target} (integrity_check: {result})")
     return 0 if result == "ok" else 1
+
+
+def _damaged_aside(bridge: Any, target: Path, *, force: bool) -> bool:
+    """Move a database too damaged to open (and its -wal/-shm) aside with ``force``; True if it was.
+
+    Restoring over it through SQLite is impossible (every connection fails); its bytes are
+    kept, never deleted, for ``sqlite3 FILE .recover``.
+    """
+    from .backup import backup_path_for
+
+    try:
+        with _read_only(bridge):
+            return False
+    except CorruptDatabaseError as exc:
+        if not force:
+            raise CorruptDatabaseError(
+                f"{exc.message}; it cannot be restored over in place",
+                path=target,
+                hint="stop every process using it, then pass --force: the damaged file (with its -wal/-shm) "
+                "is moved aside to <name>.damaged-<time> and the backup restored in its place",
+                orig=exc.orig,
+            ) from exc
+    aside = backup_path_for(target, "damaged")
+    target.replace(aside)
+    for suffix in ("-wal", "-shm"):
+        side = target.with_name(target.name + suffix)
+        if side.exists():
+            side.replace(aside.with_name(aside.name + suffix))
+    print(f"{target} is damaged; it was moved aside to {aside}")
+    return True
 
 
 def _progress_adapter(args: argparse.Namespace) -> Any:
@@ -408,7 +546,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "bench_args", None) and args.bench_args[:1] == ["--"]:
         args.bench_args = args.bench_args[1:]
     try:
-        return int(args.func(args))
+        try:
+            return int(args.func(args))
+        except Exception as exc:
+            # A driver error that escaped a command's own handling: one line, never a traceback.
+            error = driver_error(exc)
+            if error is None or error is exc:
+                raise
+            raise error from exc
     except MaimDBError as exc:
         _err(f"error: {exc}")
         return 2

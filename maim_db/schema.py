@@ -270,9 +270,14 @@ def compare(expected: TableShape, actual: TableShape, want: str, have: str, *, l
 _IGNORED_TABLES = frozenset({"alembic_version", "sqlite_sequence", "sqlite_stat1", "sqlite_stat4"})
 
 
-def schema_drift(bridge: Bridge) -> list[str]:
-    """Differences between the bridge's bound models, their mirrors and the live database."""
+def schema_drift(bridge: Bridge, *, live: Any = None) -> list[str]:
+    """Differences between the bridge's bound models, their mirrors and the live database.
+
+    ``live`` (SQLite): an object whose ``execute_sql`` reads the live schema instead of
+    ``bridge.peewee`` -- ``maim-db check`` passes a read-only connection.
+    """
     db = bridge.peewee
+    live_db = db if live is None else live
     models = list(bridge.models)
     mirrors = dict(zip(models, mirrors_for(bridge).mirror_all(models), strict=True))  # the bridge's own
     dialect = bridge.sync_engine.dialect
@@ -286,14 +291,14 @@ def schema_drift(bridge: Bridge) -> list[str]:
         out += compare(
             expected, mirror_shape, f"the Peewee model {model.__name__}", "its SQLAlchemy mirror", lengths=not sqlite
         )
-        live = from_sqlite(db, name) if sqlite else from_inspector(inspector, name, dialect)
-        if live is None:
+        found = from_sqlite(live_db, name) if sqlite else from_inspector(inspector, name, dialect)
+        if found is None:
             out.append(f"{name}: table of the Peewee model {model.__name__} is missing in the database")
             continue
-        out += compare(expected, live, f"the Peewee model {model.__name__}", "the database", lengths=not sqlite)
+        out += compare(expected, found, f"the Peewee model {model.__name__}", "the database", lengths=not sqlite)
     known = {m._meta.table_name for m in models}
     live_tables = (
-        [r[0] for r in db.execute_sql("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()]
+        [r[0] for r in live_db.execute_sql("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()]
         if sqlite
         else list(inspector.get_table_names())  # type: ignore[union-attr]
     )

@@ -269,3 +269,133 @@ def test_the_legacy_default_file_is_copied_once(tmp_path: Path, legacy_db: Path)
     conn = sqlite3.connect(target)
     assert conn.execute("SELECT count(*) FROM agents").fetchone() == (0,)
     conn.close()
+
+
+# -- a damaged file ----------------------------------------------------------------------------
+
+
+def _damaged_database(tmp_path: Path, *, schema: bool = True) -> tuple[Path, bytes]:
+    """A real database with rows whose pages are overwritten with garbage; returns it and its good bytes.
+
+    ``schema``: page 1's b-tree (the schema table) is damaged too, so that every statement
+    fails ("database disk image is malformed"); otherwise only pages in the middle are, which
+    queries and integrity_check find but opening the file does not.
+    """
+    path = tmp_path / "damaged.db"
+    with maim_db.Bridge(path) as b:
+        b.bind(*ALL_MODELS)
+        b.create_tables()
+        with b.peewee.atomic():
+            for i in range(1500):
+                Tenant.create(tenant_name=f"tenant {i} " + "x" * 100)
+    good = path.read_bytes()
+    page = 4096
+    assert len(good) > 40 * page
+    with path.open("r+b") as f:
+        if schema:
+            f.seek(100)  # the 100-byte file header stays: SQLite still takes it for a database
+            f.write(b"\xa5" * (page - 100))
+        middle = len(good) // page // 2
+        f.seek(middle * page)
+        f.write(b"\xa5" * (3 * page))
+    return path, good
+
+
+def _assert_clean_failure(out: subprocess.CompletedProcess[str], path: Path) -> None:
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text
+    assert "Traceback" not in text, text
+    assert str(path) in out.stderr and "damaged" in out.stderr and "fix:" in out.stderr, text
+    assert len(out.stderr.strip().splitlines()) <= 3, text  # the message and its fix, not a dump
+
+
+@pytest.mark.parametrize("command", ["check", "info", "init"])
+def test_a_damaged_file_gives_one_clear_error_and_is_left_as_it_was(tmp_path: Path, command: str) -> None:
+    path, _good = _damaged_database(tmp_path)
+    before = digest(path)
+    out = cli(command, "--url", str(path))
+    _assert_clean_failure(out, path)
+    assert "restore" in out.stderr
+    assert digest(path) == before
+
+
+@pytest.mark.parametrize("command", ["check", "info"])
+def test_check_and_info_never_change_a_file(tmp_path: Path, command: str) -> None:
+    # A file in rollback-journal mode: opening it the usual way would switch it to WAL.
+    path = tmp_path / "legacy.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE tenants (id TEXT PRIMARY KEY)")
+    conn.execute("INSERT INTO tenants VALUES ('a')")
+    conn.commit()
+    conn.close()
+    before = digest(path)
+    out = cli(command, "--url", str(path))
+    assert "Traceback" not in out.stderr, out.stderr
+    assert "journal_mode" in out.stdout and "delete" in out.stdout, out.stdout
+    assert digest(path) == before
+    assert not Path(f"{path}-maimlock").exists()
+
+
+def test_check_of_a_file_damaged_in_the_middle_reports_it_and_changes_nothing(tmp_path: Path) -> None:
+    path, _good = _damaged_database(tmp_path, schema=False)
+    before = digest(path)
+    out = cli("check", "--url", str(path))
+    _assert_clean_failure(out, path)
+    assert digest(path) == before
+
+
+def test_check_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "missing.db"
+    out = cli("check", "--url", str(path))
+    assert out.returncode == 2 and "maim-db init" in out.stderr and "Traceback" not in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_backup_leaves_nothing_behind_and_a_rerun_works(tmp_path: Path) -> None:
+    path, good = _damaged_database(tmp_path)
+    dest_dir = tmp_path / "backups"
+    dest_dir.mkdir()
+    dest = dest_dir / "b.db"
+    out = cli("backup", "--url", str(path), str(dest), "--quiet")
+    _assert_clean_failure(out, path)
+    assert list(dest_dir.iterdir()) == []  # no destination, no temporary file
+    path.write_bytes(good)  # the source is fixed
+    again = cli("backup", "--url", str(path), str(dest), "--quiet")
+    assert again.returncode == 0, again.stderr
+    assert list(dest_dir.iterdir()) == [dest]
+    conn = sqlite3.connect(dest)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT count(*) FROM tenants").fetchone() == (1500,)
+    finally:
+        conn.close()
+
+
+def test_restore_from_or_onto_a_damaged_file_gives_one_clear_error(tmp_path: Path) -> None:
+    path, _good = _damaged_database(tmp_path)
+    fresh = tmp_path / "fresh.db"
+    assert cli("init", "--url", str(fresh)).returncode == 0
+    backup = tmp_path / "fresh.backup.db"
+    assert cli("backup", "--url", str(fresh), str(backup), "--quiet").returncode == 0
+    before = digest(path)
+    from_damaged = cli("restore", "--url", str(tmp_path / "new.db"), str(path), "--quiet")
+    _assert_clean_failure(from_damaged, path)
+    onto_damaged = cli("restore", "--url", str(path), str(backup), "--quiet")
+    _assert_clean_failure(onto_damaged, path)
+    assert "--force" in onto_damaged.stderr
+    assert digest(path) == before
+
+
+def test_restore_force_moves_a_damaged_database_aside_and_restores(tmp_path: Path) -> None:
+    path, _good = _damaged_database(tmp_path)
+    damaged_bytes = path.read_bytes()
+    fresh = tmp_path / "fresh.db"
+    assert cli("init", "--url", str(fresh)).returncode == 0
+    backup = tmp_path / "fresh.backup.db"
+    assert cli("backup", "--url", str(fresh), str(backup), "--quiet").returncode == 0
+    out = cli("restore", "--url", str(path), str(backup), "--force", "--quiet")
+    assert out.returncode == 0, out.stdout + out.stderr
+    moved = [p for p in tmp_path.iterdir() if p.name.startswith("damaged.db.damaged-")]
+    aside = [p for p in moved if not p.name.endswith(("-wal", "-shm"))]
+    assert len(aside) == 1 and aside[0].read_bytes() == damaged_bytes  # kept, for `.recover`
+    assert cli("check", "--url", str(path)).returncode == 0
