@@ -225,6 +225,56 @@ def test_peewee_lost_error_caught_inside_the_block_still_fails_the_commit(
         assert names(url) == ["next"]
 
 
+@ON_SERVERS
+def test_peewee_txn_rollback_after_a_lost_connection_carries_on_in_the_same_block(
+    backend: str, any_url: str, killer: Killer
+) -> None:
+    # txn.rollback() begins again at once: on a new connection, in the same atomic() block.
+    url = any_url + LOCK_TIMEOUT
+    with Bridge(url) as bridge:
+        bridge.bind(Tenant)
+        bridge.create_tables()
+        db = bridge.peewee
+        with db.atomic() as txn:
+            Tenant.create(tenant_name="lost")
+            killer.kill_all()
+            with pytest.raises(ConnectionLostError):
+                Tenant.create(tenant_name="after the kill")
+            txn.rollback()
+            Tenant.create(tenant_name="retried")
+        assert names(url) == ["retried"]
+        writes_elsewhere_succeed(bridge, url, "after")
+
+
+@ON_SERVERS
+@pytest.mark.parametrize("route", ["peewee", "session"])
+def test_without_pre_ping_an_idle_dead_connection_fails_once_then_reconnects(
+    backend: str, any_url: str, killer: Killer, route: str
+) -> None:
+    url = any_url + LOCK_TIMEOUT + "&pool_pre_ping=false"
+    with Bridge(url) as bridge:
+        bridge.bind(Tenant)
+        bridge.create_tables()
+        T = bridge.mirror(Tenant)
+
+        def write(name: str) -> None:
+            if route == "peewee":
+                Tenant.create(tenant_name=name)
+            else:
+                with bridge.session() as s:
+                    s.add(T(tenant_name=name))
+                    s.commit()
+
+        write("before")
+        killer.kill_all()
+        with pytest.raises(ConnectionLostError) as info:
+            write("on the dead connection")
+        assert_lost(info.value)
+        write("next")
+        assert names(url) == ["before", "next"]
+        writes_elsewhere_succeed(bridge, url, "after")
+
+
 # -- the async wrapper ---------------------------------------------------------------------------
 
 
