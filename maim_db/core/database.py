@@ -344,7 +344,7 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
             return
         self._guard()
         self.check_location()  # before the lock file is created beside it
-        conn = self.connection()
+        conn = self.connection()  # type: ignore[no-untyped-call]
         self._end_write()  # a turn left by a transaction that ended without us (SQLite rolled it back)
         hold = queue.acquire(self._lock_timeout, conn=conn)
         try:
@@ -377,7 +377,7 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
             return self._translated(super().execute_sql, sql, params)
         self._guard()
         self.check_location()
-        hold = queue.acquire(self._lock_timeout, conn=self.connection())
+        hold = queue.acquire(self._lock_timeout, conn=self.connection())  # type: ignore[no-untyped-call]
         try:
             return self._translated(super().execute_sql, sql, params)
         finally:

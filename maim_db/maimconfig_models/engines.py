@@ -131,7 +131,7 @@ def _install_sqlite_hooks(
             return
         where = keeper(dbapi_connection, record.info)
         if not is_async:
-            finish(dbapi_connection, where, how)
+            finish(dbapi_connection, where, how)  # type: ignore[arg-type]
             return
         pending = drop_begin(dbapi_connection)
         if _HOLD not in where and (pending or not _in_transaction(dbapi_connection)):

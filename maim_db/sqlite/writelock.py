@@ -238,11 +238,9 @@ class _LocalQueue:
             if waiter in self.waiters:
                 self.waiters.remove(waiter)
                 return True
-        if waiter.event.is_set() and self.owner is waiter.hold:
-            # Handed over as we gave up: the caller keeps it on a timeout (returns True from
-            # acquire) but an exception must pass it on.
-            return False
-        return True
+        # Handed over as we gave up: the caller keeps it on a timeout (acquire returns True)
+        # but an exception must pass it on.
+        return not (waiter.event.is_set() and self.owner is waiter.hold)
 
     def release(self, hold: Hold) -> bool:
         with self.mutex:
@@ -517,7 +515,9 @@ class WriteLock:
         self._local = _LocalQueue()
         self._cross: _OFDQueue | _PollQueue = self._new_cross()
         self.reclaimed = 0  # holds taken back from dead threads or closed connections
-        self.skipped = 0  # queued processes passed over (see HANDOVER_SECONDS)
+        self.poisoned: str | None = None  # a child forked during a write of its parent: why
+        self._fork_hold: Hold | None = None
+        self._fork_blocked: str | None = None
 
     def _new_cross(self) -> _OFDQueue | _PollQueue:
         return _OFDQueue(self.path, self.db_path) if _HAS_OFD else _PollQueue(self.path, self.db_path)
@@ -547,18 +547,23 @@ class WriteLock:
         hold = Hold(self, conn)
         if not self.enabled:
             return hold
+        if self.poisoned is not None:
+            raise TransactionError(
+                f"this process cannot write to {self.db_path}: {self.poisoned}",
+                hint="fork outside write transactions (the fork waits for other threads' writes, not for the "
+                "forking thread's own); or start workers with multiprocessing's 'spawn' or 'forkserver'",
+            )
         owner = self._local.owner
-        if owner is not None and owner.thread is hold.thread:
-            if self._reap(owner) is None:
-                if conn is None and owner.conn is None:
-                    owner.depth += 1  # the checkpointer's or a plain caller's nested turn
-                    return owner
-                raise TransactionError(
-                    "this thread already holds the write lock for an open write transaction on another "
-                    "connection; this write would wait for it forever",
-                    hint="do the second write inside the first transaction (one connection), or end the "
-                    "first transaction before starting another",
-                )
+        if owner is not None and owner.thread is hold.thread and self._reap(owner) is None:
+            if conn is None and owner.conn is None:
+                owner.depth += 1  # the checkpointer's or a plain caller's nested turn
+                return owner
+            raise TransactionError(
+                "this thread already holds the write lock for an open write transaction on another "
+                "connection; this write would wait for it forever",
+                hint="do the second write inside the first transaction (one connection), or end the "
+                "first transaction before starting another",
+            )
         deadline = time.monotonic() + timeout
         if not self._local.acquire(hold, deadline, self._reap_owner):
             raise self._timeout(timeout)
@@ -623,6 +628,36 @@ class WriteLock:
             )
         return WriteLockTimeoutError(f"waited {timeout:.1f} s for the write lock of {self.db_path}", hint=hint)
 
+    def before_fork(self, exempt: set[threading.Thread], timeout: float) -> None:
+        """Hold fork() until no other thread of this process has a write open on the file.
+
+        SQLite keeps its lock bookkeeping in process memory, per file: a child inherits
+        "a connection of this process is writing" from a write open at fork(), although
+        the lock itself stays with the parent, and then can never write the file. So the
+        fork waits its turn, which keeps new writes from starting until it is done. A write
+        of the forking thread itself (or of a transaction it owns, in ``exempt``) cannot end
+        before the fork: the child is then told it cannot write, instead of hanging.
+        """
+        self._fork_blocked = None
+        me = threading.current_thread()
+        owner = self._local.owner
+        if owner is not None and (owner.thread is me or owner.thread in exempt):
+            self._fork_blocked = "it was forked while its parent had a write transaction open on that file"
+            return
+        hold = Hold(self)
+        if self._local.acquire(hold, time.monotonic() + timeout, self._reap_owner):
+            self._fork_hold = hold
+        else:
+            self._fork_blocked = (
+                f"it was forked while another thread of its parent wrote to that file for over {timeout:.0f} s"
+            )
+
+    def after_fork_in_parent(self) -> None:
+        """Let the writers that queued behind the fork go on."""
+        hold, self._fork_hold = self._fork_hold, None
+        if hold is not None:
+            self._local.release(hold)
+
     def after_fork_in_child(self) -> None:
         """Start clean in a child: no inherited lock, no helper thread, no shared descriptor.
 
@@ -631,6 +666,8 @@ class WriteLock:
         """
         self._local = _LocalQueue()
         self._cross = self._new_cross()
+        self._fork_hold = None
+        self.poisoned, self._fork_blocked = self._fork_blocked, None
 
 
 _registry_lock = threading.Lock()
@@ -647,6 +684,33 @@ def write_lock_for(db_path: Path) -> WriteLock:
         return lock
 
 
+FORK_WAIT_SECONDS = 30.0
+"""The longest a fork() waits for other threads' writes to end (their transactions)."""
+
+fork_exempt: list[Any] = []
+"""Callables returning threads whose write the forking thread itself owns (the bridge adds
+one: the worker of an ``async with bridge.atomic()`` open in the forking task)."""
+
+
+def _before_fork() -> None:
+    exempt: set[threading.Thread] = set()
+    for find in fork_exempt:
+        try:
+            exempt |= set(find())
+        except Exception:
+            log.debug("fork exemption lookup failed", exc_info=True)
+    for lock in list(_locks.values()):
+        try:
+            lock.before_fork(exempt, FORK_WAIT_SECONDS)
+        except BaseException:
+            log.debug("waiting for writes before fork failed", exc_info=True)
+
+
+def _after_fork_in_parent() -> None:
+    for lock in list(_locks.values()):
+        lock.after_fork_in_parent()
+
+
 def _after_fork_in_child() -> None:
     global _registry_lock
     _registry_lock = threading.Lock()
@@ -655,4 +719,4 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
