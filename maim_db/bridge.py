@@ -43,6 +43,7 @@ from .maimconfig_models.scoping import ScopedSession
 from .settings import resolve_url
 from .slowlog import install_peewee_hook, install_sqlalchemy_hook
 from .sqlite.profile import SQLiteProfile
+from .sqlite.writelock import fork_exempt
 from .url import DatabaseURL
 
 __all__ = ["AsyncAtomic", "Bridge", "default_bridge"]
@@ -57,11 +58,14 @@ _live: weakref.WeakSet[Bridge] = weakref.WeakSet()
 class _Transaction:
     """An open async transaction: the pinned session and the task that owns it."""
 
-    __slots__ = ("closed", "owner", "session")
+    __slots__ = ("closed", "owner", "pid", "session")
 
     def __init__(self, session: WorkerSession, owner: object) -> None:
         self.session = session
         self.owner = owner
+        # A forked child sees the parent's open transaction in its copy of the forking
+        # task's context; its worker thread did not survive the fork.
+        self.pid = os.getpid()
         # Set when the block ends: a child task that outlives the block still sees this
         # object in its context, and must not send work to a session that may by then
         # serve someone else's transaction.
@@ -417,13 +421,20 @@ class Bridge:
         Inside ``async with bridge.atomic()`` the call runs in that transaction.
         Lazy results (a Peewee cursor) are read completely before they cross back.
         """
-        txn = self._txn.get()
-        session = txn.session if txn is not None and not txn.closed else None
+        txn = self._open_transaction()
+        session = txn.session if txn is not None else None
         if session is None and not self.url.is_sqlite:
             # A worker gives its pooled server connection back after each call, so that
             # idle workers never hold what a transaction waits for.
             return await self.executor.run(_then_return_connection, (self.peewee, fn, args, kwargs), {})
         return await self.executor.run(fn, args, kwargs, session=session)
+
+    def _open_transaction(self) -> _Transaction | None:
+        """The ``async with bridge.atomic()`` block the calling task is in, if any."""
+        txn = self._txn.get()
+        if txn is None or txn.closed or txn.pid != os.getpid():
+            return None
+        return txn
 
     def atomic(self, lock_type: str | None = None) -> AsyncAtomic:
         """``async with bridge.atomic():`` a transaction (``BEGIN IMMEDIATE`` on SQLite).
@@ -547,9 +558,7 @@ class AsyncAtomic:
     async def __aenter__(self) -> Any:
         bridge = self._bridge
         executor = bridge.executor
-        outer = bridge._txn.get()
-        if outer is not None and outer.closed:
-            outer = None
+        outer = bridge._open_transaction()
         task = current_task()
         if outer is not None:
             if outer.owner is not task:
@@ -726,5 +735,16 @@ def _after_fork_in_child() -> None:
         bridge._after_fork_in_child()
 
 
+def _threads_of_open_transactions() -> set[threading.Thread]:
+    """Workers running the forking task's own open transactions (the fork cannot wait for them)."""
+    threads: set[threading.Thread] = set()
+    for bridge in list(_live):
+        txn = bridge._open_transaction()
+        if txn is not None:
+            threads.add(txn.session.thread)
+    return threads
+
+
 atexit.register(_close_all_at_exit)
 os.register_at_fork(after_in_child=_after_fork_in_child)
+fork_exempt.append(_threads_of_open_transactions)

@@ -74,8 +74,9 @@ async def test_a_committed_write_ends_with_one_commit_and_no_reset_rollback(
     async with bridge.async_session() as s:
         s.add(notes(title="new"))
         await s.commit()
-    assert hops["commit"] == 1 and hops["rollback"] == 0, dict(hops)
-    assert sum(hops.values()) == 2, dict(hops)  # BEGIN with the INSERT, then COMMIT
+    # BEGIN with the INSERT, then COMMIT with the hand-over of the write lock ("finish")
+    assert hops["finish"] == 1 and hops["rollback"] == 0, dict(hops)
+    assert sum(hops.values()) == 2, dict(hops)
     assert (await Note.aget(Note.title == "new")).hits == 0
 
 

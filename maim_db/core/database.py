@@ -111,7 +111,8 @@ class _ConnectionLocal(peewee._ConnectionLocal):
     """Peewee's per-thread connection state, remembering the process that opened it."""
 
     pid: int = 0
-    holds_write_lock: bool = False
+    holds_write_lock: bool = False  # servers: this thread's connection holds the writer lock
+    write_hold: Any = None  # SQLite: this thread's turn of the file's write lock
 
     def set_connection(self, conn: Any) -> None:
         super().set_connection(conn)
@@ -341,34 +342,69 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
             )
         queue = self._write_lock
         if queue is None or lock == "DEFERRED":
-            super().begin(lock)
+            self._translated(super().begin, lock)
             return
         self._guard()
-        queue.acquire(self._lock_timeout)
+        self.check_location()  # before the lock file is created beside it
+        conn = self.connection()  # type: ignore[no-untyped-call]
+        self._end_write()  # a turn left by a transaction that ended without us (SQLite rolled it back)
+        hold = queue.acquire(self._lock_timeout, conn=conn)
         try:
-            super().begin(lock)
+            self._translated(super().begin, lock)
         except BaseException:
-            queue.release()
+            hold.release()
             raise
-        self._state.holds_write_lock = True
+        hold.began = True
+        self._state.write_hold = hold
 
     def _end_write(self) -> None:
-        if getattr(self._state, "holds_write_lock", False):
-            self._state.holds_write_lock = False
-            assert self._write_lock is not None
-            self._write_lock.release()
+        hold = getattr(self._state, "write_hold", None)
+        if hold is not None:
+            self._state.write_hold = None
+            hold.release()
+
+    def _translated(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return fn(*args)
+        except (peewee.OperationalError, peewee.DatabaseError, sqlite3.Error) as exc:
+            clear = driver_error(exc, target=self.url.path or "the in-memory database")
+            if clear is None:
+                raise
+            raise clear from exc
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         """Run one statement; a write outside a transaction also waits for its turn."""
         queue = self._write_lock
         if queue is None or self._state.transactions or not _is_write(sql):
-            return super().execute_sql(sql, params)  # type: ignore[no-untyped-call]
+            return self._translated(super().execute_sql, sql, params)
         self._guard()
-        queue.acquire(self._lock_timeout)
+        self.check_location()
+        hold = queue.acquire(self._lock_timeout, conn=self.connection())  # type: ignore[no-untyped-call]
         try:
-            return super().execute_sql(sql, params)  # type: ignore[no-untyped-call]
+            return self._translated(super().execute_sql, sql, params)
         finally:
-            queue.release()
+            hold.release()
+
+    def commit(self) -> None:
+        """COMMIT, then hand the write lock to the next writer in line."""
+        try:
+            self._translated(peewee.SqliteDatabase.commit, self)
+        finally:
+            self._end_write()
+
+    def rollback(self) -> None:
+        """ROLLBACK (unless SQLite already rolled back, as on a full disk), then hand the lock on.
+
+        SQLite ends a transaction by itself on some errors (SQLITE_FULL, SQLITE_IOERR,
+        SQLITE_NOMEM); a ROLLBACK then fails with "no transaction is active" and would hide
+        the real error the caller is handling.
+        """
+        try:
+            conn = None if self._state.closed else self._state.conn
+            if conn is None or conn.in_transaction:
+                self._translated(peewee.SqliteDatabase.rollback, self)
+        finally:
+            self._end_write()
 
     def _track(self, conn: Any) -> Any:
         with self._open_lock:

@@ -356,6 +356,11 @@ class Session:
         self._thread.start()
         self.owner: object = None
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The worker thread this session's calls run on."""
+        return self._thread
+
     def submit(self, call: Call[Any]) -> None:
         """Queue a call on this session's thread."""
         with self._lock:

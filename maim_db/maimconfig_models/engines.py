@@ -17,12 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
 
 from ..errors import DriverNotInstalledError
 from ..sqlite.profile import SQLiteProfile
 from ..sqlite.writelock import WriteLock
 from ..url import DatabaseURL
-from .onehop import adopt, defer_begin, drop_begin
+from .onehop import adopt, defer_begin, drop_begin, run_soon
 
 __all__ = ["BEGIN_OPTION", "build_async_engine", "build_sync_engine", "server_options"]
 
@@ -45,6 +46,9 @@ def _require(table: dict[str, tuple[str, str, str]], url: DatabaseURL) -> None:
 
 
 _HOLDS = "maim_db_holds_write_lock"
+_HOLD = "_maim_db_write_hold"
+"""Attribute of the sqlite3 connection's owner (the aiosqlite connection, or the record's
+info for pysqlite) keeping the write lock's turn of the transaction open on it."""
 
 
 def _install_sqlite_hooks(
@@ -61,23 +65,46 @@ def _install_sqlite_hooks(
             adopt(dbapi_connection)  # one round trip to aiosqlite's thread per statement, not four
         profile.apply(dbapi_connection, memory=memory, path=url.path)
 
+    # The turn of the write lock lives with the sqlite3 connection, not with the session:
+    # for aiosqlite it is taken, and given back, on the connection's own thread, in the
+    # order of the work queued there. A session cancelled while its BEGIN still waits for
+    # the lock cannot release a turn that is not taken yet; the rollback queued by the
+    # pool's reset runs after that BEGIN and ends both.
+
+    def keeper(dbapi_connection: Any, record_info: dict[Any, Any]) -> Any:
+        return dbapi_connection.driver_connection.__dict__ if is_async else record_info
+
+    def finish(raw: sqlite3.Connection | None, where: dict[Any, Any], how: str) -> None:
+        """COMMIT or ROLLBACK what is open on ``raw``, then end the turn (on the driver thread)."""
+        try:
+            if raw is not None and raw.in_transaction:
+                getattr(raw, how)()
+        finally:
+            hold = where.pop(_HOLD, None)
+            if hold is not None:
+                hold.release()
+
     def begin_on_driver_thread(conn: sa.Connection, mode: str, lock: bool) -> None:
         # BEGIN (after the write lock, when wanted) straight on the sqlite3 connection. For
         # aiosqlite it runs on the driver thread together with the transaction's first
         # statement (see onehop.py): no round trip of its own, and the loop stays free while
         # the lock is awaited there.
-        info = conn.connection.info
+        where = keeper(conn.connection.dbapi_connection, conn.connection.info)
 
         def begin(raw: sqlite3.Connection) -> None:
+            # A transaction (and its turn) left by a session that was cancelled before its
+            # rollback could be queued: end it before this one starts.
+            finish(raw, where, "rollback")
             if lock:
                 assert write_lock is not None
-                write_lock.acquire(timeout)
-                info[_HOLDS] = True  # set on the waiting thread: a cancelled await still releases
+                where[_HOLD] = hold = write_lock.acquire(timeout, conn=raw)
             try:
                 raw.execute(f"BEGIN {mode}")
             except BaseException:
-                release(info)
+                finish(None, where, "rollback")
                 raise
+            if lock:
+                hold.began = True
 
         if is_async:
             defer_begin(conn.connection.dbapi_connection, begin)
@@ -87,49 +114,71 @@ def _install_sqlite_hooks(
         except sqlite3.Error as exc:  # as SQLAlchemy reports its own statements' errors
             raise sa.exc.DBAPIError.instance(f"BEGIN {mode}", (), exc, sqlite3.Error) from exc
 
-    def release(info: dict[Any, Any]) -> None:
-        if info.pop(_HOLDS, False):
-            assert write_lock is not None
-            write_lock.release()
-
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
         mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
         begin_on_driver_thread(conn, mode, lock=write_lock is not None and mode != "DEFERRED")
 
     def end(conn: sa.Connection, how: str) -> None:
-        # COMMIT/ROLLBACK now, then hand the lock on. SQLAlchemy's own do_commit/do_rollback
-        # right after would find no transaction; for aiosqlite it would still cost a hop,
-        # so the dialect skips it (see _skip_idle_end below).
-        dbapi_connection = conn.connection.dbapi_connection
-        try:
-            if not is_async or (not drop_begin(dbapi_connection) and _in_transaction(dbapi_connection)):
-                getattr(dbapi_connection, how)()
-        finally:
-            release(conn.connection.info)
+        # COMMIT/ROLLBACK now, then hand the lock on -- for aiosqlite in one call on the
+        # driver thread, so that a cancelled await still ends both. SQLAlchemy's own
+        # do_commit/do_rollback right after find no transaction (see _skip_idle_end below).
+        if conn.invalidated or conn.closed:
+            return  # the "invalidate"/"close" events end what was open
+        record = conn.connection
+        dbapi_connection = record.dbapi_connection
+        if dbapi_connection is None:
+            return
+        where = keeper(dbapi_connection, record.info)
+        if not is_async:
+            finish(dbapi_connection, where, how)  # type: ignore[arg-type]
+            return
+        pending = drop_begin(dbapi_connection)
+        if _HOLD not in where and (pending or not _in_transaction(dbapi_connection)):
+            return  # nothing open: no round trip
+        driver = dbapi_connection.driver_connection
+        await_(driver._execute(finish, driver._conn, where, how))
 
     @event.listens_for(engine, "commit")
     def _on_commit(conn: sa.Connection) -> None:
-        if conn.connection.info.get(_HOLDS) or is_async:
-            end(conn, "commit")
+        end(conn, "commit")
 
     @event.listens_for(engine, "rollback")
     def _on_rollback(conn: sa.Connection) -> None:
-        if conn.connection.info.get(_HOLDS) or is_async:
-            end(conn, "rollback")
+        end(conn, "rollback")
 
     if is_async:
         _skip_idle_end(engine)
 
+    def cleanup(dbapi_connection: Any, record: Any) -> None:
+        # A connection returned, reset or closed mid-transaction (an error, a cancelled
+        # task, garbage collection): end its transaction and its turn. For aiosqlite the
+        # work is queued on the driver thread without waiting (this may run where nothing
+        # can be awaited), behind whatever is still queued there -- a BEGIN still waiting
+        # for the lock included.
+        if dbapi_connection is None:
+            return
+        where = keeper(dbapi_connection, record.info)
+        if not is_async:
+            if _HOLD in where:
+                finish(dbapi_connection, where, "rollback")
+            return
+        drop_begin(dbapi_connection)
+        driver = dbapi_connection.driver_connection
+        if not run_soon(driver, lambda: finish(driver._connection, where, "rollback")):
+            finish(None, where, "rollback")  # the thread is gone; SQLite rolled back on close
+
     @event.listens_for(engine, "reset")
     def _on_reset(dbapi_connection: Any, record: Any, _state: Any) -> None:
-        if is_async:
-            drop_begin(dbapi_connection)
-        release(record.info)  # a connection returned mid-transaction (an error) lets go too
+        cleanup(dbapi_connection, record)
 
     @event.listens_for(engine, "close")
-    def _on_close(_dbapi_connection: Any, record: Any) -> None:
-        release(record.info)
+    def _on_close(dbapi_connection: Any, record: Any) -> None:
+        cleanup(dbapi_connection, record)
+
+    @event.listens_for(engine, "invalidate")
+    def _on_invalidate(dbapi_connection: Any, record: Any, _exc: Any) -> None:
+        cleanup(dbapi_connection, record)
 
 
 def _in_transaction(dbapi_connection: Any) -> bool:

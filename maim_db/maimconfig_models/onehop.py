@@ -32,7 +32,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
-__all__ = ["adopt", "defer_begin", "drop_begin"]
+__all__ = ["adopt", "defer_begin", "drop_begin", "run_soon"]
 
 _BEGIN = "_maim_db_begin"
 """Attribute of the aiosqlite connection holding the BEGIN still to run, if any."""
@@ -154,3 +154,16 @@ def defer_begin(dbapi_connection: Any, begin: Callable[[sqlite3.Connection], Non
 def drop_begin(dbapi_connection: Any) -> bool:
     """Forget a deferred BEGIN no statement ran; True if there was one."""
     return dbapi_connection.driver_connection.__dict__.pop(_BEGIN, None) is not None
+
+
+def run_soon(driver: Any, fn: Callable[[], None]) -> bool:
+    """Queue ``fn()`` on an aiosqlite connection's thread without waiting; False if it has stopped.
+
+    aiosqlite runs its queue in order, so ``fn`` runs after everything queued before it (a
+    statement whose caller was cancelled included). Its thread skips the reply when no
+    future is given, so this works from any thread, with or without an event loop.
+    """
+    if not driver._running or not driver._thread.is_alive():
+        return False
+    driver._tx.put_nowait((None, fn))
+    return True

@@ -6,12 +6,24 @@ committed usually wins again, and an unlucky writer can wait seconds. Here write
 up instead:
 
 * inside a process, threads wait in FIFO order on a local queue (the owner hands the lock
-  to the next thread directly);
-* across processes, the thread at the head of its process's queue takes a ticket from a
+  to the next waiter directly);
+* across processes, the writer at the head of its process's queue takes a ticket from a
   counter in a lock file (``<database>-maimlock``), locks byte ``SLOT + ticket`` of that
   file, waits until byte ``SLOT + ticket - 1`` -- its predecessor -- is free, then takes
   the ``OWNER`` byte, which is the actual mutual exclusion (so a queued process that died
   cannot let two writers in).
+
+Liveness is as strict as safety:
+
+* every acquisition returns a :class:`Hold`, released exactly once whoever ends it first
+  (the commit, the rollback, the pool's reset, a waiter that finds it stale);
+* a waiter interrupted by any exception (cancellation, ``KeyboardInterrupt``, a time-limit
+  signal) leaves the queue, or passes on a turn it was given meanwhile;
+* waiting is not owning: a queued process that does not take its turn (stopped by
+  SIGSTOP, a debugger, ``docker pause``) is skipped once ``OWNER`` has been free for
+  :data:`HANDOVER_SECONDS` -- ``OWNER`` still guarantees one writer at a time;
+* a hold whose thread died or whose connection was closed (or is no longer inside the
+  transaction it began) is reclaimed by the next waiter.
 
 The file locks are ``fcntl`` record locks, which the kernel drops when a process dies: a
 killed writer never blocks the others (no PID files, no stale locks). On Linux they are
@@ -24,7 +36,9 @@ up at the busy timeout. Elsewhere (macOS) classic POSIX locks are polled. Window
 from __future__ import annotations
 
 import collections
+import logging
 import os
+import stat
 import struct
 import threading
 import time
@@ -32,14 +46,16 @@ from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
 
-from ..errors import MaimDBError, WriteLockTimeoutError
+from ..errors import TransactionError, WriteLockTimeoutError
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["WriteLock", "WriteLockTimeoutError", "write_lock_for"]
+__all__ = ["HANDOVER_SECONDS", "Hold", "WriteLock", "WriteLockTimeoutError", "write_lock_for"]
+
+log = logging.getLogger("maim_db.writelock")
 
 _MUTEX = 0  # byte guarding the ticket counter (held for microseconds)
 _OWNER = 1  # the writer's byte: whoever holds it may BEGIN IMMEDIATE
@@ -50,6 +66,59 @@ _POLL_NEXT = 0.00003  # pollers: the writer next in line looks often ...
 _POLL_FAR = 0.0005  # ... the ones further back less
 _HAS_OFD = fcntl is not None and hasattr(fcntl, "F_OFD_SETLKW")
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+HANDOVER_SECONDS = 0.1
+"""How long ``OWNER`` may stay free while the predecessor in the queue does not take it.
+
+A live process takes its turn within microseconds to a few milliseconds of the hand-over;
+one that has not after this long is stopped (or starved), and the writers behind it go
+first. Skipping costs fairness only, never safety."""
+_REAP_SECONDS = 0.05  # a local waiter looks at the holder this often
+
+
+# -- holds --------------------------------------------------------------------------------
+
+
+class Hold:
+    """One turn of the write lock; :meth:`release` ends it exactly once.
+
+    ``conn`` (an ``sqlite3.Connection``, optional) lets a waiter reclaim a hold whose
+    connection was closed or whose transaction ended without a release.
+    """
+
+    __slots__ = ("_released", "began", "conn", "depth", "lock", "thread")
+
+    def __init__(self, lock: WriteLock, conn: Any = None) -> None:
+        self.lock = lock
+        self.thread = threading.current_thread()
+        self.conn = conn
+        self.began = False  # set by the caller once its BEGIN succeeded
+        self.depth = 1
+        self._released = False
+
+    @property
+    def released(self) -> bool:
+        """True once this turn has ended."""
+        return self._released
+
+    def release(self) -> bool:
+        """End this turn (the next writer goes); False if it had ended already."""
+        return self.lock._release_hold(self)
+
+    def stale(self) -> str | None:
+        """Why nobody will ever release this hold, or None while it may still be in use."""
+        if not self.thread.is_alive():
+            return f"its thread {self.thread.name!r} ended without releasing it"
+        conn = self.conn
+        if conn is None:
+            return None
+        try:
+            in_transaction = bool(conn.in_transaction)
+        except Exception:  # noqa: BLE001 - sqlite3.ProgrammingError: the connection is closed
+            return "its connection was closed without releasing it"
+        if self.began and not in_transaction:
+            return "its transaction ended without releasing it"
+        return None
 
 
 # -- record locks --------------------------------------------------------------------------
@@ -75,77 +144,134 @@ def _posix(fd: int, kind: int, start: int, *, block: bool) -> bool:
     return True
 
 
-def _take_ticket(fd: int, lock: Any) -> int:
-    """Draw the next ticket and lock its slot (the counter is guarded by the MUTEX byte)."""
+def _take_ticket(fd: int, lock: Any) -> int | None:
+    """Draw the next ticket and lock its slot; None if the counter stayed locked too long.
+
+    The MUTEX byte is held for microseconds; a process stopped inside that window would
+    block every later writer, so the wait is bounded and such a writer goes unqueued
+    (straight for ``OWNER``) instead.
+    """
     assert fcntl is not None
-    lock(fd, fcntl.F_WRLCK, _MUTEX, block=True)  # others hold it for microseconds only
+    give_up = time.monotonic() + HANDOVER_SECONDS
+    pause = 0.00002
+    while not lock(fd, fcntl.F_WRLCK, _MUTEX, block=False):
+        if time.monotonic() >= give_up:
+            return None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.002)
     try:
         raw = os.pread(fd, 8, _COUNTER)
         ticket = int.from_bytes(raw, "little") if len(raw) == 8 else 0
         os.pwrite(fd, (ticket + 1).to_bytes(8, "little"), _COUNTER)
+        # A slot still locked belongs to a writer that drew this number before the counter
+        # wrapped or the file was recreated: go unqueued rather than share it.
         if not lock(fd, fcntl.F_WRLCK, _SLOT + ticket, block=False):
-            raise MaimDBError(f"write-lock slot {ticket} is taken", hint="report this as a bug")
+            return None
     finally:
         lock(fd, fcntl.F_UNLCK, _MUTEX, block=False)
     return ticket
 
 
+def open_lock_file(path: Path, db_path: Path) -> int:
+    """Open (creating it with the database file's permissions) the lock file; never closed.
+
+    SQLite gives ``-wal`` and ``-shm`` the database file's mode so that a group-shared
+    database stays usable by the group; the lock file follows the same rule.
+    """
+    try:
+        mode = stat.S_IMODE(os.stat(db_path).st_mode) & 0o666
+    except OSError:
+        mode = 0o644
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | _CLOEXEC, mode)
+    try:
+        info = os.fstat(fd)
+        if stat.S_IMODE(info.st_mode) != mode and info.st_uid == os.geteuid():
+            os.fchmod(fd, mode)  # the umask narrowed it
+    except OSError:  # pragma: no cover - not ours to change
+        pass
+    return fd
+
+
 # -- threads of one process ------------------------------------------------------------------
 
 
+class _Waiter:
+    __slots__ = ("event", "hold")
+
+    def __init__(self, hold: Hold) -> None:
+        self.hold = hold
+        self.event = threading.Event()
+
+
 class _LocalQueue:
-    """FIFO mutual exclusion among the threads of one process, re-entrant per thread."""
+    """FIFO mutual exclusion among the threads of one process."""
 
     def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._waiters: collections.deque[tuple[int, threading.Event]] = collections.deque()
-        self.owner: int | None = None
-        self.depth = 0
+        self.mutex = threading.Lock()
+        self.waiters: collections.deque[_Waiter] = collections.deque()
+        self.owner: Hold | None = None
 
-    def acquire(self, deadline: float) -> bool:
-        me = threading.get_ident()
-        with self._mutex:
-            if self.owner == me:
-                self.depth += 1
+    def acquire(self, hold: Hold, deadline: float, reap: Any) -> bool:
+        with self.mutex:
+            if self.owner is None and not self.waiters:
+                self.owner = hold
                 return True
-            if self.owner is None and not self._waiters:
-                self.owner, self.depth = me, 1
+            waiter = _Waiter(hold)
+            self.waiters.append(waiter)
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if waiter.event.wait(max(0.0, min(remaining, _REAP_SECONDS))):
+                    return True
+                if remaining <= _REAP_SECONDS:
+                    break
+                reap()
+        except BaseException:
+            if not self.give_up(waiter):
+                self.release(hold)  # handed to us as we were interrupted: pass it on
+            raise
+        return not self.give_up(waiter)
+
+    def give_up(self, waiter: _Waiter) -> bool:
+        """Leave the queue; True if we left it, False if the turn had been handed to us."""
+        with self.mutex:
+            if waiter in self.waiters:
+                self.waiters.remove(waiter)
                 return True
-            entry = (me, threading.Event())
-            self._waiters.append(entry)
-        if entry[1].wait(max(0.0, deadline - time.monotonic())):
-            return True
-        with self._mutex:
-            if entry in self._waiters:
-                self._waiters.remove(entry)
+        # Handed over as we gave up: the caller keeps it on a timeout (acquire returns True)
+        # but an exception must pass it on.
+        return not (waiter.event.is_set() and self.owner is waiter.hold)
+
+    def release(self, hold: Hold) -> bool:
+        with self.mutex:
+            if self.owner is not hold:
                 return False
-        return True  # handed over just as the wait timed out
-
-    def release(self) -> None:
-        with self._mutex:
-            self.depth -= 1
-            if self.depth > 0:
-                return
-            if self._waiters:
-                me, event = self._waiters.popleft()
-                self.owner, self.depth = me, 1
-                event.set()
+            if self.waiters:
+                waiter = self.waiters.popleft()
+                self.owner = waiter.hold
+                waiter.event.set()
             else:
                 self.owner = None
+            return True
 
 
 # -- processes: Linux, blocking waits on a helper thread ----------------------------------
 
 
 class _Request:
-    __slots__ = ("event", "lock", "state", "ticket", "wait_predecessor")
+    __slots__ = ("event", "lock", "phase", "state", "ticket")
 
-    def __init__(self, ticket: int, wait_predecessor: bool) -> None:
+    def __init__(self, ticket: int | None) -> None:
         self.event = threading.Event()
         self.lock = threading.Lock()
-        self.state = "waiting"  # -> "granted" (by the helper) or "abandoned" (by the caller)
+        # "waiting" -> "granted" (by the helper), "abandoned" (the caller gave up) or
+        # "skipped" (the caller took OWNER itself past a stopped predecessor)
+        self.state = "waiting"
+        # what the helper thread waits for: the predecessor's slot, then OWNER. A skip is
+        # only allowed in the first phase: a thread blocked on OWNER could be granted it
+        # after the caller released it, and nobody would release it again.
+        self.phase = "predecessor" if ticket else "owner"
         self.ticket = ticket
-        self.wait_predecessor = wait_predecessor
 
 
 class _Helper:
@@ -158,20 +284,26 @@ class _Helper:
 
     def __init__(self, owner: _OFDQueue) -> None:
         self.queue = owner
-        self.fd = os.open(owner.path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644)
-        self.ticket = -1
+        self.fd = open_lock_file(owner.path, owner.db_path)
+        self.ticket: int | None = None
+        self.busy = False  # its thread is inside a blocking wait
         self._requests: SimpleQueue[_Request | None] | None = None
 
     def try_acquire(self) -> _Request | None:
         """Take a ticket and the turn if it is free; else the request a thread must finish."""
         assert fcntl is not None
         ticket = _take_ticket(self.fd, _ofd)
+        if ticket is None:
+            if _ofd(self.fd, fcntl.F_WRLCK, _OWNER, block=False):
+                self.ticket = None
+                return None
+            return _Request(None)
         if ticket > 0 and not _ofd(self.fd, fcntl.F_WRLCK, _SLOT + ticket - 1, block=False):
-            return _Request(ticket, wait_predecessor=True)
+            return _Request(ticket)
         if ticket > 0:
             _ofd(self.fd, fcntl.F_UNLCK, _SLOT + ticket - 1, block=False)
         if not _ofd(self.fd, fcntl.F_WRLCK, _OWNER, block=False):
-            return _Request(ticket, wait_predecessor=False)
+            return _Request(ticket)
         self.ticket = ticket
         return None
 
@@ -179,6 +311,7 @@ class _Helper:
         if self._requests is None:
             self._requests = SimpleQueue()
             threading.Thread(target=self._run, args=(self._requests,), name="maim_db-writelock", daemon=True).start()
+        self.busy = True
         self._requests.put(request)
 
     def _run(self, requests: SimpleQueue[_Request | None]) -> None:
@@ -188,105 +321,186 @@ class _Helper:
             if request is None:
                 return
             ticket = request.ticket
-            if request.wait_predecessor:  # until the predecessor finishes (or dies)
+            if ticket:  # until the predecessor finishes (or dies)
                 _ofd(self.fd, fcntl.F_WRLCK, _SLOT + ticket - 1, block=True)
                 _ofd(self.fd, fcntl.F_UNLCK, _SLOT + ticket - 1, block=False)
-            _ofd(self.fd, fcntl.F_WRLCK, _OWNER, block=True)
             with request.lock:
-                if request.state == "waiting":
-                    request.state = "granted"
-                    self.ticket = ticket
-                    request.event.set()
-                    continue
-            # The caller gave up (busy timeout) while we waited: pass the turn on.
-            _ofd(self.fd, fcntl.F_UNLCK, _OWNER, block=False)
+                skipped = request.state == "skipped"
+                request.phase = "owner"
+            if not skipped:
+                _ofd(self.fd, fcntl.F_WRLCK, _OWNER, block=True)
+                with request.lock:
+                    granted = request.state == "waiting"
+                    if granted:
+                        request.state = "granted"
+                        self.ticket = ticket
+                        request.event.set()
+                if not granted:
+                    # The caller gave up (busy timeout, an exception) while we waited: pass it on.
+                    self.release_turn(ticket)
+            self.queue.helper_done(self)
+
+    def take_owner_now(self, request: _Request) -> bool:
+        """Past a predecessor that does not move: take OWNER if it is free (a skip)."""
+        assert fcntl is not None
+        with request.lock:
+            if request.state != "waiting" or request.phase != "predecessor":
+                return False
+            if not _ofd(self.fd, fcntl.F_WRLCK, _OWNER, block=False):
+                return False
+            request.state = "skipped"
+            self.ticket = request.ticket
+            return True
+
+    def release_turn(self, ticket: int | None) -> None:
+        assert fcntl is not None
+        _ofd(self.fd, fcntl.F_UNLCK, _OWNER, block=False)
+        if ticket is not None:
             _ofd(self.fd, fcntl.F_UNLCK, _SLOT + ticket, block=False)
-            self.queue._idle.append(self)
 
     def release(self) -> None:
-        assert fcntl is not None
-        ticket, self.ticket = self.ticket, -1
-        _ofd(self.fd, fcntl.F_UNLCK, _OWNER, block=False)
-        _ofd(self.fd, fcntl.F_UNLCK, _SLOT + ticket, block=False)
+        ticket, self.ticket = self.ticket, None
+        self.release_turn(ticket)
 
 
 class _OFDQueue:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, db_path: Path) -> None:
         self.path = path
+        self.db_path = db_path
         self._idle: collections.deque[_Helper] = collections.deque()
         self._holder: _Helper | None = None
+        # A helper is reusable when its thread has no request in flight and it holds no
+        # turn; whichever of the two ends last puts it back (under this mutex).
+        self._mutex = threading.Lock()
+
+    def helper_done(self, helper: _Helper) -> None:
+        with self._mutex:
+            helper.busy = False
+            if self._holder is not helper:
+                self._idle.append(helper)
 
     def acquire(self, deadline: float) -> bool:
-        try:
-            helper = self._idle.pop()
-        except IndexError:
+        with self._mutex:
+            helper = self._idle.pop() if self._idle else None
+        if helper is None:
             helper = _Helper(self)
         request = helper.try_acquire()
-        if request is not None:
-            helper.wait_on_thread(request)
-            if not request.event.wait(max(0.0, deadline - time.monotonic())):
-                with request.lock:
-                    if request.state == "waiting":
-                        request.state = "abandoned"  # the helper passes the turn on when it comes
-                        return False
-        self._holder = helper
-        return True
+        if request is None:
+            self._holder = helper
+            return True
+        helper.wait_on_thread(request)
+        try:
+            got = self._wait(helper, request, deadline)
+        except BaseException:
+            if self._abandon(request):
+                self._holder = helper
+                self.release()
+            raise
+        if got or self._abandon(request):
+            self._holder = helper
+            return True
+        return False
+
+    def _wait(self, helper: _Helper, request: _Request, deadline: float) -> bool:
+        stuck_since = time.monotonic()
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                return False
+            if request.event.wait(min(deadline - now, HANDOVER_SECONDS / 2)):
+                return True
+            if time.monotonic() - stuck_since >= HANDOVER_SECONDS and helper.take_owner_now(request):
+                log.warning(
+                    "the write lock's queue skipped a writer that did not take its turn within %.0f ms "
+                    "(a stopped or paused process)",
+                    HANDOVER_SECONDS * 1000,
+                )
+                return True
+
+    @staticmethod
+    def _abandon(request: _Request) -> bool:
+        """Give the request up; True if it was granted meanwhile (the caller then owns the turn)."""
+        with request.lock:
+            if request.state == "waiting":
+                request.state = "abandoned"  # the helper passes the turn on when it comes
+                return False
+            return request.state in ("granted", "skipped")
 
     def release(self) -> None:
-        helper, self._holder = self._holder, None
+        with self._mutex:
+            helper, self._holder = self._holder, None
         if helper is not None:
             helper.release()
-            self._idle.append(helper)
+            with self._mutex:
+                if not helper.busy:
+                    self._idle.append(helper)
 
 
 # -- processes: elsewhere, polling classic POSIX locks ---------------------------------------
 
 
 class _PollQueue:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, db_path: Path) -> None:
         self.path = path
+        self.db_path = db_path
         self._fd: int | None = None
-        self._ticket = -1
+        self._ticket: int | None = None
 
     def _file(self) -> int:
         if self._fd is None:
             # Never closed: closing any descriptor of a file drops the process's POSIX locks.
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644)
+            self._fd = open_lock_file(self.path, self.db_path)
         return self._fd
 
-    def _wait(self, fd: int, byte: int, ticket: int, deadline: float) -> bool:
+    def _wait(self, fd: int, byte: int, ticket: int | None, deadline: float, *, skip: bool) -> bool:
         assert fcntl is not None
+        stuck_since = time.monotonic()
         while not _posix(fd, fcntl.F_WRLCK, byte, block=False):
             now = time.monotonic()
             if now >= deadline:
                 return False
+            if skip and now - stuck_since >= HANDOVER_SECONDS and _posix(fd, fcntl.F_WRLCK, _OWNER, block=False):
+                return True  # the predecessor does not move and nobody writes: go first
             raw = os.pread(fd, 8, _SERVING)
             serving = int.from_bytes(raw, "little") if len(raw) == 8 else 0
-            time.sleep(min(_POLL_NEXT if ticket - serving <= 1 else _POLL_FAR, deadline - now))
+            near = ticket is None or ticket - serving <= 1
+            time.sleep(min(_POLL_NEXT if near else _POLL_FAR, deadline - now))
         return True
 
     def acquire(self, deadline: float) -> bool:
         assert fcntl is not None
         fd = self._file()
         ticket = _take_ticket(fd, _posix)
-        if ticket > 0:
-            if not self._wait(fd, _SLOT + ticket - 1, ticket, deadline):
-                _posix(fd, fcntl.F_UNLCK, _SLOT + ticket, block=False)
+        try:
+            if ticket is not None and ticket > 0:
+                if not self._wait(fd, _SLOT + ticket - 1, ticket, deadline, skip=True):
+                    self._drop(fd, ticket)
+                    return False
+                _posix(fd, fcntl.F_UNLCK, _SLOT + ticket - 1, block=False)
+            if not self._wait(fd, _OWNER, ticket, deadline, skip=False):
+                self._drop(fd, ticket)
                 return False
-            _posix(fd, fcntl.F_UNLCK, _SLOT + ticket - 1, block=False)
-        if not self._wait(fd, _OWNER, ticket, deadline):
-            _posix(fd, fcntl.F_UNLCK, _SLOT + ticket, block=False)
-            return False
-        os.pwrite(fd, ticket.to_bytes(8, "little"), _SERVING)
+        except BaseException:
+            self._ticket = ticket
+            self.release()
+            raise
+        if ticket is not None:
+            os.pwrite(fd, ticket.to_bytes(8, "little"), _SERVING)
         self._ticket = ticket
         return True
+
+    @staticmethod
+    def _drop(fd: int, ticket: int | None) -> None:
+        assert fcntl is not None
+        if ticket is not None:
+            _posix(fd, fcntl.F_UNLCK, _SLOT + ticket, block=False)
 
     def release(self) -> None:
         assert fcntl is not None
         fd = self._file()
-        ticket, self._ticket = self._ticket, -1
+        ticket, self._ticket = self._ticket, None
         _posix(fd, fcntl.F_UNLCK, _OWNER, block=False)
-        _posix(fd, fcntl.F_UNLCK, _SLOT + ticket, block=False)
+        self._drop(fd, ticket)
 
 
 # -- the lock -------------------------------------------------------------------------------
@@ -296,9 +510,17 @@ class WriteLock:
     """The fair writer queue for one database file (one instance per file per process)."""
 
     def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
         self.path = Path(f"{db_path}-maimlock")
         self._local = _LocalQueue()
-        self._cross: _OFDQueue | _PollQueue = _OFDQueue(self.path) if _HAS_OFD else _PollQueue(self.path)
+        self._cross: _OFDQueue | _PollQueue = self._new_cross()
+        self.reclaimed = 0  # holds taken back from dead threads or closed connections
+        self.poisoned: str | None = None  # a child forked during a write of its parent: why
+        self._fork_hold: Hold | None = None
+        self._fork_blocked: str | None = None
+
+    def _new_cross(self) -> _OFDQueue | _PollQueue:
+        return _OFDQueue(self.path, self.db_path) if _HAS_OFD else _PollQueue(self.path, self.db_path)
 
     @property
     def enabled(self) -> bool:
@@ -306,42 +528,135 @@ class WriteLock:
         return fcntl is not None
 
     @property
-    def held_by_current_thread(self) -> bool:
-        """True when this thread holds the lock (at any depth)."""
-        return self._local.owner == threading.get_ident()
+    def holder(self) -> Hold | None:
+        """The current turn in this process, if any."""
+        return self._local.owner
 
-    def acquire(self, timeout: float) -> None:
-        """Wait for this writer's turn (FIFO), at most ``timeout`` seconds."""
+    @property
+    def held_by_current_thread(self) -> bool:
+        """True when this thread holds the lock."""
+        owner = self._local.owner
+        return owner is not None and owner.thread is threading.current_thread()
+
+    def acquire(self, timeout: float, *, conn: Any = None) -> Hold:
+        """Wait for this writer's turn (FIFO), at most ``timeout`` seconds; the turn is returned.
+
+        ``conn`` is the sqlite3 connection that will write (it lets a later waiter reclaim
+        the turn should that connection be closed without a release).
+        """
+        hold = Hold(self, conn)
         if not self.enabled:
-            return
+            return hold
+        if self.poisoned is not None:
+            raise TransactionError(
+                f"this process cannot write to {self.db_path}: {self.poisoned}",
+                hint="fork outside write transactions (the fork waits for other threads' writes, not for the "
+                "forking thread's own); or start workers with multiprocessing's 'spawn' or 'forkserver'",
+            )
+        owner = self._local.owner
+        if owner is not None and owner.thread is hold.thread and self._reap(owner) is None:
+            if conn is None and owner.conn is None:
+                owner.depth += 1  # the checkpointer's or a plain caller's nested turn
+                return owner
+            raise TransactionError(
+                "this thread already holds the write lock for an open write transaction on another "
+                "connection; this write would wait for it forever",
+                hint="do the second write inside the first transaction (one connection), or end the "
+                "first transaction before starting another",
+            )
         deadline = time.monotonic() + timeout
-        if not self._local.acquire(deadline):
+        if not self._local.acquire(hold, deadline, self._reap_owner):
             raise self._timeout(timeout)
-        if self._local.depth > 1:
-            return  # re-entered by the holding thread: already ours
         try:
             ok = self._cross.acquire(deadline)
         except BaseException:
-            self._local.release()
+            self._local.release(hold)
             raise
         if not ok:
-            self._local.release()
+            self._local.release(hold)
             raise self._timeout(timeout)
+        return hold
+
+    def _release_hold(self, hold: Hold) -> bool:
+        with self._local.mutex:
+            if hold._released or self._local.owner is not hold:
+                hold._released = True
+                return False
+            hold.depth -= 1
+            if hold.depth > 0:
+                return True
+            hold._released = True
+        try:
+            self._cross.release()
+        finally:
+            self._local.release(hold)
+        return True
 
     def release(self) -> None:
-        """End this writer's turn; the next in line (this process or another) goes."""
-        if not self.enabled or self._local.depth == 0:
-            return
-        if self._local.depth == 1:
-            self._cross.release()
-        self._local.release()
+        """End the current thread's turn (for callers that keep no :class:`Hold`)."""
+        owner = self._local.owner
+        if owner is not None and owner.thread is threading.current_thread():
+            owner.release()
+
+    def _reap_owner(self) -> None:
+        owner = self._local.owner
+        if owner is not None:
+            self._reap(owner)
+
+    def _reap(self, owner: Hold) -> str | None:
+        """Take back a turn nobody will release; returns why, or None if it is still in use."""
+        why = owner.stale()
+        if why is None:
+            return None
+        owner.depth = 1
+        if owner.release():
+            self.reclaimed += 1
+            log.warning("reclaimed the write lock of %s: %s", self.db_path, why)
+        return why
 
     def _timeout(self, timeout: float) -> WriteLockTimeoutError:
-        return WriteLockTimeoutError(
-            f"waited {timeout:.1f} s for the write lock of {str(self.path).removesuffix('-maimlock')}",
-            hint="another writer holds a transaction open that long; keep write transactions short "
-            "or raise busy_timeout",
-        )
+        owner = self._local.owner
+        if owner is not None:
+            hint = (
+                f"a writer of this process (thread {owner.thread.name!r}) holds a transaction open that long; "
+                "keep write transactions short or raise busy_timeout"
+            )
+        else:
+            hint = (
+                "another process holds a write transaction open that long (or is stopped while holding it: "
+                "a debugger, Ctrl-Z, docker pause); keep write transactions short or raise busy_timeout"
+            )
+        return WriteLockTimeoutError(f"waited {timeout:.1f} s for the write lock of {self.db_path}", hint=hint)
+
+    def before_fork(self, exempt: set[threading.Thread], timeout: float) -> None:
+        """Hold fork() until no other thread of this process has a write open on the file.
+
+        SQLite keeps its lock bookkeeping in process memory, per file: a child inherits
+        "a connection of this process is writing" from a write open at fork(), although
+        the lock itself stays with the parent, and then can never write the file. So the
+        fork waits its turn, which keeps new writes from starting until it is done. A write
+        of the forking thread itself (or of a transaction it owns, in ``exempt``) cannot end
+        before the fork: the child is then told it cannot write, instead of hanging.
+        """
+        self._fork_blocked = None
+        me = threading.current_thread()
+        owner = self._local.owner
+        if owner is not None and (owner.thread is me or owner.thread in exempt):
+            self._fork_blocked = "it was forked while its parent had a write transaction open on that file"
+            return
+        hold = Hold(self)
+        if self._local.acquire(hold, time.monotonic() + timeout, self._reap_owner):
+            self._fork_hold = hold
+        else:
+            self._fork_blocked = (
+                f"it was forked while another thread of its parent wrote to that file for over {timeout:.0f} s"
+            )
+
+    def after_fork_in_parent(self) -> None:
+        """Let the writers that queued behind the fork go on."""
+        hold, self._fork_hold = self._fork_hold, None
+        if hold is not None:
+            self._local.release(hold)
 
     def after_fork_in_child(self) -> None:
         """Start clean in a child: no inherited lock, no helper thread, no shared descriptor.
@@ -350,7 +665,9 @@ class WriteLock:
         descriptions (whose locks the parent may hold), so they are never used here.
         """
         self._local = _LocalQueue()
-        self._cross = _OFDQueue(self.path) if _HAS_OFD else _PollQueue(self.path)
+        self._cross = self._new_cross()
+        self._fork_hold = None
+        self.poisoned, self._fork_blocked = self._fork_blocked, None
 
 
 _registry_lock = threading.Lock()
@@ -367,6 +684,33 @@ def write_lock_for(db_path: Path) -> WriteLock:
         return lock
 
 
+FORK_WAIT_SECONDS = 30.0
+"""The longest a fork() waits for other threads' writes to end (their transactions)."""
+
+fork_exempt: list[Any] = []
+"""Callables returning threads whose write the forking thread itself owns (the bridge adds
+one: the worker of an ``async with bridge.atomic()`` open in the forking task)."""
+
+
+def _before_fork() -> None:
+    exempt: set[threading.Thread] = set()
+    for find in fork_exempt:
+        try:
+            exempt |= set(find())
+        except Exception:
+            log.debug("fork exemption lookup failed", exc_info=True)
+    for lock in list(_locks.values()):
+        try:
+            lock.before_fork(exempt, FORK_WAIT_SECONDS)
+        except BaseException:
+            log.debug("waiting for writes before fork failed", exc_info=True)
+
+
+def _after_fork_in_parent() -> None:
+    for lock in list(_locks.values()):
+        lock.after_fork_in_parent()
+
+
 def _after_fork_in_child() -> None:
     global _registry_lock
     _registry_lock = threading.Lock()
@@ -375,4 +719,4 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
