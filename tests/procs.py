@@ -299,3 +299,99 @@ def store_fill(path: str, prefix: str, count: int, barrier: Any, results: Any) -
             except Exception as exc:
                 _fail({"failures": failures}, exc)
     results.put(failures)
+
+
+# -- the torture with cancellations and paused processes ---------------------------------------
+#
+# Each increment of the counter writes, in the same transaction, one Batch row: whatever is
+# cancelled or paused, the counter must equal the number of Batch rows (no lost update, no
+# half transaction), and no single transaction may wait longer than the busy timeout.
+
+
+def _increment_sync(bridge: maim_db.Bridge, tag: str) -> None:
+    with bridge.peewee.atomic():
+        c = Counter.get_by_id("c")
+        c.value += 1
+        c.save()
+        Batch.create(txn=tag, seq=0)
+
+
+def stop_bot(path: str, seconds: float, barrier: Any, results: Any, seed: int) -> None:
+    """Sync increments from two threads; reports failures and the slowest transaction."""
+    stats = {"failures": [], "done": 0, "slowest": 0.0}
+    with maim_db.Bridge(path) as bridge:
+        bridge.bind(*MODELS)
+        barrier.wait(120)
+        deadline = time.monotonic() + seconds
+
+        def work(i: int) -> None:
+            n = 0
+            try:
+                while time.monotonic() < deadline:
+                    started = time.monotonic()
+                    try:
+                        _increment_sync(bridge, f"bot{seed}-{i}-{n}")
+                        stats["done"] += 1
+                    except Exception as exc:
+                        _fail(stats, exc)
+                    stats["slowest"] = max(stats["slowest"], time.monotonic() - started)
+                    n += 1
+            finally:
+                bridge.peewee.close()
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(seconds + 60)
+    results.put(stats)
+
+
+def cancel_service(path: str, seconds: float, barrier: Any, results: Any, seed: int) -> None:
+    """Wrapper and AsyncSession increments, a third of them under a random short timeout."""
+
+    async def main() -> dict[str, Any]:
+        stats: dict[str, Any] = {"failures": [], "done": 0, "cancelled": 0, "slowest": 0.0}
+        async with maim_db.Bridge(path) as bridge:
+            bridge.bind(*MODELS)
+            C, B = bridge.mirror(Counter), bridge.mirror(Batch)
+            await asyncio.to_thread(barrier.wait, 120)
+            deadline = time.monotonic() + seconds
+
+            async def once(kind: int, tag: str) -> None:
+                if kind == 0:
+                    async with bridge.atomic():
+                        c = await Counter.aget_by_id("c")
+                        c.value += 1
+                        await c.asave()
+                        await Batch.acreate(txn=tag, seq=0)
+                else:
+                    async with bridge.async_session() as s:
+                        c = await s.get(C, "c")
+                        c.value += 1
+                        s.add(B(txn=tag, seq=0))
+                        await s.commit()
+
+            async def task(i: int) -> None:
+                rnd = random.Random(seed * 100 + i)
+                n = 0
+                while time.monotonic() < deadline:
+                    started = time.monotonic()
+                    try:
+                        if rnd.random() < 0.35:
+                            async with asyncio.timeout(rnd.random() * 0.006):
+                                await once(i % 2, f"svc{seed}-{i}-{n}")
+                        else:
+                            await once(i % 2, f"svc{seed}-{i}-{n}")
+                        stats["done"] += 1
+                    except TimeoutError:
+                        stats["cancelled"] += 1
+                    except Exception as exc:
+                        _fail(stats, exc)
+                    stats["slowest"] = max(stats["slowest"], time.monotonic() - started)
+                    n += 1
+
+            await asyncio.gather(*(task(i) for i in range(6)))
+        return stats
+
+    results.put(asyncio.run(main()))

@@ -20,15 +20,18 @@ from procs import (
     CHILDREN,
     MODELS,
     ROWS_PER_TXN,
+    Batch,
     Child,
     Counter,
     Item,
     Parent,
     bot,
+    cancel_service,
     crash_writer,
     integrity,
     prepare,
     service,
+    stop_bot,
 )
 
 import maim_db
@@ -255,3 +258,57 @@ def test_loop_stays_free_while_bot_processes_contend(tmp_path: Path) -> None:
     # as long as a lock wait may (busy_timeout, 5 s).
     print(f"loop gaps: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, max {r['max_ms']:.2f} ms")
     assert r["ticks"] > 100 and r["max_ms"] < 5000, f"the loop stalled {r['max_ms']:.0f} ms"
+
+
+def test_torture_with_cancellations_and_paused_processes(tmp_path: Path) -> None:
+    """docs/locking.md's torture, with timeouts cancelling requests and bots paused by SIGSTOP."""
+    path = str(tmp_path / "torture.db")
+    prepare(path)
+    seconds = 12.0
+    barrier = SPAWN.Barrier(5)
+    results = SPAWN.Queue()
+    targets = [(stop_bot, n) for n in range(3)] + [(cancel_service, 10 + n) for n in range(2)]
+    procs = [SPAWN.Process(target=fn, args=(path, seconds, barrier, results, seed)) for fn, seed in targets]
+    for p in procs:
+        p.start()
+    rnd = random.Random(18)
+    pauses = 0
+    try:
+        # Pause a random bot now and then (a debugger, Ctrl-Z, docker pause), whether it is
+        # waiting for the lock, holding it, or doing neither.
+        deadline = time.monotonic() + seconds + 5
+        while time.monotonic() < deadline and any(p.is_alive() for p in procs[:3]):
+            victim = rnd.choice(procs[:3])
+            time.sleep(rnd.uniform(0.2, 0.5))
+            if victim.pid is None or not victim.is_alive():
+                continue
+            os.kill(victim.pid, signal.SIGSTOP)
+            time.sleep(rnd.uniform(0.05, 0.3))
+            os.kill(victim.pid, signal.SIGCONT)
+            pauses += 1
+        outs = [results.get(timeout=seconds + 180) for _ in procs]
+    finally:
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGCONT)
+            p.join(60)
+            if p.is_alive():
+                p.kill()
+    assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
+    failures = [f for o in outs for f in o["failures"]]
+    done = sum(o["done"] for o in outs)
+    cancelled = sum(o.get("cancelled", 0) for o in outs)
+    slowest = max(o["slowest"] for o in outs)
+    with maim_db.Bridge(path) as bridge:
+        bridge.bind(*MODELS)
+        value = Counter.get_by_id("c").value
+        logged = Batch.select().count()
+    print(
+        f"torture with cancellations and pauses: {done} committed, {cancelled} cancelled, {pauses} pauses, "
+        f"{len(failures)} failed, counter {value} vs {logged} logged, slowest transaction {slowest * 1000:.0f} ms"
+    )
+    assert failures == []
+    assert value == logged  # no lost update, no half transaction
+    assert done <= logged <= done + cancelled  # a cancelled request may have committed, nothing else
+    assert slowest < 5.0  # no stall over the busy timeout
+    assert integrity(path) == ("ok", [])

@@ -58,6 +58,7 @@ __all__ = [
     "UnboundDatabase",
     "connect_pymysql",
     "connection_error",
+    "connection_lost",
     "database_for",
     "default_database",
     "get_database",

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
-from ..errors import DriverNotInstalledError
+from ..errors import DriverNotInstalledError, driver_error
 from ..sqlite.profile import SQLiteProfile
 from ..sqlite.writelock import WriteLock
 from ..url import DatabaseURL
@@ -113,6 +113,14 @@ def _install_sqlite_hooks(
             begin(conn.connection.driver_connection)  # type: ignore[arg-type]
         except sqlite3.Error as exc:  # as SQLAlchemy reports its own statements' errors
             raise sa.exc.DBAPIError.instance(f"BEGIN {mode}", (), exc, sqlite3.Error) from exc
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: Any) -> None:
+        # A full disk, a damaged or read-only file: the MaimDBError that names it (with .orig),
+        # as the Peewee side raises; other errors (constraints, syntax) stay SQLAlchemy's.
+        clear = driver_error(ctx.original_exception, target=url.path or "the in-memory database")
+        if clear is not None:
+            raise clear from ctx.original_exception
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: sa.Connection) -> None:
@@ -272,6 +280,9 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
             # SQLAlchemy invalidates the connection after this hook (and the pool's older
             # ones): the next checkout reconnects.
             raise connection_lost(url, ctx.original_exception, known=True) from ctx.original_exception
+        clear = driver_error(ctx.original_exception, target=url.safe_target())
+        if clear is not None:  # a full disk, a read-only replica
+            raise clear from ctx.original_exception
 
     @event.listens_for(engine, "do_connect")
     def _connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
