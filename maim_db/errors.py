@@ -225,7 +225,7 @@ def driver_error(exc: BaseException, *, target: object = None) -> MaimDBError | 
         return CorruptDatabaseError(
             f"the database file is damaged{where}: {reason}",
             path=target,
-            hint="stop every process using it and restore a backup (`maim-db restore BACKUP`); "
+            hint="stop every process using it and restore a backup (`maim-db restore --url URL --force BACKUP`); "
             "`sqlite3 FILE .recover` may save what is left -- maim_db never writes to a damaged file",
             orig=exc,
         )
@@ -239,7 +239,6 @@ def driver_error(exc: BaseException, *, target: object = None) -> MaimDBError | 
         )
     return ConnectionLostError(
         f"the connection to the database was lost{where}: {reason}",
-        hint="the connection was discarded and the next call reconnects; retry the transaction "
-        "(bridge.run_transaction does that for you)",
+        hint="the connection was discarded and the next call reconnects; retry the transaction",
         orig=exc,
     )

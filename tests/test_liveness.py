@@ -49,6 +49,23 @@ def live(tmp_path: Path) -> Iterator[tuple[Bridge, Path]]:
         b.close()
 
 
+def thread_in_transaction(bridge: Bridge) -> tuple[threading.Thread, threading.Event]:
+    """A thread inside a write transaction (its +1 done) until the returned event is set."""
+    inside, leave = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with bridge.peewee.atomic():
+            Counter.update(n=Counter.n + 1).execute()
+            inside.set()
+            leave.wait(10)
+        bridge.peewee.close()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    assert inside.wait(10)
+    return holder, leave
+
+
 # -- 1. cancellation ----------------------------------------------------------------------------
 
 
@@ -109,18 +126,7 @@ def test_a_session_cancelled_while_begin_waits_ends_its_turn(live: tuple[Bridge,
     """The BEGIN still queued on aiosqlite's thread runs after the cancel; its turn must end too."""
     bridge, path = live
     mirror = bridge.mirror(Counter)
-    inside, leave = threading.Event(), threading.Event()
-
-    def hold_the_lock() -> None:
-        with bridge.peewee.atomic():
-            Counter.update(n=Counter.n + 1).execute()
-            inside.set()
-            leave.wait(10)
-        bridge.peewee.close()
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    assert inside.wait(10)
+    holder, leave = thread_in_transaction(bridge)
 
     async def cancelled_while_waiting() -> None:
         task = asyncio.create_task(_session_request(bridge, mirror))
@@ -161,18 +167,7 @@ def restore_alarm() -> Iterator[None]:
 
 def test_an_interrupted_wait_behind_a_thread_leaves_the_queue(live: tuple[Bridge, Path], restore_alarm: None) -> None:
     bridge, path = live
-    inside, leave = threading.Event(), threading.Event()
-
-    def hold_the_lock() -> None:
-        with bridge.peewee.atomic():
-            Counter.update(n=Counter.n + 1).execute()
-            inside.set()
-            leave.wait(10)
-        bridge.peewee.close()
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    assert inside.wait(10)
+    holder, leave = thread_in_transaction(bridge)
     _interrupt_main_after(0.2)  # the main thread is then waiting for the holder
     with pytest.raises(Interrupted), bridge.peewee.atomic():
         Counter.update(n=Counter.n + 100).execute()
@@ -312,18 +307,7 @@ def _fork_and_write(bridge: Bridge) -> tuple[int, str]:
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_fork_while_another_thread_writes_gives_children_a_working_write(live: tuple[Bridge, Path]) -> None:
     bridge, path = live
-    inside, leave = threading.Event(), threading.Event()
-
-    def write_slowly() -> None:
-        with bridge.peewee.atomic():
-            Counter.update(n=Counter.n + 1).execute()
-            inside.set()
-            leave.wait(10)
-        bridge.peewee.close()
-
-    writer = threading.Thread(target=write_slowly)
-    writer.start()
-    assert inside.wait(10)
+    writer, leave = thread_in_transaction(bridge)
     threading.Timer(0.2, leave.set).start()  # the fork waits for this write to end
     outcomes = [_fork_and_write(bridge) for _ in range(5)]
     writer.join(10)
@@ -388,6 +372,24 @@ def test_a_turn_whose_thread_died_is_reclaimed(live: tuple[Bridge, Path]) -> Non
     assert lock.holder is not None and not lock.holder.thread.is_alive()
     assert_others_write_at_once(bridge, path)
     assert lock.reclaimed == 1
+
+
+def test_a_thread_that_ended_inside_a_transaction_is_rolled_back_and_its_turn_reclaimed(
+    live: tuple[Bridge, Path],
+) -> None:
+    bridge, path = live
+
+    def begin_and_leave() -> None:
+        bridge.peewee.begin()  # and never commit: the thread just ends
+        Counter.update(n=Counter.n + 100).execute()
+
+    leaver = threading.Thread(target=begin_and_leave)
+    leaver.start()
+    leaver.join(10)
+    assert not leaver.is_alive()
+    assert_others_write_at_once(bridge, path)
+    assert count(path) == 2  # the abandoned +100 was rolled back
+    assert bridge.peewee.write_lock.reclaimed == 1
 
 
 def test_a_turn_whose_connection_was_closed_is_reclaimed(live: tuple[Bridge, Path]) -> None:

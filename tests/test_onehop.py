@@ -25,7 +25,7 @@ class Note(Model):
     hits = peewee.IntegerField(default=0)
 
     class Meta:
-        table_name = "onehop_note"  # test_mirror has a "note" of its own in the shared metadata
+        table_name = "onehop_note"  # a name of its own, apart from test_mirror's "note"
 
 
 @pytest.fixture

@@ -348,7 +348,8 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
         self._guard()
         self.check_location()  # before the lock file is created beside it
         conn = self.connection()  # type: ignore[no-untyped-call]
-        self._end_write()  # a turn left by a transaction that ended without us (SQLite rolled it back)
+        if not conn.in_transaction:
+            self._end_write()  # a turn left by a transaction SQLite ended by itself (a full disk)
         hold = queue.acquire(self._lock_timeout, conn=conn)
         try:
             self._translated(super().begin, lock)
@@ -376,7 +377,7 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         """Run one statement; a write outside a transaction also waits for its turn."""
         queue = self._write_lock
-        if queue is None or self._state.transactions or not _is_write(sql):
+        if queue is None or self._state.transactions or self._state.write_hold or not _is_write(sql):
             return self._translated(super().execute_sql, sql, params)
         self._guard()
         self.check_location()
@@ -644,17 +645,11 @@ class _ServerMixin(MaimDatabaseMixin):
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         """Run one statement; a lost connection raises :class:`ConnectionLostError`."""
-        try:
-            return super().execute_sql(sql, params)  # type: ignore[misc]
-        except Exception as exc:
-            lost = self._connection_lost(exc)
-            if lost is None or lost is exc:
-                raise
-            raise lost from exc
+        return self._server_call(super().execute_sql, sql, params)  # type: ignore[misc]
 
-    def _server_begin(self, begin: Callable[..., None], *args: Any) -> None:
+    def _server_call(self, fn: Callable[..., T], *args: Any) -> T:
         try:
-            begin(*args)
+            return fn(*args)
         except Exception as exc:
             lost = self._connection_lost(exc)
             if lost is None or lost is exc:
@@ -665,13 +660,7 @@ class _ServerMixin(MaimDatabaseMixin):
         """COMMIT; a transaction whose connection died raises :class:`ConnectionLostError`."""
         if self._is_dead():
             raise self._transaction_lost()
-        try:
-            super().commit()
-        except Exception as exc:
-            lost = self._connection_lost(exc)
-            if lost is None or lost is exc:
-                raise
-            raise lost from exc
+        self._server_call(super().commit)
 
     def rollback(self) -> None:
         """ROLLBACK; on a dead connection there is nothing left to undo: it is just let go."""
@@ -736,7 +725,7 @@ class PostgresqlDatabase(_ServerMixin, PooledPostgresqlDatabase):  # type: ignor
     def begin(self, lock_type: str | None = None, isolation_level: str | None = None) -> None:
         """BEGIN; unless ``DEFERRED``, then wait (at most lock_timeout) for the writer lock."""
         lock = self._lock_type(lock_type)
-        self._server_begin(super().begin, isolation_level)
+        self._server_call(super().begin, isolation_level)
         if lock == "DEFERRED" or not self.writer_lock:
             return
         self._guard()
@@ -825,7 +814,7 @@ class MySQLDatabase(_ServerMixin, PooledMySQLDatabase, _BoundedPyMySQL):  # type
                 )
             self._state.holds_write_lock = True
         try:
-            self._server_begin(super().begin)
+            self._server_call(super().begin)
         except BaseException:
             self._end_write()
             raise

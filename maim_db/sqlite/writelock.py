@@ -555,8 +555,8 @@ class WriteLock:
             )
         owner = self._local.owner
         if owner is not None and owner.thread is hold.thread and self._reap(owner) is None:
-            if conn is None and owner.conn is None:
-                owner.depth += 1  # the checkpointer's or a plain caller's nested turn
+            if conn is owner.conn:
+                owner.depth += 1  # a nested turn on the same connection (or of a plain caller)
                 return owner
             raise TransactionError(
                 "this thread already holds the write lock for an open write transaction on another "
@@ -608,6 +608,14 @@ class WriteLock:
         why = owner.stale()
         if why is None:
             return None
+        if not owner.thread.is_alive() and owner.conn is not None:
+            # The thread is gone but its connection may still be inside the transaction
+            # (a reference kept elsewhere): SQLite's own lock would outlive our turn.
+            try:
+                if owner.conn.in_transaction:
+                    owner.conn.rollback()
+            except Exception:  # noqa: BLE001 - closed meanwhile: SQLite rolled back
+                pass
         owner.depth = 1
         if owner.release():
             self.reclaimed += 1
