@@ -16,7 +16,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -283,17 +283,16 @@ def test_a_stopped_queued_process_does_not_stop_the_others(live: tuple[Bridge, P
 # -- 3. fork -----------------------------------------------------------------------------------
 
 
-def _fork_and_write(bridge: Bridge) -> tuple[int, str]:
-    """Fork; the child writes once (sync Peewee); returns the child's exit code and its words."""
+def _fork_and_report(work: Callable[[], object]) -> tuple[int, str]:
+    """Fork; the child runs ``work()`` and exits; returns its exit code and its words."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         os.close(read)
         code, words = 0, "ok"
         try:
-            with bridge.peewee.atomic():
-                Counter.update(n=Counter.n + 1).where(Counter.id == 1).execute()
-        except BaseException as exc:
+            work()
+        except BaseException as exc:  # reported to the parent
             code, words = 3, f"{type(exc).__name__}: {exc}"
         os.write(write, words.encode()[:4000])
         os._exit(code)
@@ -302,6 +301,16 @@ def _fork_and_write(bridge: Bridge) -> tuple[int, str]:
         words = pipe.read().decode()
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status), words
+
+
+def _fork_and_write(bridge: Bridge) -> tuple[int, str]:
+    """Fork; the child writes once (sync Peewee)."""
+
+    def write_once() -> None:
+        with bridge.peewee.atomic():
+            Counter.update(n=Counter.n + 1).where(Counter.id == 1).execute()
+
+    return _fork_and_report(write_once)
 
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
@@ -336,23 +345,10 @@ def test_fork_inside_async_atomic_neither_hangs_nor_inherits_the_transaction(liv
     async def fork_in_transaction() -> tuple[int, str]:
         async with bridge.atomic():
             await Counter.update(n=Counter.n + 1).aexecute()
-            read, write = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the child
-                os.close(read)
-                code, words = 0, "ok"
-                try:
-                    # A new loop in the child: the inherited transaction must not be used.
-                    asyncio.run(asyncio.wait_for(Counter.update(n=Counter.n + 1).aexecute(), 10))
-                except BaseException as exc:
-                    code, words = 3, f"{type(exc).__name__}: {exc}"
-                os.write(write, words.encode()[:4000])
-                os._exit(code)
-            os.close(write)
-        with os.fdopen(read, "rb") as pipe:
-            words = pipe.read().decode()
-        _, status = os.waitpid(pid, 0)
-        return os.waitstatus_to_exitcode(status), words
+            # A new loop in the child: the inherited transaction must not be used.
+            return _fork_and_report(
+                lambda: asyncio.run(asyncio.wait_for(Counter.update(n=Counter.n + 1).aexecute(), 10))
+            )
 
     code, words = asyncio.run(fork_in_transaction())
     assert code == 3 and words.startswith("TransactionError"), words
