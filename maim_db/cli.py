@@ -134,13 +134,6 @@ def _read_only(bridge: Any) -> Iterator[sqlite3.Connection]:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the schema: a bad file fails here
         yield conn
     except sqlite3.DatabaseError as exc:
-        if "file is not a database" in str(exc):
-            raise NotADatabaseError(
-                f"{path} is not an SQLite database (it was not modified)",
-                path=path,
-                hint="point --url at the right file, or move this one away",
-                orig=exc,
-            ) from exc
         error = driver_error(exc, target=path)
         if error is None:
             raise

@@ -166,7 +166,8 @@ class SchemaDriftError(MaimDBError):
 # aiomysql) and of their class names, most specific first.
 _DRIVER_FAILURES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("database or disk is full", "disk full", "no space left", "diskfull", "errno 28"), "disk"),
-    (("database disk image is malformed", "file is not a database", "databasecorrupt"), "corrupt"),
+    (("file is not a database",), "foreign"),
+    (("database disk image is malformed", "databasecorrupt"), "corrupt"),
     (("attempt to write a readonly database", "readonly database", "read-only transaction"), "readonly"),
     (
         (
@@ -219,6 +220,13 @@ def driver_error(exc: BaseException, *, target: object = None) -> MaimDBError | 
             f"the disk is full{where}: {reason}",
             hint="free disk space (or raise the database's size limit); the statement was rolled back and "
             "nothing else was lost -- retry it then",
+            orig=exc,
+        )
+    if kind == "foreign":
+        return NotADatabaseError(
+            f"{target if target is not None else 'the file'} is not an SQLite database (it was not modified)",
+            path=target,
+            hint="point the URL (--url) at the right file, or move this one away",
             orig=exc,
         )
     if kind == "corrupt":

@@ -76,4 +76,6 @@ def test_driver_error_classifies_sqlite_failures() -> None:
     assert isinstance(bad, errors.CorruptDatabaseError) and "restore" in str(bad)
     ro = errors.driver_error(sqlite3.OperationalError("attempt to write a readonly database"))
     assert isinstance(ro, errors.ReadOnlyDatabaseError) and "writable" in str(ro)
+    foreign = errors.driver_error(sqlite3.DatabaseError("file is not a database"), target="notes.txt")
+    assert isinstance(foreign, errors.NotADatabaseError) and "notes.txt is not an SQLite database" in str(foreign)
     assert errors.driver_error(sqlite3.IntegrityError("UNIQUE constraint failed: t.x")) is None

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..errors import ConfigurationError, DatabaseFileError, NotADatabaseError
+from ..errors import ConfigurationError, DatabaseFileError, NotADatabaseError, driver_error
 from ..url import check_option
 
 __all__ = ["SQLiteProfile"]
@@ -162,13 +162,8 @@ class SQLiteProfile:
                         )
         except Exception as exc:
             # sqlite3 and SQLAlchemy's aiosqlite adapter raise different classes; the text is SQLite's.
-            if "file is not a database" in str(exc):
-                raise NotADatabaseError(
-                    f"{path} exists but is not an SQLite database (it was not modified)",
-                    path=path,
-                    hint="point the URL at the right file, or move this one away",
-                    orig=exc,
-                ) from exc
+            if isinstance(clear := driver_error(exc, target=path), NotADatabaseError):
+                raise clear from exc
             raise
         finally:
             cursor.close()
