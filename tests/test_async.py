@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import anyio
 import peewee
 import pytest
-from conftest import committed_rows
+from helpers import committed_rows
 
 import maim_db
 from maim_db import Bridge, BridgeClosedError, ConfigurationError, DatabaseURL, NotBoundError, TransactionError

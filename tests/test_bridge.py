@@ -20,7 +20,7 @@ from typing import Any
 
 import peewee
 import pytest
-from conftest import SERVERS, server_available
+from helpers import SERVERS, server_available
 
 import maim_db
 from maim_db import (

@@ -10,7 +10,7 @@ import datetime as dt
 import sqlite3
 from pathlib import Path
 
-from conftest import LOCAL_FIXTURE, SHARED_FIXTURE
+from helpers import LOCAL_FIXTURE, SHARED_FIXTURE
 
 from maim_db import Bridge
 from maim_db.core.models import (

@@ -14,7 +14,7 @@ from pathlib import Path
 import peewee
 import pytest
 import sqlalchemy as sa
-from conftest import committed_rows
+from helpers import committed_rows
 
 import maim_db
 from maim_db import Bridge, DatabaseURL

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import SERVERS as ADMIN_URLS
-from conftest import committed_rows, server_available
+from helpers import SERVERS as ADMIN_URLS
+from helpers import committed_rows, server_available
 
 from maim_db import Bridge
 from maim_db.core.models import Tenant

@@ -159,7 +159,7 @@ def test_wrong_password_on_mariadb(backend_mariadb: None, route: str) -> None:
 
 @pytest.fixture
 def backend_mariadb() -> None:
-    from conftest import server_available
+    from helpers import server_available
 
     reason = server_available("mariadb")
     if reason:

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 import sqlalchemy as sa
-from conftest import committed_rows
+from helpers import committed_rows
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maim_db import Bridge, ConfigurationError, DatabaseFileError, LoopBlockedError, NotADatabaseError

@@ -1,0 +1,122 @@
+"""Shared test helpers: constants and plain functions that tests and conftest.py import.
+
+Fixtures live in conftest.py; everything a test module imports by name lives here, so
+that no test imports conftest (pytest loads conftest itself; importing it again by name
+depends on the import mode and rootdir).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+
+import maim_db
+from maim_db import Bridge, DatabaseURL
+from maim_db.core.models import ALL_MODELS
+
+HERE = Path(__file__).resolve().parent
+SHARED_FIXTURE = HERE.parent.parent / "shared" / "fixtures" / "legacy_maim_db_1_0.sql"
+LOCAL_FIXTURE = HERE / "fixtures" / "legacy_maim_db_1_0.sql"
+
+
+def legacy_sql_path() -> Path:
+    """The maim_db 1.0 fixture: the shared copy when it is beside the checkout, else ours."""
+    override = os.environ.get("MAIM_DB_LEGACY_FIXTURE")
+    if override:
+        return Path(override)
+    return SHARED_FIXTURE if SHARED_FIXTURE.exists() else LOCAL_FIXTURE
+
+
+def models_bridge(target: str | Path) -> Iterator[Bridge]:
+    """A bridge on ``target`` with the domain models bound and their tables created."""
+    b = Bridge(target)
+    b.bind(*ALL_MODELS)
+    b.create_tables()
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` for a child interpreter, so that it imports the same maim_db as this process.
+
+    The venv's editable install points at one checkout; without this a test run from another
+    worktree (or a copy) would have its children import that checkout's package, not its own.
+    """
+    root = str(Path(maim_db.__file__).resolve().parent.parent)
+    return {**env, "PYTHONPATH": os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)}
+
+
+# -- servers --------------------------------------------------------------------------------
+#
+# Tests that are not SQLite-specific take the `any_url` fixture (conftest.py) and run on
+# SQLite, PostgreSQL and MariaDB. Each server test gets a throwaway database, dropped
+# afterwards. Without a server the server variants skip, saying how to start one (.ci/run does).
+
+SERVERS = {
+    "postgresql": {
+        "admin": "postgresql://postgres@127.0.0.1:5432/postgres",
+        "url": "postgresql://postgres@127.0.0.1:5432/{db}",
+        "start": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    },
+    "mariadb": {
+        "admin": "mysql+pymysql://root@127.0.0.1:3306/mysql",
+        "url": "mariadb://root@127.0.0.1:3306/{db}",
+        "start": "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
+    },
+}
+_server_state: dict[str, str | None] = {}  # backend -> None (usable) or the skip reason
+
+
+def _admin(backend: str, sql: str) -> None:
+    engine = sa.create_engine(
+        SERVERS[backend]["admin"], isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(sql)
+    finally:
+        engine.dispose()
+
+
+def server_available(backend: str) -> str | None:
+    """None when the server answers, else why not (cached for the session)."""
+    if backend not in _server_state:
+        try:
+            _admin(backend, "SELECT 1")
+            _server_state[backend] = None
+        except Exception as exc:
+            _server_state[backend] = (
+                f"{backend} is not reachable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                f"start it with: {SERVERS[backend]['start']} (.ci/run does this)"
+            )
+    return _server_state[backend]
+
+
+def make_server_database(backend: str) -> tuple[str, str]:
+    """Create a throwaway database on ``backend``; return its name and its URL."""
+    name = f"maim_test_{os.getpid()}_{secrets.token_hex(4)}"
+    suffix = " CHARACTER SET utf8mb4" if backend == "mariadb" else ""
+    _admin(backend, f"CREATE DATABASE {name}{suffix}")
+    return name, SERVERS[backend]["url"].format(db=name)
+
+
+def drop_server_database(backend: str, name: str) -> None:
+    """Drop a database made by make_server_database."""
+    force = " WITH (FORCE)" if backend == "postgresql" else ""
+    _admin(backend, f"DROP DATABASE IF EXISTS {name}{force}")
+
+
+def committed_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Read through a separate plain SQLAlchemy connection: what is really committed."""
+    engine = sa.create_engine(DatabaseURL.parse(url).sync_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
+    finally:
+        engine.dispose()
