@@ -1,0 +1,328 @@
+"""maim_db 1.0's import paths keep working: the recorded contract of ``core`` and ``maimconfig_models``.
+
+MaiM's callers import from ``maim_db.core...`` and ``maim_db.maimconfig_models...``. These
+modules are becoming thin re-export shims of the restructured package; this test is the
+contract that every name importable from them when the contract was recorded still is.
+
+``LEGACY_NAMES`` was generated once, before the restructuring, from the modules as they
+were (``maim_db/core/*`` and ``maim_db/maimconfig_models/*``), and pasted here. Do not
+regenerate it from the new layout: it is the contract, not a description. For each module it
+holds its ``__all__`` plus, generously, every other public top-level name a 1.0 user could
+import from it (classes, functions, constants, aliases, and re-exports, including
+SQLAlchemy's and playhouse's classes such as ``connection.AsyncSession`` or
+``database.PooledPostgresqlDatabase``, which 1.0's modules exposed too). Left out: module
+objects, stdlib and typing helpers (``Any``, ``Callable``, ``TypeVar``, ``T``,
+``TYPE_CHECKING``, ``annotations``, loggers) and what would open a database (see the
+comment on ``connection``).
+
+A package's submodules are in the contract as modules of their own, so
+``from maim_db.core import models`` is checked too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import peewee
+import pytest
+from helpers import child_env
+
+import maim_db
+
+# The contract, recorded from maim_db/core and maim_db/maimconfig_models before the restructuring.
+LEGACY_NAMES: dict[str, list[str]] = {
+    "maim_db.core": [],
+    "maim_db.core.business": [
+        "BUSINESS_MODELS",
+        "ChatHistory",
+        "ChatLogs",
+        "DateTimeField",
+        "FileUpload",
+        "JSONField",
+        "ScopedModel",
+        "SystemMetrics",
+        "UserSession",
+        "default_database",
+        "utcnow",
+    ],
+    "maim_db.core.context_manager": [
+        "agent_context",
+        "agent_context_manager",
+        "clear_current_agent_id",
+        "current_agent_id",
+        "get_current_agent_id",
+        "set_current_agent_id",
+        "unscoped",
+    ],
+    "maim_db.core.database": [
+        "BridgeClosedError",
+        "Checkpointer",
+        "ConfigurationError",
+        "ConnectionLostError",
+        "DatabaseConnectionError",
+        "DatabaseFileError",
+        "DatabaseURL",
+        "DefaultDatabaseProxy",
+        "DriverNotInstalledError",
+        "LoopBlockedError",
+        "LoopBlockingWarning",
+        "MaimDBError",
+        "MaimDatabaseMixin",
+        "MaxConnectionsExceeded",
+        "MySQLDatabase",
+        "NotBoundError",
+        "OnLoop",
+        "PooledMySQLDatabase",
+        "PooledPostgresqlDatabase",
+        "PostgresqlDatabase",
+        "SQLiteProfile",
+        "SqliteDatabase",
+        "UnboundDatabase",
+        "WriteLock",
+        "WriteLockTimeoutError",
+        "connect_pymysql",
+        "connection_error",
+        "connection_lost",
+        "database_for",
+        "default_database",
+        "driver_error",
+        "get_database",
+        "on_event_loop",
+        "prepare_location",
+        "write_lock_for",
+    ],
+    "maim_db.core.executor": ["BridgeClosedError", "Call", "Executor", "Session", "current_inbox", "current_task"],
+    "maim_db.core.models": [
+        "ALL_MODELS",
+        "Agent",
+        "AgentActiveState",
+        "AgentStatus",
+        "ApiKey",
+        "ApiKeyStatus",
+        "BUSINESS_MODELS",
+        "BaseModel",
+        "BusinessBaseModel",
+        "ChatHistory",
+        "ChatLogs",
+        "DateTimeField",
+        "EnumField",
+        "FileUpload",
+        "JSONField",
+        "Model",
+        "PluginSettings",
+        "SystemMetrics",
+        "Tenant",
+        "TenantStatus",
+        "TenantType",
+        "User",
+        "UserSession",
+        "default_database",
+        "new_id",
+        "utcnow",
+    ],
+    "maim_db.maimconfig_models": [],
+    # Not "engine": 1.0 built it at import time, today the module's __getattr__ builds it on first
+    # access, on the default bridge (the settings' database). Touching it here would build an
+    # engine on whatever database the environment names, so the contract leaves it out.
+    "maim_db.maimconfig_models.connection": [
+        "AsyncSession",
+        "AsyncSessionLocal",
+        "Base",
+        "bridge_get_db",
+        "get_db",
+        "init_database",
+    ],
+    "maim_db.maimconfig_models.engines": [
+        "AsyncEngine",
+        "BEGIN_OPTION",
+        "DatabaseURL",
+        "DriverNotInstalledError",
+        "Engine",
+        "SQLiteProfile",
+        "WriteLock",
+        "adopt",
+        "await_",
+        "build_async_engine",
+        "build_sync_engine",
+        "create_async_engine",
+        "defer_begin",
+        "driver_error",
+        "drop_begin",
+        "run_soon",
+        "server_options",
+    ],
+    "maim_db.maimconfig_models.mirror": [
+        "AsyncAttrs",
+        "Base",
+        "ConfigurationError",
+        "DeclarativeBase",
+        "Mirrors",
+        "PeeweeValue",
+        "ScopedMirror",
+        "UnmappedFieldError",
+        "mirror",
+        "mirror_all",
+        "mirrored_model",
+        "mirrors_for",
+        "relationship",
+    ],
+    "maim_db.maimconfig_models.models": [
+        "Agent",
+        "AgentActiveState",
+        "AgentStatus",
+        "ApiKey",
+        "ApiKeyStatus",
+        "PluginSettings",
+        "Tenant",
+        "TenantStatus",
+        "TenantType",
+        "User",
+        "create_tables",
+    ],
+    "maim_db.maimconfig_models.onehop": [
+        "AsyncAdapt_aiosqlite_connection",
+        "AsyncAdapt_aiosqlite_cursor",
+        "AsyncAdapt_aiosqlite_ss_cursor",
+        "EMPTY_DICT",
+        "adopt",
+        "await_",
+        "defer_begin",
+        "drop_begin",
+        "run_soon",
+    ],
+    "maim_db.maimconfig_models.scoping": [
+        "AgentContextError",
+        "ORMExecuteState",
+        "ScopedMirror",
+        "ScopedSession",
+        "Session",
+        "UOWTransaction",
+        "current_agent_id",
+        "inspect",
+        "is_unscoped",
+        "with_loader_criteria",
+    ],
+    "maim_db.maimconfig_models.types": [
+        "Dialect",
+        "PeeweeValue",
+        "SCALED_MAX_DIGITS",
+        "TypeDecorator",
+        "TypeEngine",
+        "TypeFactory",
+        "UnmappedFieldError",
+        "UserDefinedType",
+        "compiles",
+        "register_field_type",
+        "sqlalchemy_type_for",
+    ],
+}
+
+MODULES = sorted(LEGACY_NAMES)
+
+
+@pytest.mark.parametrize("module_name", MODULES)
+def test_every_recorded_name_still_resolves(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    missing = [n for n in LEGACY_NAMES[module_name] if not hasattr(module, n)]
+    assert not missing, f"{module_name} no longer has {missing}"
+    parent_name, _, leaf = module_name.rpartition(".")
+    if parent_name != "maim_db":  # `from maim_db.core import models` still gives the module
+        assert getattr(importlib.import_module(parent_name), leaf) is module
+
+
+def test_the_mirrors_import_by_name() -> None:
+    # built on first access by the module's __getattr__; a `from ... import` goes through it too
+    from maim_db.maimconfig_models.models import Agent, PluginSettings, Tenant
+
+    for cls in (Agent, PluginSettings, Tenant):
+        assert inspect.isclass(cls) and hasattr(cls, "__table__")
+    from maim_db.core.models import Tenant as PeeweeTenant
+    from maim_db.maimconfig_models.mirror import mirrored_model
+
+    assert mirrored_model(Tenant) is PeeweeTenant
+    assert Tenant.__table__.name == PeeweeTenant._meta.table_name
+
+
+def test_reexports_are_the_package_objects_and_the_classes_are_classes() -> None:
+    for module_name, names in LEGACY_NAMES.items():
+        module = importlib.import_module(module_name)
+        for n in set(names) & set(maim_db.__all__):
+            assert getattr(module, n) is getattr(maim_db, n), f"{module_name}.{n} is not maim_db.{n}"
+
+    from maim_db.core import database, executor, models
+    from maim_db.maimconfig_models import connection, mirror
+
+    for cls in (database.SqliteDatabase, database.PostgresqlDatabase, database.MySQLDatabase):
+        assert inspect.isclass(cls) and issubclass(cls, peewee.Database)
+    assert inspect.isclass(executor.Executor)
+    assert models.Model is maim_db.Model
+    for model in models.ALL_MODELS:
+        assert inspect.isclass(model) and issubclass(model, maim_db.Model)
+        assert getattr(models, model.__name__) is model
+    assert connection.Base is mirror.Base
+
+
+# What every legacy import and name lookup does, in a fresh interpreter whose settings name a
+# database file (MAIM_DB_URL, DATABASE_URL) and a per-user directory, all under tmp_path.
+PROBE = textwrap.dedent(
+    """
+    import importlib, json, sqlite3, sys
+    calls = {"sqlite3.connect": 0, "create_engine": 0}
+    real_connect = sqlite3.connect
+    def counting_connect(*a, **k):
+        calls["sqlite3.connect"] += 1
+        return real_connect(*a, **k)
+    sqlite3.connect = counting_connect
+    import sqlalchemy, sqlalchemy.ext.asyncio
+    real_ce, real_ace = sqlalchemy.create_engine, sqlalchemy.ext.asyncio.create_async_engine
+    def ce(*a, **k):
+        calls["create_engine"] += 1
+        return real_ce(*a, **k)
+    def ace(*a, **k):
+        calls["create_engine"] += 1
+        return real_ace(*a, **k)
+    sqlalchemy.create_engine = ce
+    sqlalchemy.ext.asyncio.create_async_engine = ace
+
+    for name, names in json.loads(sys.argv[1]).items():
+        module = importlib.import_module(name)
+        for n in names:
+            getattr(module, n, None)  # a missing name is the other tests' failure
+    from maim_db.maimconfig_models.models import Agent, PluginSettings, Tenant
+    from maim_db.maimconfig_models.connection import Base, get_db
+    print(json.dumps(calls))
+    """
+)
+
+
+def test_legacy_imports_open_no_database_and_build_no_engine(tmp_path: Path) -> None:
+    db_file = tmp_path / "legacy-should-not-exist.db"
+    env = child_env(
+        {
+            **os.environ,
+            "MAIM_DB_URL": f"sqlite:///{db_file}",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'nor-this.db'}",
+            "HOME": str(tmp_path / "home"),
+            "XDG_DATA_HOME": str(tmp_path / "data"),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(LEGACY_NAMES)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == {"sqlite3.connect": 0, "create_engine": 0}
+    assert not db_file.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
