@@ -5,26 +5,30 @@ Figures are never asserted (a benchmark is not a timed test); shapes are.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from maim_db.bench import main
-from maim_db.bench.paths import OPS, PATHS
+from maim_db.bench.measure import Workbench, measure
+from maim_db.bench.paths import DEFAULT_PATHS, OPS, OPT_IN_PATHS, PATHS, UOW_BATCH
 from maim_db.bench.plan import PRESETS
 from maim_db.bench.report import RECORD_KEYS, Result, Target, contention_record, markdown, targets
 
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
-def _run_tiny(out: Path) -> tuple[subprocess.CompletedProcess[str], list[dict[str, object]]]:
+def _run_tiny(out: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], list[dict[str, object]]]:
     json_path = out / "records.json"
     cmd = [sys.executable, "-W", "error", "-m", "maim_db.bench", "--tiny", "--json", str(json_path), "--out", str(out)]
+    cmd += extra
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=150, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc, json.loads(json_path.read_text())
@@ -52,7 +56,8 @@ def test_tiny_run_writes_a_record_for_every_path_op_and_concurrency(tmp_path: Pa
         assert rec["p50_us"] <= rec["p99_us"]  # type: ignore[operator]
 
     cells = {(r["path"], r["op"], r["concurrency"]) for r in records}
-    for path in PATHS:
+    assert {r["path"] for r in records if r["op"] != "contention_rmw"} == set(DEFAULT_PATHS)  # no opt-in path
+    for path in DEFAULT_PATHS:
         for op in OPS:
             assert (path, op, 1) in cells
             if op != "bulk_insert_1000":
@@ -79,12 +84,70 @@ def test_tiny_run_writes_a_record_for_every_path_op_and_concurrency(tmp_path: Pa
 def test_quick_preset_exercises_every_path_and_op_at_1_and_32() -> None:
     plan = PRESETS["quick"]
     cells = {(c.path, c.op, c.concurrency) for c in plan.main_cells()}
-    assert {p for p, _, _ in cells} == set(PATHS)
+    assert {p for p, _, _ in cells} == set(DEFAULT_PATHS)
     assert {o for _, o, _ in cells} == set(OPS)
-    assert all((p, o, 1) in cells for p in PATHS for o in OPS)
-    assert all((p, o, 32) in cells for p in PATHS for o in OPS if o != "bulk_insert_1000")
+    assert all((p, o, 1) in cells for p in DEFAULT_PATHS for o in OPS)
+    assert all((p, o, 32) in cells for p in DEFAULT_PATHS for o in OPS if o != "bulk_insert_1000")
     assert max(plan.levels) == 64
     assert len(plan.sizes) >= 3
+
+
+@pytest.mark.timeout(120)
+def test_one_hop_unit_of_work_is_selectable_and_writes_rows(tmp_path: Path) -> None:
+    # What benchmarks/async_wrapper.py measured, through --paths (the opt-in one-hop unit of work).
+    one_hop = "maim_db_unit_of_work_one_hop"
+    assert one_hop in OPT_IN_PATHS
+    assert one_hop in PATHS
+    args = ("--paths", f"peewee_sync,{one_hop}", "--no-sizes", "--no-contention", "--no-plots")
+    proc, records = _run_tiny(tmp_path, *args)
+
+    assert {r["path"] for r in records} == {"peewee_sync", one_hop}
+    cells = {(r["path"], r["op"], r["concurrency"]): r for r in records}
+    for op in OPS:
+        for c in (1, 32) if op != "bulk_insert_1000" else (1,):
+            rec = cells[(one_hop, op, c)]
+            assert tuple(rec) == RECORD_KEYS
+            assert isinstance(rec["ops_per_s"], float)
+            assert rec["ops_per_s"] > 0
+            assert rec["n"] == max(PRESETS["tiny"].ops[op], c)
+    target_ops = {line.split()[5] for line in proc.stdout.splitlines() if line.startswith(f"target {one_hop} ")}
+    assert target_ops == set(OPS)  # async_wrapper.py's "unit of work >= 0.95x peewee_sync", per op
+    assert f"| `{one_hop}` |" in proc.stdout  # a row of the printed throughput table
+    report = (tmp_path / "bench-tiny.md").read_text()
+    assert f"`{one_hop}` sends each task's whole share in one hop" in report
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("path", "concurrency", "hops"),
+    [
+        ("maim_db_unit_of_work_one_hop", 1, 1),
+        ("maim_db_unit_of_work_one_hop", 4, 4),
+        ("maim_db_unit_of_work", 1, 3),
+        ("maim_db_unit_of_work", 4, 4),
+    ],
+)
+def test_unit_of_work_paths_send_their_hops(tmp_path: Path, path: str, concurrency: int, hops: int) -> None:
+    n = 2 * UOW_BATCH + 50  # batched: 3 hops from one task; one hop: 1 hop per task
+
+    async def go() -> tuple[int, int]:
+        async with Workbench(tmp_path / "hops.db", 200, 4) as bench:
+            assert bench.bridge is not None
+            bridge = bench.bridge
+            calls = [0]
+            run = bridge.run
+
+            async def counting_run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+                calls[0] += 1
+                return await run(fn, *args, **kwargs)
+
+            bridge.run = counting_run  # type: ignore[method-assign]
+            sample = await measure(bench.paths[path], "get_by_pk", n, concurrency)
+            return calls[0], len(sample.latencies_ns)
+
+    calls, done = asyncio.run(go())
+    assert calls == hops
+    assert done == n
 
 
 def _result(path: str, op: str, c: int, rate: float) -> Result:

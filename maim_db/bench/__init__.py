@@ -4,11 +4,12 @@
 measures ten paths -- raw sqlite3, plain Peewee, plain SQLAlchemy (sync and async),
 ``run_in_executor``, Peewee 4's pwasyncio and the five maim_db ways -- on six operations
 at several concurrency levels and table sizes, plus writer processes contending for the
-file. It writes a JSON list of records (``path``, ``op``, ``n``, ``concurrency``,
-``ops_per_s``, ``p50_us``, ``p99_us``, ``peak_rss_mb``), a Markdown report with ratios
-against ``peewee_sync`` and the best alternative, and PNG plots when matplotlib is
-installed. ``--quick`` runs everything at small counts. Importing this package imports
-nothing heavy; :func:`main` does.
+file; ``--paths`` picks a subset, and names the opt-in paths (``maim_db_unit_of_work_one_hop``).
+It writes a JSON list of records (``path``, ``op``, ``n``, ``concurrency``, ``ops_per_s``,
+``p50_us``, ``p99_us``, ``peak_rss_mb``), a Markdown report with ratios against
+``peewee_sync`` and the best alternative, and PNG plots when matplotlib is installed.
+``--quick`` runs everything at small counts. Importing this package imports nothing
+heavy; :func:`main` does.
 """
 
 from __future__ import annotations

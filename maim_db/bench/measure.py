@@ -2,8 +2,8 @@
 
 Sync paths run on plain threads (never on the event loop) that open their connection
 before the clock starts and line up on a barrier; async paths run as tasks; the
-unit-of-work path runs tasks that each send their share in batches through
-``bridge.run``. Each operation is timed on its own (``perf_counter_ns``) for the
+unit-of-work paths run tasks that each send their share through ``bridge.run``, in
+batches or in one hop. Each operation is timed on its own (``perf_counter_ns``) for the
 percentiles; throughput is successful operations over the wall time of the cell.
 """
 
@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..bridge import Bridge
-from .paths import ERRORS, UOW_BATCH, BenchPath, MaimUnitOfWork, open_paths
+from .paths import ERRORS, BenchPath, MaimUnitOfWork, open_paths
 from .schema import BenchCategory, BenchItem, fill
 
 __all__ = ["RssSampler", "Sample", "Workbench", "in_thread", "measure"]
@@ -194,13 +194,14 @@ async def _tasks(fn: Callable[[int], Awaitable[object]], shares: list[range]) ->
     return Sample(time.perf_counter() - began, latencies, errors[0])
 
 
-async def _units_of_work(bridge: Bridge, fn: Callable[[int], object], shares: list[range]) -> Sample:
+async def _units_of_work(bridge: Bridge, fn: Callable[[int], object], shares: list[range], batch: int | None) -> Sample:
     latencies: list[list[int]] = [[] for _ in shares]
     errors = [0]
 
     async def task(indices: range, lat: list[int]) -> None:
-        for lo in range(0, len(indices), UOW_BATCH):
-            errors[0] += await bridge.run(_sync_loop, fn, indices[lo : lo + UOW_BATCH], lat)
+        step = batch or max(len(indices), 1)  # None: the task's whole share in one hop
+        for lo in range(0, len(indices), step):
+            errors[0] += await bridge.run(_sync_loop, fn, indices[lo : lo + step], lat)
 
     began = time.perf_counter()
     await asyncio.gather(*(task(share, lat) for share, lat in zip(shares, latencies, strict=True)))
@@ -215,7 +216,7 @@ async def measure(path: BenchPath, op: str, n: int, concurrency: int) -> Sample:
         return await in_thread(_threads, path, fn, shares)
     if path.kind == "uow":
         assert isinstance(path, MaimUnitOfWork)
-        return await _units_of_work(path.bridge, path.sync_op(op), shares)
+        return await _units_of_work(path.bridge, path.sync_op(op), shares, path.batch)
     return await _tasks(path.async_op(op), shares)
 
 

@@ -1,9 +1,11 @@
-"""The ten ways to reach the database that the suite compares, each doing the same six operations.
+"""The ways to reach the database that the suite compares, each doing the same six operations.
 
-A path is *sync* (run on plain threads, one thread per unit of concurrency), *async* (run
-as tasks on the event loop) or *uow* (tasks that each send their operations in batches of
-:data:`UOW_BATCH` through one ``await bridge.run(fn)`` hop). Every path opens its own
-connections to the same file; only the maim_db paths go through a :class:`~maim_db.Bridge`.
+Ten paths run by default (:data:`DEFAULT_PATHS`); :data:`OPT_IN_PATHS` run only when
+``--paths`` names them. A path is *sync* (run on plain threads, one thread per unit of
+concurrency), *async* (run as tasks on the event loop) or *uow* (tasks that each send their
+operations through ``await bridge.run(fn)``: in batches of :data:`UOW_BATCH` per hop, or a
+task's whole share in one hop). Every path opens its own connections to the same file; only
+the maim_db paths go through a :class:`~maim_db.Bridge`.
 
 Write transactions begin ``IMMEDIATE`` everywhere it is available without patching a
 library (raw sqlite3, plain Peewee, pwasyncio, maim_db): a careful user's code. The plain
@@ -32,11 +34,15 @@ from ..errors import MaimDBError
 from .schema import CATEGORIES, PAYLOAD, PLAIN_PRAGMAS, BenchCategory, BenchItem, SAItem, hot_pk, page_start, pk_for
 
 __all__ = [
+    "DEFAULT_PATHS",
     "ERRORS",
     "OPS",
+    "OPT_IN_PATHS",
     "PATHS",
     "UOW_BATCH",
     "BenchPath",
+    "MaimUnitOfWork",
+    "MaimUnitOfWorkOneHop",
     "open_paths",
 ]
 
@@ -49,13 +55,20 @@ PATHS = (
     "sqlalchemy_sync",
     "maim_db_sqlalchemy_sync",
     "maim_db_unit_of_work",
+    "maim_db_unit_of_work_one_hop",
     "maim_db_async",
     "naive_run_in_executor",
     "pwasyncio",
     "sqlalchemy_async_orm",
     "maim_db_sqlalchemy_async",
 )
-"""The paths, in report order (sync first, then async)."""
+"""Every path, in report order (sync first, then async)."""
+
+OPT_IN_PATHS = ("maim_db_unit_of_work_one_hop",)
+"""Paths measured only when ``--paths`` names them."""
+
+DEFAULT_PATHS = tuple(p for p in PATHS if p not in OPT_IN_PATHS)
+"""The paths of a run without ``--paths``."""
 
 UOW_BATCH = 100
 """Operations per ``bridge.run`` hop on the unit-of-work path."""
@@ -341,6 +354,8 @@ class MaimUnitOfWork(BenchPath):
 
     name = "maim_db_unit_of_work"
     kind = "uow"
+    batch: int | None = UOW_BATCH
+    """Operations per ``bridge.run`` hop; None: a task's whole share in one hop."""
 
     def __init__(self, rows: int, bridge: Bridge) -> None:
         super().__init__(rows)
@@ -350,6 +365,16 @@ class MaimUnitOfWork(BenchPath):
     def sync_op(self, op: str) -> Callable[[int], object]:
         """Peewee's sync API on the bridge's database (run on its executor)."""
         return self.ops.op(op)
+
+
+class MaimUnitOfWorkOneHop(MaimUnitOfWork):
+    """:class:`MaimUnitOfWork` with no batching: each task sends all its operations in one ``bridge.run``.
+
+    At concurrency 1 that is the whole cell in one hop -- the unit of work at its cheapest.
+    """
+
+    name = "maim_db_unit_of_work_one_hop"
+    batch = None
 
 
 # -- Peewee, async: maim_db's wrapper and Peewee 4's pwasyncio ----------------------------
@@ -647,6 +672,7 @@ def open_paths(
             lambda: bridge.session(readonly=True),
         ),
         MaimUnitOfWork(rows, bridge),
+        MaimUnitOfWorkOneHop(rows, bridge),
         MaimAsync(rows, bridge),
         NaiveRunInExecutor(rows, plain_db, item, category),
         PwAsyncio(rows, path, pool_size),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .paths import OPS, PATHS
+from .paths import DEFAULT_PATHS, OPS
 
 __all__ = ["CURVE_OPS", "PRESETS", "SIZE_OPS", "Cell", "Plan"]
 
@@ -52,7 +52,7 @@ class Plan:
     contention_seconds: float
     contention_rounds: int
     contention_think_ms: float = 2.0
-    paths: tuple[str, ...] = field(default=PATHS)
+    paths: tuple[str, ...] = field(default=DEFAULT_PATHS)
 
     def concurrencies(self, op: str) -> tuple[int, ...]:
         """The concurrency levels at which ``op`` is measured."""

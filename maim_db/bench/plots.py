@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from .paths import OPS, PATHS
+from .paths import DEFAULT_PATHS, OPS, PATHS
 from .plan import CURVE_OPS, SIZE_OPS
 from .report import Result
 
@@ -26,11 +26,15 @@ def _pyplot() -> Any:
     return importlib.import_module("matplotlib.pyplot")
 
 
-def _style(path: str, index: int) -> dict[str, Any]:
+_COLORS = {path: f"C{k % 10}" for k, path in enumerate(DEFAULT_PATHS)}
+"""A colour per default path, the same in every plot; the opt-in paths are drawn in black."""
+
+
+def _style(path: str) -> dict[str, Any]:
     mine = path.startswith("maim_db")
     return {
         "label": path,
-        "color": f"C{index % 10}",
+        "color": _COLORS.get(path, "black"),
         "linestyle": "-" if mine else "--",
         "linewidth": 2.2 if mine else 1.2,
         "marker": "o" if mine else ".",
@@ -42,10 +46,10 @@ def _tick(x: float) -> str:
 
 
 def _lines(ax: Any, series: dict[str, list[tuple[float, float]]], title: str, xlabel: str, base: int = 10) -> None:
-    for index, path in enumerate(PATHS):
+    for path in PATHS:
         points = sorted(series.get(path, []))
         if points:
-            ax.plot([x for x, _ in points], [y for _, y in points], **_style(path, index))
+            ax.plot([x for x, _ in points], [y for _, y in points], **_style(path))
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("ops/s")
@@ -98,14 +102,15 @@ def write_plots(results: list[Result], out: Path, prefix: str) -> list[str]:
     by = {(r.path, r.op): r.ops_per_s for r in main if r.concurrency == 1}
     ops = [op for op in OPS if ("peewee_sync", op) in by]
     fig, ax = plt.subplots(figsize=(12, 5.5))
-    width = 0.8 / len(PATHS)
-    for index, path in enumerate(PATHS):
+    shown = [p for p in PATHS if any(q == p for q, _ in by)]
+    width = 0.8 / max(len(shown), 1)
+    for index, path in enumerate(shown):
         xs, ys = [], []
         for k, op in enumerate(ops):
             if (path, op) in by and by[("peewee_sync", op)]:
-                xs.append(k + (index - len(PATHS) / 2 + 0.5) * width)
+                xs.append(k + (index - len(shown) / 2 + 0.5) * width)
                 ys.append(by[(path, op)] / by[("peewee_sync", op)])
-        style = _style(path, index)
+        style = _style(path)
         ax.bar(xs, ys, width, label=path, color=style["color"], hatch="" if path.startswith("maim_db") else "//")
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(ops)), ops)

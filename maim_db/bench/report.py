@@ -35,7 +35,7 @@ RECORD_KEYS = ("path", "op", "n", "concurrency", "ops_per_s", "p50_us", "p99_us"
 SYNC_ALTERNATIVES = ("peewee_sync", "sqlalchemy_sync")
 ASYNC_ALTERNATIVES = ("naive_run_in_executor", "pwasyncio", "sqlalchemy_async_orm")
 MAIM_SYNC = ("maim_db_sqlalchemy_sync",)
-MAIM_ASYNC = ("maim_db_unit_of_work", "maim_db_async", "maim_db_sqlalchemy_async")
+MAIM_ASYNC = ("maim_db_unit_of_work", "maim_db_unit_of_work_one_hop", "maim_db_async", "maim_db_sqlalchemy_async")
 
 
 def _percentile(ordered: list[int], q: float) -> float:
@@ -156,8 +156,9 @@ def targets(results: Iterable[Result]) -> list[Target]:
         add("maim_db_async >= 3.0x sqlalchemy_async_orm", "maim_db_async", "sqlalchemy_async_orm", op, 1, 3.0)
     add("c32 point reads >= 0.85x peewee_sync (32 threads)", "maim_db_async", "peewee_sync", "get_by_pk", 32, 0.85)
     add("c32 point reads >= 0.85x peewee_sync (1 thread)", "maim_db_async", "peewee_sync", "get_by_pk", 32, 0.85, 1)
-    for op in OPS:
-        add("maim_db_unit_of_work >= 0.95x peewee_sync", "maim_db_unit_of_work", "peewee_sync", op, 1, 0.95)
+    for uow in ("maim_db_unit_of_work", "maim_db_unit_of_work_one_hop"):
+        for op in OPS:
+            add(f"{uow} >= 0.95x peewee_sync", uow, "peewee_sync", op, 1, 0.95)
     for c in (1, 32):
         for op in OPS:
             add(
@@ -271,7 +272,10 @@ def _best(by: dict[tuple[str, str, int], float], names: Iterable[str], op: str, 
 
 
 def _against_best(by: dict[tuple[str, str, int], float], levels: tuple[int, ...]) -> list[str]:
-    header = ["op", "c", "best sync alternative", *MAIM_SYNC, "best async alternative", *MAIM_ASYNC]
+    measured = {p for p, _, _ in by}
+    maim_sync = [p for p in MAIM_SYNC if p in measured]
+    maim_async = [p for p in MAIM_ASYNC if p in measured]
+    header = ["op", "c", "best sync alternative", *maim_sync, "best async alternative", *maim_async]
     rows = []
     for op in OPS:
         for c in levels:
@@ -279,7 +283,7 @@ def _against_best(by: dict[tuple[str, str, int], float], levels: tuple[int, ...]
             if best_sync is None and best_async is None:
                 continue
             row = [op, str(c)]
-            for best, mine in ((best_sync, MAIM_SYNC), (best_async, MAIM_ASYNC)):
+            for best, mine in ((best_sync, maim_sync), (best_async, maim_async)):
                 row.append("-" if best is None else f"`{best[0]}` {_num(best[1])}")
                 for p in mine:
                     v = by.get((p, op, c))
@@ -345,7 +349,12 @@ def markdown(
         f"100 rows). Every round runs every cell once, in a shuffled order; figures are the median of "
         f"{plan.rounds} round(s), latency percentiles are over all rounds. `bulk_insert_1000` counts "
         "1000-row batches per second. `c` is the number of concurrent tasks (async paths) or threads "
-        f"(sync paths). The unit-of-work path sends {UOW_BATCH} operations per `bridge.run` hop.",
+        f"(sync paths). `maim_db_unit_of_work` sends {UOW_BATCH} operations per `bridge.run` hop"
+        + (
+            "; `maim_db_unit_of_work_one_hop` sends each task's whole share in one hop."
+            if "maim_db_unit_of_work_one_hop" in paths
+            else "."
+        ),
         "",
         "## At a glance",
         "",

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from .contention import MODES, run_mode
 from .measure import RssSampler, Workbench, measure
-from .paths import PATHS
+from .paths import DEFAULT_PATHS, OPT_IN_PATHS, PATHS
 from .plan import PRESETS, Cell, Plan
 from .report import Result, contention_record, load_average, markdown, text_summary
 
@@ -73,7 +73,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (median reported)")
     parser.add_argument("--rows", type=int, help="rows in the main table")
     parser.add_argument("--sizes", help="table sizes of the size curve, comma-separated (e.g. 1000,1000000)")
-    parser.add_argument("--paths", help=f"only these paths, comma-separated (of: {', '.join(PATHS)})")
+    parser.add_argument(
+        "--paths",
+        help=f"only these paths, comma-separated (default: {', '.join(DEFAULT_PATHS)}; "
+        f"only when named: {', '.join(OPT_IN_PATHS)})",
+    )
     parser.add_argument("--no-sizes", action="store_true", help="skip the table-size curve")
     parser.add_argument("--no-contention", action="store_true", help="skip the writer-process case")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
