@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from maim_db import Bridge, DatabaseURL
-from maim_db.core.models import ALL_MODELS
+from maim_db.domain.models import ALL_MODELS
 
 HERE = Path(__file__).resolve().parent
 SHARED_FIXTURE = HERE.parent.parent / "shared" / "fixtures" / "legacy_maim_db_1_0.sql"
