@@ -6,7 +6,6 @@ variable; everything happens on first use of a :class:`Bridge`.
 
 from .bridge import Bridge
 from .context import agent_context, current_agent_id, unscoped
-from .core.database import LoopBlockingWarning
 from .errors import (
     AgentContextError,
     BridgeClosedError,
@@ -19,6 +18,7 @@ from .errors import (
     DriverNotInstalledError,
     InvalidValueError,
     LoopBlockedError,
+    LoopBlockingWarning,
     MaimDBError,
     NotADatabaseError,
     NotBoundError,
@@ -28,10 +28,10 @@ from .errors import (
     UnmappedFieldError,
     WriteLockTimeoutError,
 )
-from .maimconfig_models.types import register_field_type
 from .model import Model
 from .plugins import plugin_model_base
 from .scoped import BusinessBaseModel, ScopedModel
+from .sqlalchemy.types import register_field_type
 from .sqlite.profile import SQLiteProfile
 from .store import SimpleStore
 from .upsert import aupsert, upsert

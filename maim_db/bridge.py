@@ -26,23 +26,23 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
-from .core.database import (
-    _ABANDONED,
-    MaimDatabaseMixin,
-    MySQLDatabase,
-    OnLoop,
-    PostgresqlDatabase,
-    SqliteDatabase,
-)
-from .core.executor import Executor, current_task
-from .core.executor import Session as WorkerSession
 from .errors import BridgeClosedError, ConfigurationError, NotBoundError, TransactionError
-from .maimconfig_models.engines import BEGIN_OPTION, build_async_engine, build_sync_engine, server_options
-from .maimconfig_models.mirror import mirrors_for
-from .maimconfig_models.scoping import ScopedSession
+from .executor import Executor, current_task
+from .executor import Session as WorkerSession
+from .forks import park
+from .loopguard import OnLoop, check_loop
+from .peewee.base import MaimDatabaseMixin
+from .peewee.servers import MySQLDatabase, PostgresqlDatabase, peewee_params
+from .peewee.sqlite import SqliteDatabase
+from .schema import schema_drift
+from .servers import server_options
 from .settings import resolve_url
 from .slowlog import install_peewee_hook, install_sqlalchemy_hook
+from .sqlalchemy.engines import BEGIN_OPTION, build_async_engine, build_sync_engine
+from .sqlalchemy.mirror import mirrors_for
+from .sqlalchemy.scoping import ScopedSession
 from .sqlite.profile import SQLiteProfile
+from .sqlite.resources import SQLiteFile
 from .sqlite.writelock import fork_exempt
 from .url import DatabaseURL
 
@@ -138,6 +138,7 @@ class Bridge:
                 f"an SQLite profile was given for a {self.url.backend} URL", hint="drop the profile argument"
             )
         self._lock = threading.RLock()
+        self._file: SQLiteFile | None = None
         self._peewee: MaimDatabaseMixin | None = None
         self._executor: Executor | None = None
         self._sync_engine: Engine | None = None
@@ -153,6 +154,22 @@ class Bridge:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<Bridge {self.url.render()} ({state})>"
+
+    # -- the file ---------------------------------------------------------------------
+
+    @property
+    def sqlite_file(self) -> SQLiteFile | None:
+        """The SQLite file's resources (write queue, checkpointer, ...) both ORMs share; None on servers."""
+        if self.profile is None:
+            return None
+        file = self._file
+        if file is None:
+            with self._lock:
+                self._check_open()
+                file = self._file
+                if file is None:
+                    file = self._file = SQLiteFile(self.url, self.profile, legacy_source=self.legacy_path)
+        return file
 
     # -- the Peewee side -----------------------------------------------------------------
 
@@ -172,12 +189,11 @@ class Bridge:
         url = self.url
         db: MaimDatabaseMixin
         if url.backend == "sqlite":
-            assert self.profile is not None
-            db = SqliteDatabase(url, self.profile, on_loop=self.on_loop, legacy_source=self.legacy_path)
+            db = SqliteDatabase(url, on_loop=self.on_loop, file=self.sqlite_file)
         elif url.backend == "postgresql":
-            db = PostgresqlDatabase(url, on_loop=self.on_loop, **_server_params(url))
+            db = PostgresqlDatabase(url, on_loop=self.on_loop, **peewee_params(url))
         else:
-            db = MySQLDatabase(url, on_loop=self.on_loop, **_server_params(url))
+            db = MySQLDatabase(url, on_loop=self.on_loop, **peewee_params(url))
         db.attach_bridge(self)
         if self.slow_query_ms is not None:
             install_peewee_hook(db, self.slow_query_ms)
@@ -226,19 +242,6 @@ class Bridge:
 
     # -- the SQLAlchemy side -------------------------------------------------------------
 
-    def _write_lock(self) -> Any:
-        return getattr(self.peewee, "write_lock", None)
-
-    def _memory_target(self) -> str | None:
-        return str(self.peewee.database) if self.url.memory else None
-
-    def _start_checkpointer_on_connect(self, engine: Engine) -> None:
-        # The checkpointer starts with the first Peewee connection; a process that only
-        # uses SQLAlchemy sessions would otherwise never start it and its WAL never shrinks.
-        checkpointer = getattr(self.peewee, "checkpointer", None)
-        if checkpointer is not None:
-            sa.event.listen(engine, "connect", lambda *_args: checkpointer.start())
-
     @property
     def sync_engine(self) -> Engine:
         """SQLAlchemy Engine on the same URL, with the same SQLite profile."""
@@ -248,17 +251,13 @@ class Bridge:
                 self._check_open()
                 engine = self._sync_engine
                 if engine is None:
-                    self.peewee.check_location()
-                    engine = build_sync_engine(
-                        self.url, self.profile, memory_target=self._memory_target(), write_lock=self._write_lock()
-                    )
-                    db = self.peewee
+                    engine = build_sync_engine(self.url, self.sqlite_file)
 
                     @sa.event.listens_for(engine, "before_cursor_execute")
                     def _refuse_on_loop(*_args: Any) -> None:
-                        db._guard()
+                        self._check_open()
+                        check_loop(self.on_loop)
 
-                    self._start_checkpointer_on_connect(engine)
                     if self.slow_query_ms is not None:
                         install_sqlalchemy_hook(engine, self.slow_query_ms)
                     self._sync_engine = engine
@@ -273,11 +272,7 @@ class Bridge:
                 self._check_open()
                 engine = self._async_engine
                 if engine is None:
-                    self.peewee.check_location()
-                    engine = self._async_engine = build_async_engine(
-                        self.url, self.profile, memory_target=self._memory_target(), write_lock=self._write_lock()
-                    )
-                    self._start_checkpointer_on_connect(engine.sync_engine)
+                    engine = self._async_engine = build_async_engine(self.url, self.sqlite_file)
                     if self.slow_query_ms is not None:
                         install_sqlalchemy_hook(engine.sync_engine, self.slow_query_ms)
         return engine
@@ -343,8 +338,6 @@ class Bridge:
 
     def schema_drift(self) -> builtins.list[str]:
         """Differences between the Peewee models, their mirrors and the live database ([] if none)."""
-        from .schema import schema_drift
-
         return schema_drift(self)
 
     # -- health -------------------------------------------------------------------------
@@ -375,7 +368,7 @@ class Bridge:
             report["ok"] = True
         report["latency_ms"] = round((time.perf_counter() - started) * 1000, 3)
         if self.url.path is not None:
-            checkpointer = getattr(self._peewee, "checkpointer", None)
+            checkpointer = self._file.checkpointer if self._file is not None else None
             report["checkpointer"] = checkpointer.state() if checkpointer is not None else None
         return report
 
@@ -409,7 +402,7 @@ class Bridge:
                         f"{id(self):x}",
                         self.max_workers,
                         self.max_transactions,
-                        _thread_closer(db),
+                        db.close_thread_connection,
                         # Server calls wait on the network, not on the GIL: use workers eagerly.
                         stall_seconds=None if self.url.is_sqlite else 0.0,
                     )
@@ -479,41 +472,49 @@ class Bridge:
         """True after :meth:`close` / :meth:`aclose`."""
         return self._closed
 
-    def _mark_closed(self) -> tuple[Executor | None, MaimDatabaseMixin | None, Engine | None, AsyncEngine | None]:
+    def _mark_closed(self) -> tuple[Executor | None, Engine | None, AsyncEngine | None, Callable[[], None] | None]:
         with self._lock:
             if self._closed:
                 return None, None, None, None
             self._closed = True
-            return self._executor, self._peewee, self._sync_engine, self._async_engine
-
-    def close(self) -> None:
-        """Stop the executor, dispose the engines, close every connection. Idempotent."""
-        executor, db, engine, async_engine = self._mark_closed()
-        if executor is not None:
-            executor.shutdown()
-        if engine is not None:
-            engine.dispose()
-        if async_engine is not None:
-            _dispose_async_engine_blocking(async_engine)
-        if db is not None:
-            db.close_all()
-        _live.discard(self)
-
-    async def aclose(self) -> None:
-        """Like :meth:`close`, without blocking the event loop."""
-        executor, db, engine, async_engine = self._mark_closed()
-        if async_engine is not None:
-            await async_engine.dispose()
+            executor, engine, async_engine, db, file = (
+                self._executor,
+                self._sync_engine,
+                self._async_engine,
+                self._peewee,
+                self._file,
+            )
 
         def close_sync_side() -> None:
             if engine is not None:
                 engine.dispose()
             if db is not None:
                 db.close_all()
+            if file is not None:
+                file.close()  # last: the checkpointer stops after every connection is closed
 
+        has_sync_side = engine is not None or db is not None or file is not None
+        return executor, engine, async_engine, close_sync_side if has_sync_side else None
+
+    def close(self) -> None:
+        """Stop the executor, dispose the engines, close every connection. Idempotent."""
+        executor, _engine, async_engine, close_sync_side = self._mark_closed()
+        if executor is not None:
+            executor.shutdown()
+        if async_engine is not None:
+            _dispose_async_engine_blocking(async_engine)
+        if close_sync_side is not None:
+            close_sync_side()
+        _live.discard(self)
+
+    async def aclose(self) -> None:
+        """Like :meth:`close`, without blocking the event loop."""
+        executor, _engine, async_engine, close_sync_side = self._mark_closed()
+        if async_engine is not None:
+            await async_engine.dispose()
         if executor is not None:
             await executor.ashutdown(after=close_sync_side)
-        elif engine is not None or db is not None:
+        elif close_sync_side is not None:
             await _on_helper_thread(close_sync_side)
         _live.discard(self)
 
@@ -533,6 +534,8 @@ class Bridge:
         self._lock = threading.RLock()
         if self._executor is not None:
             self._executor.after_fork_in_child()
+        if self._file is not None:
+            self._file.after_fork_in_child()
         if self._peewee is not None:
             self._peewee.after_fork_in_child()
         # The engines keep their objects (sessions made before fork() still work) but get
@@ -540,7 +543,7 @@ class Bridge:
         # SQLite connection in the child is as unsafe as using it.
         for engine in (self._sync_engine, self._async_engine.sync_engine if self._async_engine else None):
             if engine is not None:
-                _ABANDONED.append(engine.pool)
+                park([engine.pool])
                 engine.dispose(close=False)
 
 
@@ -665,42 +668,6 @@ async def _on_helper_thread(fn: Callable[[], None]) -> None:
     import anyio
 
     await anyio.to_thread.run_sync(fn)
-
-
-def _server_params(url: DatabaseURL) -> dict[str, Any]:
-    params: dict[str, Any] = dict(url.query)
-    if url.host:
-        params["host"] = url.host
-    if url.port:
-        params["port"] = url.port
-    if url.username is not None:
-        params["user"] = url.username
-    if url.password is not None:
-        params["password"] = url.password
-    opts = server_options(url)
-    params["connect_timeout"] = max(1, round(opts["connect_timeout"]))
-    params["max_connections"] = opts["pool_size"] + opts["max_overflow"]
-    params["timeout"] = opts["pool_timeout"]
-    if opts["pool_recycle"] > 0:
-        params["stale_timeout"] = opts["pool_recycle"]
-    params["writer_lock"] = opts["writer_lock"]
-    params["lock_timeout"] = opts["lock_timeout"]
-    return params
-
-
-def _thread_closer(db: Any) -> Callable[[], None]:
-    def close_this_threads_connection() -> None:
-        state = db._state
-        conn = state.conn
-        if state.closed or conn is None:
-            return
-        state.reset()
-        try:
-            db._close(conn)  # an open transaction is rolled back by closing
-        except Exception:
-            log.debug("closing a worker connection failed", exc_info=True)
-
-    return close_this_threads_connection
 
 
 _default: Bridge | None = None

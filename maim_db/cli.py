@@ -37,7 +37,7 @@ from .errors import (
 
 __all__ = ["build_parser", "main"]
 
-DEFAULT_MODELS = "maim_db.core.models:ALL_MODELS"
+DEFAULT_MODELS = "maim_db.domain.models:ALL_MODELS"
 
 
 def _err(message: str) -> None:

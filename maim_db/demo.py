@@ -204,7 +204,7 @@ def _http_load(
 
 
 def _counter_values(bridge: Bridge, tenant: str, agent: str) -> dict[str, int]:
-    from .core.models import PluginSettings
+    from .domain.models import PluginSettings
 
     out = {"tenant": 0, "agent": 0}
     query = PluginSettings.select().where((PluginSettings.tenant == tenant) & (PluginSettings.plugin_name == COUNTER))
@@ -239,7 +239,7 @@ def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
         except ImportError as exc:
             raise DriverNotInstalledError(module, extra, target="the demo's service", orig=exc) from exc
 
-    from .core.models import ALL_MODELS, Agent, PluginSettings, Tenant
+    from .domain.models import ALL_MODELS, Agent, PluginSettings, Tenant
 
     bridge = Bridge(getattr(args, "url", None))
     url = bridge.url.render(hide_password=False)  # for the child processes' command lines

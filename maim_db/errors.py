@@ -22,7 +22,10 @@ wrong and how to fix it (``.hint``). Errors that wrap a driver's exception keep 
     ├── InvalidValueError (ValueError)         a value does not fit its field
     ├── LoopBlockedError                       sync database work ran on an event loop
     ├── UnmappedFieldError (TypeError)         a Peewee field has no SQLAlchemy mapping
-    └── SchemaDriftError                       models, mirrors and database disagree
+    ├── SchemaDriftError                       models, mirrors and database disagree
+    └── MigrationError                         a migration could not be generated or applied
+
+    LoopBlockingWarning (RuntimeWarning)       sync database work ran on an event loop (on_loop="warn")
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ __all__ = [
     "DriverNotInstalledError",
     "InvalidValueError",
     "LoopBlockedError",
+    "LoopBlockingWarning",
     "MaimDBError",
+    "MigrationError",
     "NotADatabaseError",
     "NotBoundError",
     "ReadOnlyDatabaseError",
@@ -143,8 +148,16 @@ class LoopBlockedError(MaimDBError):
     """A synchronous database call ran on an event loop thread (it would stall the loop)."""
 
 
+class LoopBlockingWarning(RuntimeWarning):
+    """A synchronous database call ran on an event-loop thread (shown by default)."""
+
+
 class UnmappedFieldError(MaimDBError, TypeError):
     """A Peewee field type has no SQLAlchemy mapping."""
+
+
+class MigrationError(MaimDBError):
+    """A migration could not be generated or applied."""
 
 
 class SchemaDriftError(MaimDBError):

@@ -16,7 +16,9 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import MaimDBError
+from .errors import MigrationError
+from .schema import declared_length, type_family
+from .sqlalchemy.types import PeeweeValue
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -31,10 +33,6 @@ from maim_db.migrate import run_env
 
 run_env()
 '''
-
-
-class MigrationError(MaimDBError):
-    """A migration could not be generated or applied."""
 
 
 def ensure_scripts(directory: Path) -> Path:
@@ -96,22 +94,18 @@ def autogenerate(bridge: Bridge, directory: Path, message: str) -> Path | None:
 
 
 def _compare_type(bridge: Bridge) -> Any:
-    from .schema import _length, type_family
-
     def compare(_ctx: Any, _inspected_col: Any, _metadata_col: Any, inspected: Any, metadata: Any) -> bool:
         dialect = bridge.sync_engine.dialect
         have = dialect.type_compiler_instance.process(inspected)
         want = dialect.type_compiler_instance.process(metadata)
         if type_family(have) != type_family(want):
             return True
-        return not bridge.url.is_sqlite and _length(have) != _length(want)
+        return not bridge.url.is_sqlite and declared_length(have) != declared_length(want)
 
     return compare
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> Any:
-    from .maimconfig_models.types import PeeweeValue
-
     if type_ == "type" and isinstance(obj, PeeweeValue):
         # Scripts carry plain SQLAlchemy types; the Peewee conversion is runtime-only.
         autogen_context.imports.add("import sqlalchemy as sa")

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 import peewee
 
-from .core.database import UnboundDatabase, database_for
 from .errors import ConfigurationError
+from .peewee.unbound import UnboundDatabase, database_for
 
 __all__ = ["Model"]
 

@@ -13,17 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import peewee
 import sqlalchemy as sa
 
-from .maimconfig_models.mirror import mirrors_for
+from .sqlalchemy.mirror import mirrors_for
+from .url import DatabaseURL
 
-if TYPE_CHECKING:
-    from .bridge import Bridge
-
-__all__ = ["ColumnShape", "TableShape", "compare", "schema_drift", "type_family"]
+__all__ = ["ColumnShape", "SchemaOwner", "TableShape", "compare", "declared_length", "schema_drift", "type_family"]
 
 
 def type_family(declared: str) -> str:
@@ -52,7 +50,8 @@ def type_family(declared: str) -> str:
     return t.split("(")[0].strip().lower() or "untyped"
 
 
-def _length(declared: str) -> int | None:
+def declared_length(declared: str) -> int | None:
+    """The length of a declared text type (``VARCHAR(255)`` -> 255), else None."""
     m = re.search(r"\((\d+)", declared)
     return int(m.group(1)) if m and type_family(declared) == "text" else None
 
@@ -241,7 +240,7 @@ def compare(expected: TableShape, actual: TableShape, want: str, have: str, *, l
                 f"{t}.{name}: type {col.declared or 'untyped'} ({col.family}) in {want}, "
                 f"{other.declared or 'untyped'} ({other.family}) in {have}"
             )
-        elif lengths and _length(col.declared) != _length(other.declared):
+        elif lengths and declared_length(col.declared) != declared_length(other.declared):
             out.append(f"{t}.{name}: type {col.declared} in {want}, {other.declared} in {have}")
         if col.nullable != other.nullable:
             word = {True: "NULL", False: "NOT NULL"}
@@ -267,10 +266,23 @@ def compare(expected: TableShape, actual: TableShape, want: str, have: str, *, l
     return out
 
 
+class SchemaOwner(Protocol):
+    """What :func:`schema_drift` reads of a bridge: its URL, models, Peewee database and engine."""
+
+    @property
+    def url(self) -> DatabaseURL: ...  # noqa: D102
+    @property
+    def models(self) -> tuple[type[peewee.Model], ...]: ...  # noqa: D102
+    @property
+    def peewee(self) -> Any: ...  # noqa: D102
+    @property
+    def sync_engine(self) -> sa.Engine: ...  # noqa: D102
+
+
 _IGNORED_TABLES = frozenset({"alembic_version", "sqlite_sequence", "sqlite_stat1", "sqlite_stat4"})
 
 
-def schema_drift(bridge: Bridge, *, live: Any = None) -> list[str]:
+def schema_drift(bridge: SchemaOwner, *, live: Any = None) -> list[str]:
     """Differences between the bridge's bound models, their mirrors and the live database.
 
     ``live`` (SQLite): an object whose ``execute_sql`` reads the live schema instead of

@@ -16,7 +16,7 @@ Raw SQL is not filtered.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import peewee
 
@@ -35,6 +35,8 @@ class ScopedModel(Model):
     """Base class for tenant-scoped models; see the module docstring for the rules."""
 
     agent_id = peewee.CharField(max_length=255, index=True)
+    tenant_scoped: ClassVar[bool] = True
+    """Marks the model as tenant-scoped for the SQLAlchemy side (its mirror filters by agent too)."""
 
     @classmethod
     def _scope(cls) -> str | None:

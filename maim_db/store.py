@@ -24,7 +24,7 @@ import peewee
 from .errors import ConfigurationError, InvalidValueError
 from .fields import DateTimeField, utcnow
 from .model import Model
-from .upsert import _peewee_upsert
+from .upsert import peewee_upsert
 
 if TYPE_CHECKING:
     from .bridge import Bridge
@@ -149,7 +149,7 @@ class SimpleStore(MutableMapping[str, Any]):
         row = {"namespace": self.namespace, "key": key, "updated_at": utcnow(), **self._encode(value)}
         model = self.model  # before the transaction: see _model_for
         with self.bridge.peewee.atomic():
-            _peewee_upsert(model, row, ["namespace", "key"], ["format", "value", "data", "updated_at"])
+            peewee_upsert(model, row, ["namespace", "key"], ["format", "value", "data", "updated_at"])
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._set(self._check_key(key), value)

@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from .context import current_agent_id, is_unscoped
-from .core.database import database_for
 from .errors import AgentContextError, ConfigurationError
+from .peewee.unbound import database_for
+from .sqlalchemy.scoping import ScopedMirror
 
-__all__ = ["aupsert", "upsert"]
+__all__ = ["aupsert", "peewee_upsert", "upsert"]
 
 
 def _names(key: str | Sequence[str]) -> list[str]:
@@ -30,7 +31,8 @@ def _names(key: str | Sequence[str]) -> list[str]:
     return names
 
 
-def _peewee_upsert(model: type[peewee.Model], row: Mapping[str, Any], key: list[str], update: list[str] | None) -> Any:
+def peewee_upsert(model: type[peewee.Model], row: Mapping[str, Any], key: list[str], update: list[str] | None) -> Any:
+    """Insert ``row`` into ``model``'s table, or update ``update`` of the row with the same ``key`` (sync, checked)."""
     combined = model._meta.combined
     for name in [*row, *key, *(update or [])]:
         if name not in combined:
@@ -47,8 +49,6 @@ def _peewee_upsert(model: type[peewee.Model], row: Mapping[str, Any], key: list[
 
 
 def _statement(mirror: Any, row: Mapping[str, Any], key: list[str], update: list[str] | None, dialect: str) -> Any:
-    from .maimconfig_models.scoping import ScopedMirror
-
     table = mirror.__table__
     values = dict(row)
     if isinstance(mirror, type) and issubclass(mirror, ScopedMirror) and not is_unscoped():
@@ -116,7 +116,7 @@ def upsert(
     """
     names, upd = _names(key), list(update) if update is not None else None
     if _target(target) == "peewee":
-        _peewee_upsert(target, row, names, upd)
+        peewee_upsert(target, row, names, upd)
         return
     if session is None or not isinstance(session, Session):
         raise ConfigurationError("upsert() of a mirror class needs session=", hint="pass session=bridge.session()")
@@ -134,7 +134,7 @@ async def aupsert(
     """:func:`upsert` from async code: a Peewee model through the executor, a mirror in an AsyncSession."""
     names, upd = _names(key), list(update) if update is not None else None
     if _target(target) == "peewee":
-        await database_for(target).run(_peewee_upsert, target, row, names, upd)
+        await database_for(target).run(peewee_upsert, target, row, names, upd)
         return
     if session is None or not isinstance(session, AsyncSession):
         raise ConfigurationError(

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 import maim_db
 from maim_db import Bridge, DatabaseURL
-from maim_db.core.models import ALL_MODELS
+from maim_db.domain.models import ALL_MODELS
 
 HERE = Path(__file__).resolve().parent
 SHARED_FIXTURE = HERE.parent.parent / "shared" / "fixtures" / "legacy_maim_db_1_0.sql"

@@ -15,7 +15,7 @@ from helpers import committed_rows
 
 import maim_db
 from maim_db import Bridge, BridgeClosedError, ConfigurationError, DatabaseURL, NotBoundError, TransactionError
-from maim_db.core.models import ALL_MODELS, Agent, AgentStatus, PluginSettings, Tenant
+from maim_db.domain.models import ALL_MODELS, Agent, AgentStatus, PluginSettings, Tenant
 
 pytestmark = pytest.mark.anyio
 

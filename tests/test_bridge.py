@@ -33,8 +33,8 @@ from maim_db import (
     NotADatabaseError,
     NotBoundError,
 )
-from maim_db.core.database import SqliteDatabase
-from maim_db.core.models import ALL_MODELS, Agent, PluginSettings, Tenant
+from maim_db.domain.models import ALL_MODELS, Agent, PluginSettings, Tenant
+from maim_db.peewee.sqlite import SqliteDatabase
 
 
 def _digest(path: Path) -> str:

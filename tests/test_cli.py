@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import maim_db
-from maim_db.core.models import ALL_MODELS, Tenant
+from maim_db.domain.models import ALL_MODELS, Tenant
 
 MAIM_DB = shutil.which("maim-db", path=str(Path(sys.executable).parent)) or "maim-db"
 SPAWN = mp.get_context("spawn")
@@ -153,8 +153,8 @@ def test_restore_refuses_to_overwrite_a_live_database(tmp_path: Path) -> None:
 def _writer(path: str, seconds: float, ready: Any, results: Any) -> None:
     import time
 
-    from maim_db.core.models import ALL_MODELS as MODELS
-    from maim_db.core.models import Tenant as T
+    from maim_db.domain.models import ALL_MODELS as MODELS
+    from maim_db.domain.models import Tenant as T
 
     committed: list[str] = []
     with maim_db.Bridge(path) as b:
@@ -181,10 +181,18 @@ def test_a_backup_taken_while_writers_run_restores_everything_committed_before_i
     ready.set()
     import time
 
-    time.sleep(1.5)  # let them write a while; the backup then runs while they keep writing
-    conn = sqlite3.connect(db)
-    committed_before = {r[0] for r in conn.execute("SELECT tenant_name FROM tenants")}
-    conn.close()
+    # Wait (bounded) until the writers have committed some rows; the backup then runs
+    # while they keep writing.
+    committed_before: set[str] = set()
+    deadline = time.monotonic() + 30
+    while len(committed_before) < 20 and time.monotonic() < deadline:
+        conn = sqlite3.connect(db)
+        try:
+            committed_before = {r[0] for r in conn.execute("SELECT tenant_name FROM tenants")}
+        finally:
+            conn.close()
+        time.sleep(0.02)
+    assert len(committed_before) >= 20, "the writers committed nothing in 30 s"
     backup = tmp_path / "during.db"
     out = cli("backup", "--url", str(db), str(backup), "--quiet")
     assert out.returncode == 0, out.stderr

@@ -27,9 +27,9 @@ import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException
 
 from maim_db import Bridge, ConfigurationError, DatabaseFileError
-from maim_db.core.models import Tenant
+from maim_db.domain import mirrors as rows
+from maim_db.domain.models import Tenant
 from maim_db.integrations.fastapi import BridgeDep, DBSession, ReadSession, get_bridge, lifespan
-from maim_db.maimconfig_models import models as rows
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import pkgutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import maim_db
 
 PROBE = textwrap.dedent(
     """
@@ -46,12 +49,8 @@ PROBE = textwrap.dedent(
     """
 )
 
-MODULES = [
-    "maim_db",
-    "maim_db.core.models",
-    "maim_db.core.database",
-    "maim_db.cli",
-]
+# Every module of the package, the 1.0 shims included (walked, not listed by hand).
+MODULES = ["maim_db", *(m.name for m in pkgutil.walk_packages(maim_db.__path__, "maim_db."))]
 
 
 def test_import_opens_nothing(tmp_path: Path) -> None:

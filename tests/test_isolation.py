@@ -12,13 +12,13 @@ import sqlalchemy as sa
 
 import maim_db
 from maim_db import AgentContextError, Bridge, ScopedModel, agent_context, current_agent_id, unscoped
-from maim_db.core.context_manager import (
+from maim_db.context import (
     agent_context_manager,
     clear_current_agent_id,
     get_current_agent_id,
     set_current_agent_id,
 )
-from maim_db.core.models import BUSINESS_MODELS, ChatHistory
+from maim_db.domain.models import BUSINESS_MODELS, ChatHistory
 
 
 class Note(ScopedModel):

@@ -13,7 +13,7 @@ from pathlib import Path
 from helpers import LOCAL_FIXTURE, SHARED_FIXTURE
 
 from maim_db import Bridge
-from maim_db.core.models import (
+from maim_db.domain.models import (
     ALL_MODELS,
     Agent,
     AgentActiveState,

@@ -20,9 +20,9 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 import maim_db
 from maim_db import Bridge, ConfigurationError, NotBoundError, UnmappedFieldError
 from maim_db import fields as mf
-from maim_db.core import models as core
-from maim_db.maimconfig_models.mirror import mirror
-from maim_db.maimconfig_models.types import register_field_type
+from maim_db.domain import models as core
+from maim_db.sqlalchemy.mirror import mirror
+from maim_db.sqlalchemy.types import register_field_type
 
 # -- hand-written SQLAlchemy models of the same tables, as a careful user would write them --
 
@@ -379,17 +379,6 @@ def test_metadata_holds_the_bound_tables_only(any_url: str) -> None:
     with Bridge(any_url) as b:
         b.bind(core.Agent)
         assert sorted(b.metadata.tables) == ["agents", "tenants", "users"]
-
-
-def test_1_0_import_paths() -> None:
-    from maim_db.maimconfig_models.connection import Base, get_db
-    from maim_db.maimconfig_models.models import Agent, PluginSettings, Tenant
-
-    assert (
-        Tenant is mirror(core.Tenant) and Agent is mirror(core.Agent) and PluginSettings is mirror(core.PluginSettings)
-    )
-    assert issubclass(Tenant, Base)
-    assert callable(get_db)
 
 
 # -- one table name, two Peewee classes: per-bridge mirrors ------------------------------------

@@ -9,7 +9,7 @@ import peewee
 import pytest
 
 from maim_db import Bridge, InvalidValueError
-from maim_db.core.models import (
+from maim_db.domain.models import (
     Agent,
     AgentActiveState,
     AgentStatus,

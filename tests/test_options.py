@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from maim_db import Bridge, ConfigurationError, DatabaseURL
-from maim_db.maimconfig_models.engines import server_options
+from maim_db.servers import server_options
 from maim_db.sqlite import SQLiteProfile
 from maim_db.url import check_option
 

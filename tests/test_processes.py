@@ -171,7 +171,7 @@ FORK_SCRIPT = textwrap.dedent(
     import asyncio, json, multiprocessing as mp, sys, warnings
     warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() with threads alive
     import maim_db
-    from maim_db.core.database import _ABANDONED
+    from maim_db.forks import parked
     sys.path.insert(0, sys.argv[2])
     from procs import MODELS, Batch
 
@@ -190,7 +190,7 @@ FORK_SCRIPT = textwrap.dedent(
     def child(n, q):
         ok = {}
         ok["peewee_conn_is_new"] = bridge.peewee.connection() is not parent_conn
-        ok["inherited_conn_parked"] = any(c is parent_conn for c in _ABANDONED)
+        ok["inherited_conn_parked"] = any(c is parent_conn for c in parked())
         ok["pool_is_new"] = bridge.sync_engine.pool is not parent_pool
         for i in range(20):
             Batch.create(txn=f"child{n}", seq=i)

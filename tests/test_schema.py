@@ -19,7 +19,7 @@ from helpers import committed_rows
 import maim_db
 from maim_db import Bridge, DatabaseURL
 from maim_db import fields as mf
-from maim_db.core.models import ALL_MODELS, Agent, PluginSettings, Tenant, User
+from maim_db.domain.models import ALL_MODELS, Agent, PluginSettings, Tenant, User
 from maim_db.normalize import normalize_values
 
 
@@ -309,5 +309,5 @@ def test_peewee_field_level_unique_matches_the_mirror() -> None:
     class Slug(maim_db.Model):
         slug = peewee.CharField(unique=True)
 
-    table = maim_db.maimconfig_models.mirror.mirror(Slug).__table__
+    table = maim_db.sqlalchemy.mirror.mirror(Slug).__table__
     assert [(i.name, i.unique) for i in table.indexes] == [("slug_slug", True)]

@@ -26,7 +26,7 @@ from helpers import SERVERS as ADMIN_URLS
 from helpers import committed_rows, server_available
 
 from maim_db import Bridge
-from maim_db.core.models import Tenant
+from maim_db.domain.models import Tenant
 from maim_db.errors import ConnectionLostError
 from maim_db.url import DatabaseURL
 
@@ -100,7 +100,7 @@ def names(url: str) -> list[str]:
 OTHER_PROCESS = """
 import sys
 from maim_db import Bridge
-from maim_db.core.models import Tenant
+from maim_db.domain.models import Tenant
 
 with Bridge(sys.argv[1]) as bridge:
     bridge.bind(Tenant)

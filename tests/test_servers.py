@@ -26,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 from maim_db import Bridge, DatabaseConnectionError, DriverNotInstalledError, MaimDBError, WriteLockTimeoutError
-from maim_db.core.models import Tenant
+from maim_db.domain.models import Tenant
 from maim_db.url import DatabaseURL
 
 SECRET = "s3cret-Pa55"  # appears in URLs below; must never appear in an error
@@ -220,7 +220,7 @@ def test_missing_driver(kind: str, route: str, monkeypatch: pytest.MonkeyPatch) 
 
 NO_FALLBACK = """
 import sys
-from maim_db.core.models import Tenant
+from maim_db.domain.models import Tenant
 try:
     Tenant.select().count()
 except Exception as exc:
@@ -383,7 +383,7 @@ async def test_more_tasks_than_pooled_connections_all_finish(backend: str, any_u
     # finished transactions give their connection back, so everything waits its turn.
     import anyio
 
-    from maim_db.core.models import PluginSettings
+    from maim_db.domain.models import PluginSettings
 
     async with Bridge(f"{any_url}?pool_size=2&max_overflow=0&pool_timeout=20") as bridge:
         bridge.bind(Tenant, PluginSettings)

@@ -18,8 +18,8 @@ from helpers import committed_rows
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from maim_db import Bridge, ConfigurationError, DatabaseFileError, LoopBlockedError, NotADatabaseError
-from maim_db.core.models import ALL_MODELS, PluginSettings, Tenant
-from maim_db.maimconfig_models.connection import bridge_get_db
+from maim_db.default import bridge_get_db
+from maim_db.domain.models import ALL_MODELS, PluginSettings, Tenant
 
 PRAGMAS = ("journal_mode", "foreign_keys", "busy_timeout", "synchronous", "journal_size_limit")
 

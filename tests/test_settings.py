@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from maim_db import Bridge, ConfigurationError, DatabaseURL
-from maim_db.core.models import Tenant
+from maim_db.domain.models import Tenant
 from maim_db.settings import default_database_path, resolve_url
 
 

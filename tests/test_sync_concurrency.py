@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from maim_db import Bridge
-from maim_db.core.models import PluginSettings, Tenant
+from maim_db.domain.models import PluginSettings, Tenant
 
 ROUNDS = 150
 

@@ -28,7 +28,7 @@ import traceback
 from typing import Any
 
 import maim_db
-from maim_db.core.models import ALL_MODELS, Agent, AgentActiveState, PluginSettings, Tenant
+from maim_db.domain.models import ALL_MODELS, Agent, AgentActiveState, PluginSettings, Tenant
 from maim_db.fields import utcnow
 
 COUNTER_PLUGIN = "counter"

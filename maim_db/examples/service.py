@@ -39,11 +39,11 @@ from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 
 import maim_db
-from maim_db.core.database import OnLoop
-from maim_db.core.models import Agent, PluginSettings, Tenant, TenantType
+from maim_db.domain import mirrors as rows  # SQLAlchemy mirrors of the same tables
+from maim_db.domain.models import Agent, PluginSettings, Tenant, TenantType
 from maim_db.fields import utcnow
 from maim_db.integrations.fastapi import BridgeDep, DBSession, ReadSession, lifespan
-from maim_db.maimconfig_models import models as rows  # SQLAlchemy mirrors of the same tables
+from maim_db.loopguard import OnLoop
 
 Id = Annotated[str, Path(min_length=1, max_length=50)]
 Plugin = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]

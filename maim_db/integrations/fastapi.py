@@ -31,9 +31,9 @@ import peewee
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..bridge import Bridge
-from ..core.models import ALL_MODELS
+from ..default import bridge_get_db
+from ..domain.models import ALL_MODELS
 from ..errors import ConfigurationError, DatabaseConnectionError, DriverNotInstalledError
-from ..maimconfig_models.connection import bridge_get_db
 
 try:
     from fastapi import Depends

@@ -1,15 +1,12 @@
-"""maim_db 1.0's ``maimconfig_models.models``: SQLAlchemy classes for MaiM's tables.
+"""maim_db 1.0's ``maimconfig_models.models``: re-exports only (see :mod:`maim_db.domain.mirrors`).
 
-They are the mirrors of :mod:`maim_db.core.models`, derived on first access, so the two
-ORMs can no longer disagree on a column, an index or a foreign key. Importing this
-module opens nothing and builds no engine.
+The SQLAlchemy classes are built on first access, there.
 """
-
-from __future__ import annotations
 
 from typing import Any
 
-from ..core.models import AgentStatus, ApiKeyStatus, TenantStatus, TenantType
+from ..domain import mirrors
+from ..domain.mirrors import AgentStatus, ApiKeyStatus, TenantStatus, TenantType, create_tables
 
 __all__ = [
     "Agent",
@@ -25,30 +22,10 @@ __all__ = [
     "create_tables",
 ]
 
-_MIRRORED = ("User", "Tenant", "Agent", "ApiKey", "AgentActiveState", "PluginSettings")
-
 
 def __getattr__(name: str) -> Any:
-    if name in _MIRRORED:
-        from ..core import models as core
-        from .mirror import mirror, mirror_all
-
-        mirror_all(core.ALL_MODELS)  # all at once, so every relationship has both ends
-        cls = mirror(getattr(core, name))
-        globals()[name] = cls
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(mirrors, name)
 
 
 def __dir__() -> list[str]:
     return sorted(__all__)
-
-
-async def create_tables() -> None:
-    """Create MaiM's tables on the default bridge (maim_db 1.0's ``create_tables``)."""
-    from ..bridge import default_bridge
-    from ..core.models import ALL_MODELS
-
-    bridge = default_bridge()
-    bridge.bind(*ALL_MODELS)
-    await bridge.acreate_tables()

@@ -1,0 +1,165 @@
+"""What every maim_db Peewee database shares: the owner's ``run``, the guards, fork safety.
+
+Sync code uses these databases directly (``bridge.peewee``); async code reaches the same
+object through ``await database.run(fn)``, which Peewee 4's ``BaseQuery.aexecute`` calls,
+so ``await query.aexecute()`` works without patching Peewee. The owner (the bridge) runs
+the call on its executor; this side never imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+import peewee
+
+from ..errors import BridgeClosedError, ConfigurationError
+from ..forks import park
+from ..loopguard import OnLoop, check_loop
+from ..url import DatabaseURL
+
+__all__ = ["LOCK_TYPES", "MaimDatabaseMixin", "Runner", "lock_type"]
+
+T = TypeVar("T")
+log = logging.getLogger("maim_db")
+
+LOCK_TYPES = frozenset({"IMMEDIATE", "DEFERRED", "EXCLUSIVE"})
+"""The lock types ``begin()``/``atomic()`` take (``IMMEDIATE`` unless asked otherwise)."""
+
+
+def lock_type(asked: str | None) -> str:
+    """``asked`` in upper case (``IMMEDIATE`` when None), or :class:`ConfigurationError`."""
+    lock = (asked or "IMMEDIATE").upper()
+    if lock not in LOCK_TYPES:
+        raise ConfigurationError(f"unknown lock type {asked!r}", hint="use 'IMMEDIATE', 'DEFERRED' or 'EXCLUSIVE'")
+    return lock
+
+
+class Runner(Protocol):
+    """The owner of a database (a bridge): it runs sync code off the event loop."""
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(*args, **kwargs)`` on a worker thread and return its result."""
+        ...
+
+
+class _ConnectionLocal(peewee._ConnectionLocal):
+    """Peewee's per-thread connection state, remembering the process that opened it."""
+
+    pid: int = 0
+    holds_write_lock: bool = False  # servers: this thread's connection holds the writer lock
+    write_hold: Any = None  # SQLite: this thread's turn of the file's write lock
+
+    def set_connection(self, conn: Any) -> None:
+        super().set_connection(conn)
+        self.pid = os.getpid()
+
+
+class MaimDatabaseMixin:
+    """What every maim_db Peewee database adds: the bridge link, async ``run``, safety checks."""
+
+    def check_location(self) -> None:
+        """Nothing to check for a server; SQLite overrides this."""
+
+    url: DatabaseURL
+    on_loop: OnLoop
+    _state: Any
+    _bridge_ref: Callable[[], Runner | None] | None = None
+    _closed_for_good: bool = False
+
+    def _maim_setup(self, url: DatabaseURL, on_loop: OnLoop) -> None:
+        self.url = url
+        self.on_loop = on_loop
+        self._state = _ConnectionLocal()
+        self._open_connections: set[Any] = set()
+        self._open_lock = threading.Lock()
+
+    # -- the bridge link -------------------------------------------------------------
+
+    @property
+    def bridge(self) -> Runner:
+        """The bridge that owns this database (it runs this database's async calls)."""
+        bridge = self._bridge_ref() if self._bridge_ref is not None else None
+        if bridge is None:
+            raise BridgeClosedError(
+                "this database's bridge is gone", hint="keep a reference to the Bridge while you use it"
+            )
+        return bridge
+
+    def attach_bridge(self, bridge: Runner) -> None:
+        """Link to the owning bridge (weakly: the bridge owns the database, not the reverse)."""
+        self._bridge_ref = weakref.ref(bridge)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run sync Peewee code on the bridge's executor (Peewee 4's ``aexecute`` calls this)."""
+        return await self.bridge.run(fn, *args, **kwargs)
+
+    # -- per-connection safety ---------------------------------------------------------
+
+    def guard(self) -> None:
+        """Refuse use after the bridge closed; apply the ``on_loop`` policy to a sync call."""
+        if self._closed_for_good:
+            raise BridgeClosedError(f"the bridge for {self.url.safe_target()} is closed", hint="open a new Bridge")
+        check_loop(self.on_loop)
+
+    def _forget_inherited(self) -> None:
+        # After fork() the child's main thread sees the forking thread's state; the
+        # connection in it belongs to the parent.
+        state = self._state
+        if not state.closed and state.pid != os.getpid():
+            park([state.conn])
+            state.reset()
+
+    def is_closed(self) -> bool:
+        """True when this thread has no usable connection (an inherited one does not count)."""
+        self._forget_inherited()
+        return bool(self._state.closed)
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        """A cursor on this thread's connection, opening it on first use."""
+        self.guard()
+        return super().cursor(named_cursor)  # type: ignore[misc]
+
+    def _end_write(self) -> None:
+        """Let go of the write (or writer) lock this thread holds, if any."""
+
+    def commit(self) -> None:
+        """COMMIT, then hand the write lock to the next writer in line."""
+        try:
+            super().commit()  # type: ignore[misc]
+        finally:
+            self._end_write()
+
+    def rollback(self) -> None:
+        """ROLLBACK, then hand the write lock to the next writer in line."""
+        try:
+            super().rollback()  # type: ignore[misc]
+        finally:
+            self._end_write()
+
+    def close_all(self) -> None:
+        """Close every connection of this database in this process; refuse further use."""
+        raise NotImplementedError
+
+    def after_fork_in_child(self) -> None:
+        """Forget the connections inherited from the parent (they are never closed here)."""
+        raise NotImplementedError
+
+    def close_thread_connection(self) -> None:
+        """Close the calling thread's connection, if any (an open transaction is rolled back by closing).
+
+        The executor calls this on each worker thread as the worker ends.
+        """
+        state = self._state
+        conn = state.conn
+        if state.closed or conn is None:
+            return
+        state.reset()
+        try:
+            self._close(conn)  # type: ignore[attr-defined]
+        except Exception:
+            log.debug("closing a worker connection failed", exc_info=True)

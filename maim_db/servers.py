@@ -1,0 +1,260 @@
+"""What both ORMs need to know about PostgreSQL and MySQL/MariaDB servers, written once.
+
+The drivers each side uses (and the extra that installs them), the pool and lock options
+of a server URL with their defaults, the writer lock (its key or name, its SQL and the
+error when it is not granted in time), and the translation of a driver's connection
+errors into :class:`~maim_db.errors.DatabaseConnectionError` /
+:class:`~maim_db.errors.ConnectionLostError`. The Peewee databases and the SQLAlchemy
+engines both build on these, so the two ORMs can never disagree on a lock or a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib
+import select
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Literal, overload
+
+from .errors import (
+    ConnectionLostError,
+    DatabaseConnectionError,
+    DriverNotInstalledError,
+    WriteLockTimeoutError,
+    driver_error,
+)
+from .url import DatabaseURL
+
+__all__ = [
+    "DRIVERS",
+    "MYSQL_GET_LOCK",
+    "MYSQL_RELEASE_LOCK",
+    "Driver",
+    "bounded_aiomysql",
+    "connect_args",
+    "connect_pymysql",
+    "connection_error",
+    "connection_lost",
+    "pool_options",
+    "postgres_lock_statements",
+    "readable",
+    "require_driver",
+    "server_options",
+    "writer_lock_key",
+    "writer_lock_name",
+    "writer_lock_timeout",
+]
+
+
+# -- drivers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Driver:
+    """One database driver: its module, its name as users know it, and the extra installing it."""
+
+    module: str
+    name: str
+    extra: str
+
+
+DRIVERS: dict[str, dict[str, Driver]] = {
+    "postgresql": {"sync": Driver("psycopg", "psycopg", "postgres"), "async": Driver("asyncpg", "asyncpg", "postgres")},
+    "mysql": {"sync": Driver("pymysql", "PyMySQL", "mysql"), "async": Driver("aiomysql", "aiomysql", "mysql")},
+}
+"""The driver of each server backend, for sync code (Peewee and SQLAlchemy alike) and async code."""
+
+
+def require_driver(url: DatabaseURL, kind: Literal["sync", "async"]) -> Driver:
+    """The ``kind`` driver of a server URL, or :class:`DriverNotInstalledError` with the pip line."""
+    driver = DRIVERS[url.backend][kind]
+    try:
+        importlib.import_module(driver.module)
+    except ImportError as exc:
+        raise DriverNotInstalledError(driver.name, driver.extra, target=url.safe_target(), orig=exc) from exc
+    return driver
+
+
+# -- options -------------------------------------------------------------------------------
+
+
+def server_options(url: DatabaseURL) -> dict[str, Any]:
+    """The pool and lock settings of a server URL, defaults filled in (one source for both ORMs)."""
+    opts = url.option_map
+    return {
+        "pool_size": int(opts.get("pool_size", 10)),
+        "max_overflow": int(opts.get("max_overflow", 10)),
+        "pool_timeout": float(opts.get("pool_timeout", 30)),
+        "pool_recycle": int(opts.get("pool_recycle", 3600)),
+        "pool_pre_ping": opts.get("pool_pre_ping", "true") == "true",
+        "connect_timeout": float(opts.get("connect_timeout", 10)),
+        "writer_lock": opts.get("writer_lock", "true") == "true",
+        "lock_timeout": float(opts.get("lock_timeout", 5)),
+    }
+
+
+def pool_options(url: DatabaseURL) -> dict[str, Any]:
+    """SQLAlchemy ``create_engine`` pool keywords of a server URL."""
+    opts = server_options(url)
+    return {k: opts[k] for k in ("pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping")}
+
+
+def connect_args(url: DatabaseURL, driver: str) -> dict[str, Any]:
+    """The driver's connect keywords for the URL's ``connect_timeout`` (and utf8mb4 on MySQL)."""
+    timeout = server_options(url)["connect_timeout"]
+    if driver == "asyncpg":
+        return {"timeout": timeout}
+    if driver in ("pymysql", "aiomysql"):
+        return {"connect_timeout": max(1, round(timeout)), "charset": "utf8mb4"}
+    return {"connect_timeout": max(1, round(timeout))}
+
+
+# -- the writer lock ---------------------------------------------------------------------------
+#
+# Write transactions take one database-wide lock, so that they run one at a time as on
+# SQLite (``BEGIN IMMEDIATE``): PostgreSQL's transaction-scoped advisory lock, MySQL's
+# session-scoped GET_LOCK. Both ORMs compute the same key / name from the URL.
+
+
+def writer_lock_key(url: DatabaseURL) -> int:
+    """The PostgreSQL advisory lock key of the database's writer lock (a signed 64-bit int)."""
+    digest = hashlib.sha1(f"maim_db writer {url.database}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def postgres_lock_statements(url: DatabaseURL, timeout: float) -> tuple[str, str, str]:
+    """The statements that take the writer lock inside a PostgreSQL transaction, bounded by ``timeout``."""
+    return (
+        f"SET LOCAL lock_timeout = '{int(timeout * 1000)}ms'",
+        f"SELECT pg_advisory_xact_lock({writer_lock_key(url)})",
+        "SET LOCAL lock_timeout = DEFAULT",
+    )
+
+
+def writer_lock_name(url: DatabaseURL) -> str:
+    """The MySQL ``GET_LOCK`` name of the database's writer lock (passed as a parameter, never quoted)."""
+    return f"maim_db:{url.database}"[:64]
+
+
+MYSQL_GET_LOCK = "SELECT GET_LOCK(%s, %s)"
+"""Take the writer lock: parameters ``(writer_lock_name(url), timeout_seconds)``; 1 when granted."""
+MYSQL_RELEASE_LOCK = "SELECT RELEASE_LOCK(%s)"
+"""Let go of the writer lock: parameter ``(writer_lock_name(url),)``."""
+
+
+def writer_lock_timeout(url: DatabaseURL, seconds: float, orig: BaseException | None = None) -> WriteLockTimeoutError:
+    """The error of a write transaction that waited ``seconds`` for the writer lock in vain."""
+    return WriteLockTimeoutError(
+        f"waited {seconds:.1f} s for the writer lock of {url.safe_target()}",
+        hint="another writer holds a transaction open that long; keep write transactions short",
+        orig=orig,
+    )
+
+
+# -- connecting ---------------------------------------------------------------------------------
+
+
+def connect_pymysql(*args: Any, **params: Any) -> Any:
+    """``pymysql.connect`` with the whole handshake bounded by ``connect_timeout``.
+
+    PyMySQL applies ``connect_timeout`` to the TCP connect only: a host that accepts the
+    connection but never sends its greeting (a stuck server, a wrong service on the port)
+    would block forever. Here the greeting, the login and ``SET NAMES`` share the limit.
+    ``application_name`` becomes PyMySQL's ``program_name`` (a connection attribute).
+    """
+    import pymysql
+
+    if "application_name" in params:  # PostgreSQL's name for it, documented for every driver
+        params["program_name"] = params.pop("application_name")
+    conn = pymysql.connect(*args, defer_connect=True, **params)
+    read_timeout, write_timeout = conn._read_timeout, conn._write_timeout
+    conn._read_timeout = conn._write_timeout = conn.connect_timeout
+    try:
+        conn.connect()
+    finally:
+        conn._read_timeout, conn._write_timeout = read_timeout, write_timeout
+    if conn._sock is not None:
+        conn._sock.settimeout(read_timeout)
+    return conn
+
+
+def bounded_aiomysql(timeout: float | None) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """The aiomysql connect, with the handshake bounded (aiomysql bounds the TCP connect only)."""
+    import aiomysql
+
+    async def connect(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.wait_for(aiomysql.connect(*args, **kwargs), timeout)
+
+    return connect
+
+
+def readable(fd: int) -> bool:
+    """Whether ``fd`` has data or a hang-up waiting, without waiting (an idle socket the server closed)."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # Windows: sockets only, which these are
+
+
+# -- connection errors -------------------------------------------------------------------------
+
+_CONNECT_HINTS = (
+    ("password authentication failed", "wrong user or password: fix the URL (the password is never shown)"),
+    ("access denied", "wrong user or password: fix the URL (the password is never shown)"),
+    ("role", "the user (role) does not exist on the server: create it or fix the user name"),
+    ("does not exist", "the database does not exist: create it (createdb / CREATE DATABASE) or fix its name"),
+    ("unknown database", "the database does not exist: create it (CREATE DATABASE) or fix its name"),
+    ("refused", "nothing listens there: start the server or fix host and port"),
+    ("timeout", "the host did not answer in time: check host, port and network (?connect_timeout=)"),
+    ("timed out", "the host did not answer in time: check host, port and network (?connect_timeout=)"),
+    ("could not translate host name", "the host name does not resolve: fix the host"),
+    ("name or service not known", "the host name does not resolve: fix the host"),
+    ("can't connect", "nothing listens there: start the server or fix host and port"),
+)
+
+
+@overload
+def connection_lost(url: DatabaseURL, exc: BaseException, *, known: Literal[True]) -> ConnectionLostError: ...
+@overload
+def connection_lost(url: DatabaseURL, exc: BaseException, *, known: bool = False) -> ConnectionLostError | None: ...
+def connection_lost(url: DatabaseURL, exc: BaseException, *, known: bool = False) -> ConnectionLostError | None:
+    """The :class:`ConnectionLostError` for a driver error that means the connection died, else None.
+
+    ``known=True``: the caller (SQLAlchemy's disconnect check) already knows it did, even when
+    the driver's message is not one :func:`maim_db.errors.driver_error` recognises.
+    """
+    target = url.safe_target()
+    lost = driver_error(exc, target=target)
+    if isinstance(lost, ConnectionLostError):
+        return lost
+    if not known:
+        return None
+    reason = next((line for line in str(exc).strip().splitlines() if line.strip()), type(exc).__name__)
+    return ConnectionLostError(
+        f"the connection to the database was lost ({target}): {reason}",
+        hint="the connection was discarded and the next call reconnects; retry the transaction",
+        orig=exc,
+    )
+
+
+def connection_error(url: DatabaseURL, exc: BaseException) -> DatabaseConnectionError:
+    """A clear error for a failed server connection: host and database named, password never."""
+    text = str(exc).strip().splitlines()
+    reason = next((line for line in text if line.strip()), type(exc).__name__)
+    if url.password:
+        reason = reason.replace(url.password, "***")
+    chain = [e for e in (exc, exc.__cause__, exc.__context__) if e is not None]
+    lowered = " ".join(str(e).lower() for e in chain)
+    if any(isinstance(e, TimeoutError) for e in chain):
+        lowered += " timed out"
+    if any(isinstance(e, ConnectionRefusedError) for e in chain):
+        lowered += " refused"
+    hint = next((h for needle, h in _CONNECT_HINTS if needle in lowered), "check the URL and that the server runs")
+    return DatabaseConnectionError(
+        f"cannot connect to {url.safe_target()}: {reason}",
+        hint=hint + " -- maim_db never falls back to another database",
+        orig=exc,
+    )

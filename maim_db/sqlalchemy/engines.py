@@ -1,0 +1,377 @@
+"""SQLAlchemy engines on the bridge's URL, with the bridge's SQLite profile.
+
+On SQLite every pooled connection (pysqlite and aiosqlite alike) gets the profile, and
+SQLAlchemy -- not pysqlite's legacy mode -- emits BEGIN, before the first statement of
+a transaction: ``BEGIN IMMEDIATE`` by default, so a read-modify-write in a session holds
+the write lock from its first read and cannot fail on the lock upgrade; sessions opened
+with ``readonly=True`` begin DEFERRED and never take it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import await_
+
+from ..errors import ConfigurationError, driver_error
+from ..servers import (
+    MYSQL_GET_LOCK,
+    MYSQL_RELEASE_LOCK,
+    bounded_aiomysql,
+    connect_args,
+    connect_pymysql,
+    connection_error,
+    connection_lost,
+    pool_options,
+    postgres_lock_statements,
+    require_driver,
+    server_options,
+    writer_lock_name,
+    writer_lock_timeout,
+)
+from ..sqlite.resources import SQLiteFile
+from ..url import DatabaseURL
+from .onehop import adopt, defer_begin, drop_begin, run_soon
+
+__all__ = ["BEGIN_OPTION", "build_async_engine", "build_sync_engine"]
+
+BEGIN_OPTION = "maim_db_begin"
+"""Execution option naming the BEGIN mode of a connection's transactions on SQLite."""
+
+_HOLDS = "maim_db_holds_write_lock"
+_HOLD = "_maim_db_write_hold"
+"""Attribute of the sqlite3 connection's owner (the aiosqlite connection, or the record's
+info for pysqlite) keeping the write lock's turn of the transaction open on it."""
+
+
+def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -> None:
+    url, profile, write_lock = file.url, file.profile, file.write_lock
+    memory = url.memory
+    timeout = file.busy_timeout
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take BEGIN away from the driver: SQLAlchemy's "begin" event emits it below.
+        dbapi_connection.isolation_level = None
+        if is_async:
+            adopt(dbapi_connection)  # one round trip to aiosqlite's thread per statement, not four
+        profile.apply(dbapi_connection, memory=memory, path=url.path)
+        file.connection_opened()  # the checkpointer runs in a process that only uses SQLAlchemy too
+
+    # The turn of the write lock lives with the sqlite3 connection, not with the session:
+    # for aiosqlite it is taken, and given back, on the connection's own thread, in the
+    # order of the work queued there. A session cancelled while its BEGIN still waits for
+    # the lock cannot release a turn that is not taken yet; the rollback queued by the
+    # pool's reset runs after that BEGIN and ends both.
+
+    def keeper(dbapi_connection: Any, record_info: dict[Any, Any]) -> Any:
+        return dbapi_connection.driver_connection.__dict__ if is_async else record_info
+
+    def finish(raw: sqlite3.Connection | None, where: dict[Any, Any], how: str) -> None:
+        """COMMIT or ROLLBACK what is open on ``raw``, then end the turn (on the driver thread)."""
+        try:
+            if raw is not None and raw.in_transaction:
+                getattr(raw, how)()
+        finally:
+            hold = where.pop(_HOLD, None)
+            if hold is not None:
+                hold.release()
+
+    def begin_on_driver_thread(conn: sa.Connection, mode: str, lock: bool) -> None:
+        # BEGIN (after the write lock, when wanted) straight on the sqlite3 connection. For
+        # aiosqlite it runs on the driver thread together with the transaction's first
+        # statement (see onehop.py): no round trip of its own, and the loop stays free while
+        # the lock is awaited there.
+        where = keeper(conn.connection.dbapi_connection, conn.connection.info)
+
+        def begin(raw: sqlite3.Connection) -> None:
+            # A transaction (and its turn) left by a session that was cancelled before its
+            # rollback could be queued: end it before this one starts.
+            finish(raw, where, "rollback")
+            if lock:
+                assert write_lock is not None
+                where[_HOLD] = hold = write_lock.acquire(timeout, conn=raw)
+            try:
+                raw.execute(f"BEGIN {mode}")
+            except BaseException:
+                finish(None, where, "rollback")
+                raise
+            if lock:
+                hold.began = True
+
+        if is_async:
+            defer_begin(conn.connection.dbapi_connection, begin)
+            return
+        try:
+            begin(conn.connection.driver_connection)  # type: ignore[arg-type]
+        except sqlite3.Error as exc:  # as SQLAlchemy reports its own statements' errors
+            raise sa.exc.DBAPIError.instance(f"BEGIN {mode}", (), exc, sqlite3.Error) from exc
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: Any) -> None:
+        # A full disk, a damaged or read-only file: the MaimDBError that names it (with .orig),
+        # as the Peewee side raises; other errors (constraints, syntax) stay SQLAlchemy's.
+        clear = driver_error(ctx.original_exception, target=url.path or "the in-memory database")
+        if clear is not None:
+            raise clear from ctx.original_exception
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
+        begin_on_driver_thread(conn, mode, lock=write_lock is not None and mode != "DEFERRED")
+
+    def end(conn: sa.Connection, how: str) -> None:
+        # COMMIT/ROLLBACK now, then hand the lock on -- for aiosqlite in one call on the
+        # driver thread, so that a cancelled await still ends both. SQLAlchemy's own
+        # do_commit/do_rollback right after find no transaction (see _skip_idle_end below).
+        if conn.invalidated or conn.closed:
+            return  # the "invalidate"/"close" events end what was open
+        record = conn.connection
+        dbapi_connection = record.dbapi_connection
+        if dbapi_connection is None:
+            return
+        where = keeper(dbapi_connection, record.info)
+        if not is_async:
+            finish(dbapi_connection, where, how)  # type: ignore[arg-type]
+            return
+        pending = drop_begin(dbapi_connection)
+        if _HOLD not in where and (pending or not _in_transaction(dbapi_connection)):
+            return  # nothing open: no round trip
+        driver = dbapi_connection.driver_connection
+        await_(driver._execute(finish, driver._conn, where, how))
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(conn: sa.Connection) -> None:
+        end(conn, "commit")
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(conn: sa.Connection) -> None:
+        end(conn, "rollback")
+
+    if is_async:
+        _skip_idle_end(engine)
+
+    def cleanup(dbapi_connection: Any, record: Any) -> None:
+        # A connection returned, reset or closed mid-transaction (an error, a cancelled
+        # task, garbage collection): end its transaction and its turn. For aiosqlite the
+        # work is queued on the driver thread without waiting (this may run where nothing
+        # can be awaited), behind whatever is still queued there -- a BEGIN still waiting
+        # for the lock included.
+        if dbapi_connection is None:
+            return
+        where = keeper(dbapi_connection, record.info)
+        if not is_async:
+            if _HOLD in where:
+                finish(dbapi_connection, where, "rollback")
+            return
+        drop_begin(dbapi_connection)
+        driver = dbapi_connection.driver_connection
+        if not run_soon(driver, lambda: finish(driver._connection, where, "rollback")):
+            finish(None, where, "rollback")  # the thread is gone; SQLite rolled back on close
+
+    @event.listens_for(engine, "reset")
+    def _on_reset(dbapi_connection: Any, record: Any, _state: Any) -> None:
+        cleanup(dbapi_connection, record)
+
+    @event.listens_for(engine, "close")
+    def _on_close(dbapi_connection: Any, record: Any) -> None:
+        cleanup(dbapi_connection, record)
+
+    @event.listens_for(engine, "invalidate")
+    def _on_invalidate(dbapi_connection: Any, record: Any, _exc: Any) -> None:
+        cleanup(dbapi_connection, record)
+
+
+def _in_transaction(dbapi_connection: Any) -> bool:
+    """Whether an aiosqlite connection has a transaction open (read without a round trip).
+
+    ``sqlite3.Connection.in_transaction`` only reads SQLite's autocommit flag; while
+    SQLAlchemy waits for this call nothing else runs on the connection.
+    """
+    raw = dbapi_connection.driver_connection._conn
+    return raw is None or bool(raw.in_transaction)  # closed: let the adapter report it
+
+
+def _skip_idle_end(engine: Engine) -> None:
+    """Let this engine's dialect skip a COMMIT/ROLLBACK when no transaction is open.
+
+    The hooks above already ended the transaction, and the pool's reset-on-return rolls
+    back once more; pysqlite would do nothing either time (it checks the same flag), but
+    for aiosqlite each call is still a round trip to the connection's thread.
+    """
+    dialect = engine.dialect
+
+    def skipping(end: Callable[[Any], None]) -> Callable[[Any], None]:
+        def do_end(dbapi_connection: Any) -> None:
+            if _in_transaction(dbapi_connection):
+                end(dbapi_connection)
+
+        return do_end
+
+    dialect.do_commit = skipping(dialect.do_commit)  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = skipping(dialect.do_rollback)  # type: ignore[method-assign,assignment]
+
+
+def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -> None:
+    opts = server_options(url)
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(ctx: Any) -> None:
+        lost = connection_lost(url, ctx.original_exception)
+        if lost is not None:
+            # Some drivers' messages are not in SQLAlchemy's list: invalidate those too.
+            ctx.is_disconnect = True
+        if ctx.is_pre_ping:
+            return  # the pool opens a new connection when this one is dead
+        if ctx.connection is None:  # the connection itself failed
+            raise connection_error(url, ctx.original_exception) from ctx.original_exception
+        if ctx.is_disconnect:
+            # SQLAlchemy invalidates the connection after this hook (and the pool's older
+            # ones): the next checkout reconnects.
+            raise connection_lost(url, ctx.original_exception, known=True) from ctx.original_exception
+        clear = driver_error(ctx.original_exception, target=url.safe_target())
+        if clear is not None:  # a full disk, a read-only replica
+            raise clear from ctx.original_exception
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
+        # asyncpg raises plain OSError / TimeoutError (no DBAPI error, so handle_error never
+        # sees them): name host and database here too.
+        try:
+            if url.backend == "mysql" and not is_async:
+                return connect_pymysql(*cargs, **cparams)  # the handshake bounded too
+            if url.backend == "mysql":
+                if "application_name" in cparams:  # PyMySQL's and aiomysql's name for it
+                    cparams["program_name"] = cparams.pop("application_name")
+                cparams["async_creator_fn"] = bounded_aiomysql(cparams.get("connect_timeout"))
+            elif is_async and "application_name" in cparams:
+                # asyncpg takes server parameters in server_settings, not as keywords.
+                settings = dict(cparams.get("server_settings") or {})
+                settings["application_name"] = cparams.pop("application_name")
+                cparams["server_settings"] = settings
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:
+            raise connection_error(url, exc) from exc
+
+    if not opts["writer_lock"]:
+        return
+    if url.backend == "postgresql":
+        statements = postgres_lock_statements(url, opts["lock_timeout"])
+
+        @event.listens_for(engine, "begin")
+        def _pg_begin(conn: sa.Connection) -> None:
+            if conn.get_execution_options().get(BEGIN_OPTION) == "DEFERRED":
+                return
+            try:
+                for statement in statements:
+                    conn.exec_driver_sql(statement)
+            except sa.exc.DBAPIError as exc:
+                if "lock timeout" in str(exc):
+                    raise writer_lock_timeout(url, opts["lock_timeout"], exc) from exc
+                raise
+
+        return
+    name = writer_lock_name(url)
+
+    @event.listens_for(engine, "begin")
+    def _mysql_begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get(BEGIN_OPTION) == "DEFERRED":
+            return
+        got = conn.exec_driver_sql(MYSQL_GET_LOCK, (name, opts["lock_timeout"])).scalar()
+        if got != 1:
+            raise writer_lock_timeout(url, opts["lock_timeout"])
+        conn.connection.info[_HOLDS] = True
+
+    def release(dbapi_connection: Any, info: dict[Any, Any]) -> None:
+        if info.pop(_HOLDS, False):
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(MYSQL_RELEASE_LOCK, (name,))
+                cursor.fetchall()
+            finally:
+                cursor.close()
+
+    @event.listens_for(engine, "commit")
+    def _mysql_commit(conn: sa.Connection) -> None:
+        if not conn.invalidated and conn.connection.info.get(_HOLDS):
+            try:
+                conn.connection.dbapi_connection.commit()  # type: ignore[union-attr]
+            finally:
+                release(conn.connection.dbapi_connection, conn.connection.info)
+
+    @event.listens_for(engine, "rollback")
+    def _mysql_rollback(conn: sa.Connection) -> None:
+        # An invalidated connection is dead: its lock went with it (see _mysql_invalidate).
+        if not conn.invalidated and conn.connection.info.get(_HOLDS):
+            try:
+                conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+            finally:
+                release(conn.connection.dbapi_connection, conn.connection.info)
+
+    @event.listens_for(engine, "reset")
+    def _mysql_reset(dbapi_connection: Any, record: Any, _state: Any) -> None:
+        try:
+            release(dbapi_connection, record.info)
+        except Exception as exc:
+            if connection_lost(url, exc) is None:
+                raise
+            # The session (and GET_LOCK with it) is gone; the pool's pre-ping replaces it.
+
+    @event.listens_for(engine, "invalidate")
+    def _mysql_invalidate(_dbapi_connection: Any, record: Any, _exc: Any) -> None:
+        record.info.pop(_HOLDS, None)  # GET_LOCK dies with the session: nothing to release
+
+
+def build_sync_engine(url: DatabaseURL, file: SQLiteFile | None = None) -> Engine:
+    """A SQLAlchemy Engine for ``url`` (pysqlite with ``file``'s resources; psycopg 3 / PyMySQL on servers)."""
+    if url.is_sqlite:
+        if file is None:
+            raise ConfigurationError(
+                "an SQLite engine needs the file's resources", hint="pass file=SQLiteFile(url, profile)"
+            )
+        file.check_location()  # before the pool creates anything beside the file
+        timeout = file.busy_timeout
+        if url.memory:
+            target = file.target
+            engine = sa.create_engine(
+                "sqlite://",
+                creator=lambda: sqlite3.connect(target, uri=True, check_same_thread=False, timeout=timeout),
+            )
+        else:
+            engine = sa.create_engine(url.sync_url, connect_args={"timeout": timeout, "check_same_thread": False})
+        _install_sqlite_hooks(engine, file, is_async=False)
+        return engine
+    driver = require_driver(url, "sync").module
+    engine = sa.create_engine(url.sync_url, connect_args=connect_args(url, driver), **pool_options(url))
+    _install_server_hooks(engine, url, is_async=False)
+    return engine
+
+
+def build_async_engine(url: DatabaseURL, file: SQLiteFile | None = None) -> AsyncEngine:
+    """A SQLAlchemy AsyncEngine for ``url`` (aiosqlite with ``file``'s resources; asyncpg, aiomysql)."""
+    if url.is_sqlite:
+        if file is None:
+            raise ConfigurationError(
+                "an SQLite engine needs the file's resources", hint="pass file=SQLiteFile(url, profile)"
+            )
+        file.check_location()
+        timeout = file.busy_timeout
+        if url.memory:
+            engine = create_async_engine(
+                "sqlite+aiosqlite:///" + file.target,
+                connect_args={"uri": True, "timeout": timeout, "check_same_thread": False},
+            )
+        else:
+            engine = create_async_engine(url.async_url, connect_args={"timeout": timeout, "check_same_thread": False})
+        _install_sqlite_hooks(engine.sync_engine, file, is_async=True)
+        return engine
+    driver = require_driver(url, "async").module
+    async_engine = create_async_engine(url.async_url, connect_args=connect_args(url, driver), **pool_options(url))
+    _install_server_hooks(async_engine.sync_engine, url, is_async=True)
+    return async_engine
