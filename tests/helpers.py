@@ -73,7 +73,8 @@ SERVERS = {
 _server_state: dict[str, str | None] = {}  # backend -> None (usable) or the skip reason
 
 
-def _admin(backend: str, sql: str) -> None:
+def admin_sql(backend: str, sql: str) -> None:
+    """Run one statement as the server's admin user (autocommit)."""
     engine = sa.create_engine(
         SERVERS[backend]["admin"], isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
     )
@@ -88,7 +89,7 @@ def server_available(backend: str) -> str | None:
     """None when the server answers, else why not (cached for the session)."""
     if backend not in _server_state:
         try:
-            _admin(backend, "SELECT 1")
+            admin_sql(backend, "SELECT 1")
             _server_state[backend] = None
         except Exception as exc:
             _server_state[backend] = (
@@ -102,14 +103,14 @@ def make_server_database(backend: str) -> tuple[str, str]:
     """Create a throwaway database on ``backend``; return its name and its URL."""
     name = f"maim_test_{os.getpid()}_{secrets.token_hex(4)}"
     suffix = " CHARACTER SET utf8mb4" if backend == "mariadb" else ""
-    _admin(backend, f"CREATE DATABASE {name}{suffix}")
+    admin_sql(backend, f"CREATE DATABASE {name}{suffix}")
     return name, SERVERS[backend]["url"].format(db=name)
 
 
 def drop_server_database(backend: str, name: str) -> None:
     """Drop a database made by make_server_database."""
     force = " WITH (FORCE)" if backend == "postgresql" else ""
-    _admin(backend, f"DROP DATABASE IF EXISTS {name}{force}")
+    admin_sql(backend, f"DROP DATABASE IF EXISTS {name}{force}")
 
 
 def committed_rows(url: str, sql: str) -> list[tuple[object, ...]]:

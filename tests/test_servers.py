@@ -414,3 +414,32 @@ async def test_more_tasks_than_pooled_connections_all_finish(backend: str, any_u
                     tg.start_soon(read)
         assert errors == []
         assert (await PluginSettings.aget_by_id(row.id)).config == {"n": 48}
+
+
+def test_both_orms_take_one_writer_lock_on_a_database_whose_name_has_a_quote() -> None:
+    # The lock name comes from maim_db.servers for both ORMs and travels as a parameter:
+    # a quote in the database name once gave the SQLAlchemy side a different lock.
+    import secrets
+    from urllib.parse import quote
+
+    from helpers import admin_sql, server_available
+
+    reason = server_available("mariadb")
+    if reason:
+        pytest.skip(reason)
+    name = f"maim_q'{secrets.token_hex(4)}"
+    admin_sql("mariadb", f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        with Bridge(f"mariadb://root@127.0.0.1:3306/{quote(name)}?lock_timeout=0.5") as bridge:
+            with bridge.peewee.atomic():  # Peewee holds the writer lock ...
+                with pytest.raises(WriteLockTimeoutError), bridge.session() as session:
+                    session.execute(sa.text("SELECT 1"))  # ... so SQLAlchemy's BEGIN waits for it in vain
+            with bridge.session() as session:  # ... and the other way round
+                session.execute(sa.text("SELECT 1"))
+                with pytest.raises(WriteLockTimeoutError), bridge.peewee.atomic():
+                    pass
+                session.commit()
+            with bridge.peewee.atomic():  # once let go, either side takes it at once
+                bridge.peewee.execute_sql("SELECT 1")
+    finally:
+        admin_sql("mariadb", f"DROP DATABASE IF EXISTS `{name}`")
