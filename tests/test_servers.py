@@ -431,9 +431,9 @@ def test_both_orms_take_one_writer_lock_on_a_database_whose_name_has_a_quote() -
     admin_sql("mariadb", f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
     try:
         with Bridge(f"mariadb://root@127.0.0.1:3306/{quote(name)}?lock_timeout=0.5") as bridge:
-            with bridge.peewee.atomic():  # Peewee holds the writer lock ...
-                with pytest.raises(WriteLockTimeoutError), bridge.session() as session:
-                    session.execute(sa.text("SELECT 1"))  # ... so SQLAlchemy's BEGIN waits for it in vain
+            # Peewee holds the writer lock, so SQLAlchemy's BEGIN waits for it in vain ...
+            with bridge.peewee.atomic(), pytest.raises(WriteLockTimeoutError), bridge.session() as session:
+                session.execute(sa.text("SELECT 1"))
             with bridge.session() as session:  # ... and the other way round
                 session.execute(sa.text("SELECT 1"))
                 with pytest.raises(WriteLockTimeoutError), bridge.peewee.atomic():
