@@ -1,27 +1,8 @@
-"""maim_db 1.0-era path ``maim_db.maimconfig_models.types``: re-exports only (see :mod:`maim_db.sqlalchemy.types`)."""
+"""Path ``maim_db.maimconfig_models.types`` (1.0-era): re-exports of :mod:`maim_db.sqlalchemy.types`."""
 
-from typing import Any
+from ..compat import forward
+from ..sqlalchemy import types
 
-from ..sqlalchemy import types as origin_0
-from ..sqlalchemy.types import (
-    PeeweeValue,
-    register_field_type,
-    sqlalchemy_type_for,
-)
+__all__ = list(types.__all__)
 
-__all__ = [
-    "PeeweeValue",
-    "register_field_type",
-    "sqlalchemy_type_for",
-]
-
-
-# Every other name the module had before it became a shim resolves in its new home.
-ORIGINS = (origin_0,)
-
-
-def __getattr__(name: str) -> Any:
-    for origin in ORIGINS:
-        if not name.startswith("_") and hasattr(origin, name):
-            return getattr(origin, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = forward(__name__, types)
