@@ -29,9 +29,9 @@ from .url import DatabaseURL
 
 __all__ = [
     "DRIVERS",
-    "Driver",
     "MYSQL_GET_LOCK",
     "MYSQL_RELEASE_LOCK",
+    "Driver",
     "bounded_aiomysql",
     "connect_args",
     "connect_pymysql",
