@@ -7,8 +7,12 @@ depends on the import mode and rootdir).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +54,102 @@ def child_env(env: dict[str, str]) -> dict[str, str]:
     """
     root = str(Path(maim_db.__file__).resolve().parent.parent)
     return {**env, "PYTHONPATH": os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)}
+
+
+# -- importing opens nothing --------------------------------------------------------------------
+#
+# One fresh interpreter imports modules in turn and resolves names in them, counting, per
+# module, the sqlite3 connections, the SQLAlchemy engines and the MAIM*/DATABASE_URL
+# environment variables read on its behalf. Its settings name database files and a per-user
+# directory under ``home``, which must stay empty. What a module imports is counted against
+# the first module that imported it, so a failure names a module that pulls it in.
+
+IMPORT_PROBE = textwrap.dedent(
+    """
+    import importlib, importlib.util, json, os, sqlite3, sys
+    targets, optional = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+    calls = {"sqlite3.connect": 0, "create_engine": 0, "environ": []}
+    real_connect = sqlite3.connect
+    def counting_connect(*a, **k):
+        calls["sqlite3.connect"] += 1
+        return real_connect(*a, **k)
+    sqlite3.connect = counting_connect
+
+    class Watched(dict):
+        def get(self, key, default=None):
+            calls["environ"].append(key)
+            return super().get(key, default)
+        def __getitem__(self, key):
+            calls["environ"].append(key)
+            return super().__getitem__(key)
+        def __contains__(self, key):
+            calls["environ"].append(key)
+            return super().__contains__(key)
+    os.environ = Watched(os.environ)
+
+    import sqlalchemy, sqlalchemy.ext.asyncio
+    real_ce, real_ace = sqlalchemy.create_engine, sqlalchemy.ext.asyncio.create_async_engine
+    def ce(*a, **k):
+        calls["create_engine"] += 1
+        return real_ce(*a, **k)
+    def ace(*a, **k):
+        calls["create_engine"] += 1
+        return real_ace(*a, **k)
+    sqlalchemy.create_engine = ce
+    sqlalchemy.ext.asyncio.create_async_engine = ace
+
+    report = {}
+    for name, names in targets.items():
+        if name in optional and importlib.util.find_spec(optional[name]) is None:
+            report[name] = {"skipped": "needs the optional dependency " + optional[name]}
+            continue
+        calls.update({"sqlite3.connect": 0, "create_engine": 0, "environ": []})
+        try:
+            module = importlib.import_module(name)
+            for attr in getattr(module, "__all__", ()) if names is None else names:
+                getattr(module, attr, None)  # a missing name is another test's failure
+        except Exception as exc:  # reported against this module; the others are still probed
+            report[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
+        calls["environ"] = sorted(k for k in set(calls["environ"]) if "MAIM" in k or k == "DATABASE_URL")
+        report[name] = dict(calls)
+    print(json.dumps(report))
+    """
+)
+
+NOTHING_DONE = {"sqlite3.connect": 0, "create_engine": 0, "environ": []}
+"""What importing a module (and resolving its names) may do: nothing at all."""
+
+
+def import_probe(
+    targets: dict[str, list[str] | None], home: Path, *, optional: dict[str, str] | None = None
+) -> dict[str, dict[str, object]]:
+    """Import each module of ``targets`` (resolving the names listed, or its ``__all__`` for None).
+
+    Returns, per module, what it did (compare with :data:`NOTHING_DONE`), ``{"error": ...}``
+    or ``{"skipped": ...}`` (a module of ``optional`` whose dependency is missing).
+    """
+    env = child_env(
+        {
+            **os.environ,
+            "HOME": str(home),
+            "XDG_DATA_HOME": str(home / "data"),
+            "XDG_CONFIG_HOME": str(home / "config"),
+            "MAIM_DB_URL": f"sqlite:///{home}/should-not-exist.db",
+            "DATABASE_URL": f"sqlite:///{home}/nor-this.db",
+        }
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORT_PROBE, json.dumps(targets), json.dumps(optional or {})],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=home,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report: dict[str, dict[str, object]] = json.loads(result.stdout.splitlines()[-1])
+    return report
 
 
 # -- servers --------------------------------------------------------------------------------

@@ -23,16 +23,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import peewee
 import pytest
-from helpers import child_env
+from helpers import NOTHING_DONE, import_probe
 
 import maim_db
 
@@ -269,60 +264,8 @@ def test_reexports_are_the_package_objects_and_the_classes_are_classes() -> None
     assert connection.Base is mirror.Base
 
 
-# What every legacy import and name lookup does, in a fresh interpreter whose settings name a
-# database file (MAIM_DB_URL, DATABASE_URL) and a per-user directory, all under tmp_path.
-PROBE = textwrap.dedent(
-    """
-    import importlib, json, sqlite3, sys
-    calls = {"sqlite3.connect": 0, "create_engine": 0}
-    real_connect = sqlite3.connect
-    def counting_connect(*a, **k):
-        calls["sqlite3.connect"] += 1
-        return real_connect(*a, **k)
-    sqlite3.connect = counting_connect
-    import sqlalchemy, sqlalchemy.ext.asyncio
-    real_ce, real_ace = sqlalchemy.create_engine, sqlalchemy.ext.asyncio.create_async_engine
-    def ce(*a, **k):
-        calls["create_engine"] += 1
-        return real_ce(*a, **k)
-    def ace(*a, **k):
-        calls["create_engine"] += 1
-        return real_ace(*a, **k)
-    sqlalchemy.create_engine = ce
-    sqlalchemy.ext.asyncio.create_async_engine = ace
-
-    for name, names in json.loads(sys.argv[1]).items():
-        module = importlib.import_module(name)
-        for n in names:
-            getattr(module, n, None)  # a missing name is the other tests' failure
-    from maim_db.maimconfig_models.models import Agent, PluginSettings, Tenant
-    from maim_db.maimconfig_models.connection import Base, get_db
-    print(json.dumps(calls))
-    """
-)
-
-
 def test_legacy_imports_open_no_database_and_build_no_engine(tmp_path: Path) -> None:
-    db_file = tmp_path / "legacy-should-not-exist.db"
-    env = child_env(
-        {
-            **os.environ,
-            "MAIM_DB_URL": f"sqlite:///{db_file}",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'nor-this.db'}",
-            "HOME": str(tmp_path / "home"),
-            "XDG_DATA_HOME": str(tmp_path / "data"),
-            "XDG_CONFIG_HOME": str(tmp_path / "config"),
-        }
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(LEGACY_NAMES)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.splitlines()[-1]) == {"sqlite3.connect": 0, "create_engine": 0}
-    assert not db_file.exists()
+    # Every legacy module imported and every recorded name looked up, in a fresh interpreter.
+    report = import_probe(dict(LEGACY_NAMES), tmp_path)
+    assert report == dict.fromkeys(LEGACY_NAMES, NOTHING_DONE)
     assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -19,18 +19,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import json
-import os
 import pkgutil
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from helpers import child_env
+from helpers import NOTHING_DONE, import_probe
 
 import maim_db
 
@@ -147,89 +142,11 @@ def test_top_level_has_the_designed_names() -> None:
 
 # -- importing opens nothing -------------------------------------------------------------------
 #
-# One fresh interpreter imports every module in turn and resolves its __all__, counting, for
-# each module, the sqlite3 connections, the SQLAlchemy engines and the MAIM*/DATABASE_URL
-# environment variables read on its behalf. What a module imports is counted against the first
-# module (in walk order) that imported it, so a failure names a module that pulls it in.
-
-PROBE = textwrap.dedent(
-    """
-    import importlib, importlib.util, json, os, sqlite3, sys
-    optional = json.loads(sys.argv[1])
-    calls = {"sqlite3.connect": 0, "create_engine": 0, "environ": []}
-    real_connect = sqlite3.connect
-    def counting_connect(*a, **k):
-        calls["sqlite3.connect"] += 1
-        return real_connect(*a, **k)
-    sqlite3.connect = counting_connect
-
-    class Watched(dict):
-        def get(self, key, default=None):
-            calls["environ"].append(key)
-            return super().get(key, default)
-        def __getitem__(self, key):
-            calls["environ"].append(key)
-            return super().__getitem__(key)
-        def __contains__(self, key):
-            calls["environ"].append(key)
-            return super().__contains__(key)
-    os.environ = Watched(os.environ)
-
-    import sqlalchemy, sqlalchemy.ext.asyncio
-    real_ce, real_ace = sqlalchemy.create_engine, sqlalchemy.ext.asyncio.create_async_engine
-    def ce(*a, **k):
-        calls["create_engine"] += 1
-        return real_ce(*a, **k)
-    def ace(*a, **k):
-        calls["create_engine"] += 1
-        return real_ace(*a, **k)
-    sqlalchemy.create_engine = ce
-    sqlalchemy.ext.asyncio.create_async_engine = ace
-
-    report = {}
-    for name in sys.argv[2:]:
-        if name in optional and importlib.util.find_spec(optional[name]) is None:
-            report[name] = {"skipped": "needs the optional dependency " + optional[name]}
-            continue
-        calls.update({"sqlite3.connect": 0, "create_engine": 0, "environ": []})
-        try:
-            module = importlib.import_module(name)
-            for attr in getattr(module, "__all__", ()):
-                getattr(module, attr)
-        except Exception as exc:  # reported against this module; the others are still probed
-            report[name] = {"error": f"{type(exc).__name__}: {exc}"}
-            continue
-        calls["environ"] = sorted(k for k in set(calls["environ"]) if "MAIM" in k or k == "DATABASE_URL")
-        report[name] = dict(calls)
-    print(json.dumps(report))
-    """
-)
-
-
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
-    """What importing each module did, from one fresh interpreter, and its (to stay empty) home."""
+    """What importing each module (and resolving its ``__all__``) did, and the home that must stay empty."""
     home = tmp_path_factory.mktemp("probe-home")
-    env = child_env(
-        {
-            **os.environ,
-            "HOME": str(home),
-            "XDG_DATA_HOME": str(home / "data"),
-            "XDG_CONFIG_HOME": str(home / "config"),
-            "MAIM_DB_URL": f"sqlite:///{home}/should-not-exist.db",
-            "DATABASE_URL": f"sqlite:///{home}/nor-this.db",
-        }
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(OPTIONAL), *MODULES],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=home,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout.splitlines()[-1]), home
+    return import_probe(dict.fromkeys(MODULES), home, optional=OPTIONAL), home
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -239,7 +156,7 @@ def test_import_opens_nothing_and_reads_no_environment(name: str, probe: tuple[d
     if "skipped" in calls:
         pytest.skip(f"{name}: {calls['skipped']}")
     assert "error" not in calls, f"importing {name} failed: {calls['error']}"
-    assert calls == {"sqlite3.connect": 0, "create_engine": 0, "environ": []}, f"importing {name}: {calls}"
+    assert calls == NOTHING_DONE, f"importing {name}: {calls}"
 
 
 def test_imports_leave_no_files(probe: tuple[dict[str, Any], Path]) -> None:
