@@ -269,3 +269,15 @@ def test_legacy_imports_open_no_database_and_build_no_engine(tmp_path: Path) -> 
     report = import_probe(dict(LEGACY_NAMES), tmp_path)
     assert report == dict.fromkeys(LEGACY_NAMES, NOTHING_DONE)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_old_import_path_names_what_it_does_not_have() -> None:
+    import importlib
+
+    shim = importlib.import_module("maim_db.core.models")
+    with pytest.raises(AttributeError, match=r"maim_db\.core\.models.*NoSuchModel"):
+        getattr(shim, "NoSuchModel")  # noqa: B009 - the lookup under test
+    with pytest.raises(AttributeError):
+        getattr(shim, "_private")  # noqa: B009 - private names are never forwarded
+    with pytest.raises(ImportError):
+        exec("from maim_db.maimconfig_models.models import NoSuchMirror", {})

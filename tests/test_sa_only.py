@@ -14,6 +14,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 import maim_db
 
 CHILD = textwrap.dedent(
@@ -95,3 +97,25 @@ def test_an_async_session_only_process_uses_the_write_queue_and_gets_checkpoints
         assert report["peewee_built"] is False
         assert report["checkpoint_passes"] >= 1
         assert bridge.peewee.execute_sql("SELECT count(*) FROM t").fetchone()[0] == 301
+
+
+# -- bad input to the pieces the bridge hands around -------------------------------------------
+
+
+def test_the_file_resources_and_engines_refuse_what_they_cannot_serve(tmp_path: Path) -> None:
+    from maim_db.peewee.sqlite import SqliteDatabase
+    from maim_db.sqlalchemy.engines import build_async_engine, build_sync_engine
+    from maim_db.sqlite.profile import SQLiteProfile
+    from maim_db.sqlite.resources import SQLiteFile
+
+    server = maim_db.DatabaseURL.parse("postgresql://u@h/db")
+    with pytest.raises(maim_db.ConfigurationError, match="not an SQLite URL") as info:
+        SQLiteFile(server, SQLiteProfile())
+    assert info.value.hint
+    url = maim_db.DatabaseURL.parse(f"sqlite:///{tmp_path / 'x.db'}")
+    for build in (build_sync_engine, build_async_engine):
+        with pytest.raises(maim_db.ConfigurationError, match="file's resources"):
+            build(url)  # an SQLite engine without the file's write queue would write around it
+    with pytest.raises(maim_db.ConfigurationError, match="needs a profile"):
+        SqliteDatabase(url)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing was created on the way
