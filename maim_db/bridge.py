@@ -252,11 +252,14 @@ class Bridge:
                 engine = self._sync_engine
                 if engine is None:
                     engine = build_sync_engine(self.url, self.sqlite_file)
+                    owner = weakref.ref(self)  # the engine must not keep its bridge alive
 
                     @sa.event.listens_for(engine, "before_cursor_execute")
                     def _refuse_on_loop(*_args: Any) -> None:
-                        self._check_open()
-                        check_loop(self.on_loop)
+                        bridge = owner()
+                        if bridge is not None:
+                            bridge._check_open()
+                            check_loop(bridge.on_loop)
 
                     if self.slow_query_ms is not None:
                         install_sqlalchemy_hook(engine, self.slow_query_ms)
