@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -34,8 +34,9 @@ from .loopguard import OnLoop, check_loop
 from .peewee.base import MaimDatabaseMixin
 from .peewee.servers import MySQLDatabase, PostgresqlDatabase, peewee_params
 from .peewee.sqlite import SqliteDatabase
+from .retry import RetryPolicy, retry_async, retry_sync
 from .schema import schema_drift
-from .servers import server_options
+from .servers import READ_ISOLATION, server_options
 from .settings import resolve_url
 from .slowlog import install_peewee_hook, install_sqlalchemy_hook
 from .sqlalchemy.engines import BEGIN_OPTION, build_async_engine, build_sync_engine
@@ -280,6 +281,13 @@ class Bridge:
                         install_sqlalchemy_hook(engine.sync_engine, self.slow_query_ms)
         return engine
 
+    def _readonly_options(self) -> dict[str, Any]:
+        """Execution options of read-only sessions: DEFERRED on SQLite, the server's own isolation level."""
+        options: dict[str, Any] = {BEGIN_OPTION: "DEFERRED"}
+        if not self.url.is_sqlite and not server_options(self.url)["writer_lock"]:
+            options["isolation_level"] = READ_ISOLATION[self.url.backend]
+        return options
+
     def session(self, *, readonly: bool = False) -> Session:
         """A new SQLAlchemy Session (a context manager).
 
@@ -289,7 +297,7 @@ class Bridge:
         engine = self.sync_engine
         if readonly:
             engine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
-                engine, engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+                engine, engine.execution_options(**self._readonly_options())
             )
         return ScopedSession(bind=engine, expire_on_commit=False)
 
@@ -313,7 +321,7 @@ class Bridge:
         engine = self.async_engine
         if readonly:
             engine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
-                engine, engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+                engine, engine.execution_options(**self._readonly_options())
             )
         return AsyncSession(bind=engine, expire_on_commit=False, sync_session_class=ScopedSession)
 
@@ -467,6 +475,91 @@ class Bridge:
     async def acreate_tables(self, *models: type[pw.Model]) -> builtins.list[str]:
         """:meth:`create_tables` on the executor."""
         return await self.run(self.create_tables, *models)
+
+    # -- transactions that retry themselves ----------------------------------------------
+    #
+    # On a server the engine keeps concurrent write transactions correct by rolling back the
+    # loser of a conflict (TransactionConflictError); these run a whole transaction again
+    # until it does not lose. ``max_attempts`` and ``time_limit`` are taken by these methods
+    # (pass fn's own arguments of those names through functools.partial).
+
+    def run_transaction(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        max_attempts: int = RetryPolicy.max_attempts,
+        time_limit: float = RetryPolicy.time_limit,
+        **kwargs: Any,
+    ) -> T:
+        """``fn(*args, **kwargs)`` in a write transaction of :attr:`peewee`, run again on a conflict.
+
+        Commits when ``fn`` returns and returns its result; any other exception rolls back
+        and propagates at once. After ``max_attempts`` runs (or ``time_limit`` seconds) it
+        raises :class:`~maim_db.TransactionConflictError`. Not inside another transaction
+        (an inner block cannot be run again alone): that raises :class:`TransactionError`.
+        """
+        policy = RetryPolicy(max_attempts=max_attempts, time_limit=time_limit)
+        db = self.peewee
+        if db.in_transaction():
+            raise TransactionError(
+                "run_transaction() inside an open transaction cannot run it again on a conflict",
+                hint="call it outside atomic() / async with bridge.atomic(): it opens the transaction itself",
+            )
+
+        def attempt() -> T:
+            with db.atomic():
+                return fn(*args, **kwargs)
+
+        return retry_sync(attempt, policy)
+
+    async def arun_transaction(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        max_attempts: int = RetryPolicy.max_attempts,
+        time_limit: float = RetryPolicy.time_limit,
+        **kwargs: Any,
+    ) -> T:
+        """:meth:`run_transaction` in one hop to the executor (every attempt and wait happen there)."""
+        if self._open_transaction() is not None:
+            raise TransactionError(
+                "arun_transaction() inside `async with bridge.atomic()` cannot run it again on a conflict",
+                hint="call it outside the block: it opens the transaction itself",
+            )
+        run = functools.partial(self.run_transaction, fn, max_attempts=max_attempts, time_limit=time_limit)
+        return await self.run(run, *args, **kwargs)
+
+    def run_session(
+        self,
+        fn: Callable[[Session], T],
+        *,
+        max_attempts: int = RetryPolicy.max_attempts,
+        time_limit: float = RetryPolicy.time_limit,
+    ) -> T:
+        """``fn(session)`` in a new :meth:`session`'s transaction, committed; run again on a conflict."""
+        policy = RetryPolicy(max_attempts=max_attempts, time_limit=time_limit)
+
+        def attempt() -> T:
+            with self.session() as session, session.begin():
+                return fn(session)
+
+        return retry_sync(attempt, policy)
+
+    async def arun_session(
+        self,
+        fn: Callable[[AsyncSession], Awaitable[T]],
+        *,
+        max_attempts: int = RetryPolicy.max_attempts,
+        time_limit: float = RetryPolicy.time_limit,
+    ) -> T:
+        """``await fn(session)`` in a new :meth:`async_session`'s transaction, committed; run again on a conflict."""
+        policy = RetryPolicy(max_attempts=max_attempts, time_limit=time_limit)
+
+        async def attempt() -> T:
+            async with self.async_session() as session, session.begin():
+                return await fn(session)
+
+        return await retry_async(attempt, policy)
 
     # -- lifecycle ----------------------------------------------------------------------
 

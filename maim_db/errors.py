@@ -15,6 +15,7 @@ wrong and how to fix it (``.hint``). Errors that wrap a driver's exception keep 
     ├── DatabaseConnectionError                a server refused or could not be reached
     │   └── ConnectionLostError                an open connection died (server restart, KILL)
     ├── WriteLockTimeoutError                  a writer waited longer than the busy/lock timeout
+    ├── TransactionConflictError               the engine rolled a transaction back on a conflict: retry it
     ├── NotBoundError                          a model is used before ``bridge.bind(...)``
     ├── BridgeClosedError                      the bridge was closed
     ├── TransactionError                       an async transaction was misused
@@ -49,6 +50,7 @@ __all__ = [
     "NotBoundError",
     "ReadOnlyDatabaseError",
     "SchemaDriftError",
+    "TransactionConflictError",
     "TransactionError",
     "UnmappedFieldError",
     "WriteLockTimeoutError",
@@ -144,6 +146,23 @@ class InvalidValueError(MaimDBError, ValueError):
     """A value cannot be stored in the field it was given to."""
 
 
+class TransactionConflictError(MaimDBError):
+    """The database rolled a transaction back because it lost a conflict with another one; retry it.
+
+    PostgreSQL's serialization failure (40001) and deadlock (40P01), MySQL/MariaDB's deadlock
+    (1213, also Galera's certification failure) and lock wait timeout (1205), SQLite's
+    ``SQLITE_BUSY_SNAPSHOT``. Nothing of the transaction was written: running it again from
+    its start is safe, and ``bridge.run_transaction`` / ``run_session`` do exactly that.
+    ``attempts`` is how many times it ran (1 outside the retrying APIs).
+    """
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, orig: BaseException | None = None, attempts: int = 1
+    ) -> None:
+        super().__init__(message, hint=hint, orig=orig)
+        self.attempts = attempts
+
+
 class LoopBlockedError(MaimDBError):
     """A synchronous database call ran on an event loop thread (it would stall the loop)."""
 
@@ -203,6 +222,23 @@ _DRIVER_FAILURES: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
+_CONFLICT_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+_CONFLICT_ERRNOS = frozenset({1213, 1205})  # ER_LOCK_DEADLOCK (and Galera certification), ER_LOCK_WAIT_TIMEOUT
+_CONFLICT_SQLITE = frozenset({"SQLITE_BUSY_SNAPSHOT"})
+
+
+def _is_conflict(error: BaseException) -> bool:
+    """Whether one driver exception reports a lost conflict (checked by code, not by message)."""
+    state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    if state in _CONFLICT_SQLSTATES:
+        return True
+    if getattr(error, "sqlite_errorname", None) in _CONFLICT_SQLITE:
+        return True
+    module = type(error).__module__ or ""
+    args: tuple[object, ...] = getattr(error, "args", ())
+    return module.startswith(("pymysql", "aiomysql")) and bool(args) and args[0] in _CONFLICT_ERRNOS
+
+
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc!r} {exc}".lower()
 
@@ -224,10 +260,19 @@ def driver_error(exc: BaseException, *, target: object = None) -> MaimDBError | 
         seen = getattr(seen, "orig", None) or seen.__cause__ or seen.__context__
     text = " ".join(_describe(e) for e in chain)
     kind = next((k for needles, k in _DRIVER_FAILURES if any(n in text for n in needles)), None)
+    if kind is None and any(_is_conflict(e) for e in chain):
+        kind = "conflict"
     if kind is None:
         return None
     where = f" ({target})" if target is not None else ""
     reason = str(chain[-1]).strip().splitlines()[0] if str(chain[-1]).strip() else type(chain[-1]).__name__
+    if kind == "conflict":
+        return TransactionConflictError(
+            f"the transaction lost a conflict with a concurrent one and was rolled back{where}: {reason}",
+            hint="run the whole transaction again (nothing of it was written); "
+            "bridge.run_transaction(fn) / bridge.run_session(fn) retry it for you",
+            orig=exc,
+        )
     if kind == "disk":
         return DiskFullError(
             f"the disk is full{where}: {reason}",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, overload
 
 from .errors import (
+    ConfigurationError,
     ConnectionLostError,
     DatabaseConnectionError,
     DriverNotInstalledError,
@@ -31,6 +32,9 @@ __all__ = [
     "DRIVERS",
     "MYSQL_GET_LOCK",
     "MYSQL_RELEASE_LOCK",
+    "MYSQL_WSREP_ON",
+    "READ_ISOLATION",
+    "WRITE_ISOLATION",
     "Driver",
     "bounded_aiomysql",
     "connect_args",
@@ -44,6 +48,7 @@ __all__ = [
     "server_options",
     "writer_lock_key",
     "writer_lock_name",
+    "writer_lock_on_galera",
     "writer_lock_timeout",
 ]
 
@@ -90,15 +95,22 @@ def server_options(url: DatabaseURL) -> dict[str, Any]:
         "pool_recycle": int(opts.get("pool_recycle", 3600)),
         "pool_pre_ping": opts.get("pool_pre_ping", "true") == "true",
         "connect_timeout": float(opts.get("connect_timeout", 10)),
-        "writer_lock": opts.get("writer_lock", "true") == "true",
+        "writer_lock": opts.get("writer_lock", "false") == "true",
         "lock_timeout": float(opts.get("lock_timeout", 5)),
     }
 
 
 def pool_options(url: DatabaseURL) -> dict[str, Any]:
-    """SQLAlchemy ``create_engine`` pool keywords of a server URL."""
+    """SQLAlchemy ``create_engine`` keywords of a server URL: the pool, and the write isolation level.
+
+    Without the opt-in writer lock, the engine's connections run SERIALIZABLE (see below);
+    read-only sessions ask for :data:`READ_ISOLATION` on their own copy of the engine.
+    """
     opts = server_options(url)
-    return {k: opts[k] for k in ("pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping")}
+    keywords = {k: opts[k] for k in ("pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping")}
+    if not opts["writer_lock"]:
+        keywords["isolation_level"] = WRITE_ISOLATION
+    return keywords
 
 
 def connect_args(url: DatabaseURL, driver: str) -> dict[str, Any]:
@@ -111,11 +123,38 @@ def connect_args(url: DatabaseURL, driver: str) -> dict[str, Any]:
     return {"connect_timeout": max(1, round(timeout))}
 
 
-# -- the writer lock ---------------------------------------------------------------------------
+# -- write transactions ------------------------------------------------------------------------
 #
-# Write transactions take one database-wide lock, so that they run one at a time as on
-# SQLite (``BEGIN IMMEDIATE``): PostgreSQL's transaction-scoped advisory lock, MySQL's
-# session-scoped GET_LOCK. Both ORMs compute the same key / name from the URL.
+# By default the engine keeps a write transaction correct: it runs SERIALIZABLE, so a
+# read-modify-write that races another can never lose an update -- the loser is rolled back
+# with a serialization failure / deadlock (Galera: a certification failure), which surfaces
+# as TransactionConflictError and which bridge.run_transaction retries. Read-only
+# transactions (lock_type="DEFERRED", readonly sessions) keep the server's default level.
+
+WRITE_ISOLATION = "SERIALIZABLE"
+"""The isolation level of write transactions on servers (without the opt-in writer lock)."""
+
+READ_ISOLATION = {"postgresql": "READ COMMITTED", "mysql": "REPEATABLE READ"}
+"""The servers' own default levels, which read-only transactions keep."""
+
+# The opt-in writer lock (?writer_lock=true), for a single primary whose code cannot be
+# retried: write transactions take one database-wide lock, so that they run one at a time
+# as on SQLite (``BEGIN IMMEDIATE``): PostgreSQL's transaction-scoped advisory lock, MySQL's
+# session-scoped GET_LOCK. Both ORMs compute the same key / name from the URL. It is refused
+# on a Galera cluster, where GET_LOCK is node-local and would protect nothing.
+
+MYSQL_WSREP_ON = "SELECT @@wsrep_on"
+"""1 on a node of a Galera cluster (MariaDB without Galera: 0; MySQL: an unknown variable)."""
+
+
+def writer_lock_on_galera(url: DatabaseURL) -> ConfigurationError:
+    """The error for ``?writer_lock=true`` on a Galera cluster."""
+    return ConfigurationError(
+        f"?writer_lock=true cannot work on the Galera cluster behind {url.safe_target()}: GET_LOCK is local to "
+        "one node, so two nodes would both grant it",
+        hint="drop ?writer_lock=true: write transactions then run SERIALIZABLE, Galera's certification "
+        "rejects the loser of a conflict (TransactionConflictError), and bridge.run_transaction(fn) retries it",
+    )
 
 
 def writer_lock_key(url: DatabaseURL) -> int:

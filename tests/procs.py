@@ -59,7 +59,15 @@ def prepare(path: str) -> None:
 
 
 def _stats() -> dict[str, Any]:
-    return {"increments": 0, "inserted": 0, "duplicates": 0, "created": 0, "deleted": 0, "failures": []}
+    return {
+        "increments": 0,
+        "inserted": 0,
+        "duplicates": 0,
+        "created": 0,
+        "deleted": 0,
+        "conflicts": 0,
+        "failures": [],
+    }
 
 
 def _fail(stats: dict[str, Any], exc: BaseException) -> None:
@@ -67,47 +75,87 @@ def _fail(stats: dict[str, Any], exc: BaseException) -> None:
 
 
 # -- the torture: bots (sync Peewee threads) and services (wrapper + AsyncSession) ----------
+#
+# Each kind of work is one function that says what it did ("increments", "inserted", ...);
+# ``mode`` runs it either through the retrying APIs ("retrying": a lost conflict runs again,
+# so nothing may fail) or in one plain transaction ("plain": a lost conflict is counted in
+# "conflicts" and must be a TransactionConflictError -- anything else is a failure). Stats
+# are counted once, after the commit.
 
 
-def _bot_thread(bridge: maim_db.Bridge, me: str, deadline: float, seed: int, stats: dict[str, Any]) -> None:
+def _pick(rnd: random.Random, me: str) -> tuple[str, Any]:
+    """A random piece of sync Peewee work: ``(kind, fn)``; ``fn()`` returns the stat to count (or None)."""
+    r = rnd.random()
+    if r < 0.5:
+
+        def increment() -> str:
+            c = Counter.get_by_id("c")
+            c.value += 1
+            c.save()
+            return "increments"
+
+        return "increment", increment
+    if r < 0.75:
+        key = f"k{rnd.randrange(KEYS)}"
+
+        def insert() -> str:
+            if Item.get_or_none(Item.key == key) is None:
+                Item.create(key=key, owner=me)
+                return "inserted"
+            return "duplicates"
+
+        return "insert", insert
+    if r < 0.9:
+
+        def create() -> str:
+            p = Parent.create(owner=me)
+            Child.insert_many([{"parent": p.id, "n": n} for n in range(CHILDREN)]).execute()
+            return "created"
+
+        return "create", create
+
+    def delete() -> str | None:
+        p = Parent.select().order_by(Parent._meta.database.random()).first()
+        if p is None:
+            return None
+        p.delete_instance()  # the database cascades to its children
+        return "deleted"
+
+    return "delete", delete
+
+
+def _count(stats: dict[str, Any], outcome: str | None) -> None:
+    if outcome is not None:
+        stats[outcome] += 1
+
+
+def _bot_thread(
+    bridge: maim_db.Bridge, me: str, deadline: float, seed: int, stats: dict[str, Any], mode: str = "plain"
+) -> None:
     rnd = random.Random(seed)
     db = bridge.peewee
     try:
         while time.monotonic() < deadline:
-            r = rnd.random()
+            _kind, work = _pick(rnd, me)
             try:
-                if r < 0.5:
-                    with db.atomic():
-                        c = Counter.get_by_id("c")
-                        c.value += 1
-                        c.save()
-                    stats["increments"] += 1
-                elif r < 0.75:
-                    key = f"k{rnd.randrange(KEYS)}"
-                    with db.atomic():
-                        if Item.get_or_none(Item.key == key) is None:
-                            Item.create(key=key, owner=me)
-                            stats["inserted"] += 1
-                        else:
-                            stats["duplicates"] += 1
-                elif r < 0.9:
-                    with db.atomic():
-                        p = Parent.create(owner=me)
-                        Child.insert_many([{"parent": p.id, "n": n} for n in range(CHILDREN)]).execute()
-                    stats["created"] += 1
+                if mode == "retrying":
+                    _count(stats, bridge.run_transaction(work))
                 else:
                     with db.atomic():
-                        p = Parent.select().order_by(db.random()).first()
-                        if p is not None:
-                            p.delete_instance()  # the database cascades to its children
-                            stats["deleted"] += 1
+                        outcome = work()
+                    _count(stats, outcome)
+            except maim_db.TransactionConflictError as exc:
+                if mode == "retrying":
+                    _fail(stats, exc)
+                else:
+                    stats["conflicts"] += 1
             except Exception as exc:
                 _fail(stats, exc)
     finally:
         db.close()
 
 
-def bot(path: str, seconds: float, barrier: Any, results: Any, seed: int) -> None:
+def bot(path: str, seconds: float, barrier: Any, results: Any, seed: int, mode: str = "plain") -> None:
     with maim_db.Bridge(path) as bridge:
         bridge.bind(*MODELS)
         per_thread = [_stats() for _ in range(2)]
@@ -115,7 +163,7 @@ def bot(path: str, seconds: float, barrier: Any, results: Any, seed: int) -> Non
         deadline = time.monotonic() + seconds
         threads = [
             threading.Thread(
-                target=_bot_thread, args=(bridge, f"bot{seed}-{i}", deadline, seed * 10 + i, per_thread[i])
+                target=_bot_thread, args=(bridge, f"bot{seed}-{i}", deadline, seed * 10 + i, per_thread[i], mode)
             )
             for i in range(2)
         ]
@@ -134,80 +182,106 @@ def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-async def _wrapper_task(bridge: maim_db.Bridge, me: str, deadline: float, seed: int, stats: dict[str, Any]) -> None:
+async def _plain_async(bridge: maim_db.Bridge, kind: str, me: str, rnd: random.Random) -> str | None:
+    """The same work as :func:`_pick`'s, awaited piece by piece inside ``async with bridge.atomic()``."""
+    async with bridge.atomic():
+        if kind == "increment":
+            c = await Counter.aget_by_id("c")
+            c.value += 1
+            await c.asave()
+            return "increments"
+        if kind == "insert":
+            key = f"k{rnd.randrange(KEYS)}"
+            if await Item.aget_or_none(Item.key == key) is None:
+                await Item.acreate(key=key, owner=me)
+                return "inserted"
+            return "duplicates"
+        if kind == "create":
+            p = await Parent.acreate(owner=me)
+            await Child.abulk_create([Child(parent=p, n=n) for n in range(CHILDREN)])
+            return "created"
+        p = await bridge.first(Parent.select().order_by(bridge.peewee.random()))
+        if p is None:
+            return None
+        await p.adelete_instance()
+        return "deleted"
+
+
+async def _wrapper_task(
+    bridge: maim_db.Bridge, me: str, deadline: float, seed: int, stats: dict[str, Any], mode: str = "plain"
+) -> None:
     rnd = random.Random(seed)
     while time.monotonic() < deadline:
-        r = rnd.random()
+        kind, work = _pick(rnd, me)
         try:
-            if r < 0.5:
-                async with bridge.atomic():
-                    c = await Counter.aget_by_id("c")
-                    c.value += 1
-                    await c.asave()
-                stats["increments"] += 1
-            elif r < 0.75:
-                key = f"k{rnd.randrange(KEYS)}"
-                async with bridge.atomic():
-                    if await Item.aget_or_none(Item.key == key) is None:
-                        await Item.acreate(key=key, owner=me)
-                        stats["inserted"] += 1
-                    else:
-                        stats["duplicates"] += 1
-            elif r < 0.9:
-                async with bridge.atomic():
-                    p = await Parent.acreate(owner=me)
-                    await Child.abulk_create([Child(parent=p, n=n) for n in range(CHILDREN)])
-                stats["created"] += 1
+            if mode == "retrying":
+                _count(stats, await bridge.arun_transaction(work))  # one hop, every attempt in it
             else:
-                async with bridge.atomic():
-                    p = await bridge.first(Parent.select().order_by(bridge.peewee.random()))
-                    if p is not None:
-                        await p.adelete_instance()
-                        stats["deleted"] += 1
+                _count(stats, await _plain_async(bridge, kind, me, rnd))
+        except maim_db.TransactionConflictError as exc:
+            if mode == "retrying":
+                _fail(stats, exc)
+            else:
+                stats["conflicts"] += 1
         except Exception as exc:
             _fail(stats, exc)
 
 
-async def _session_task(bridge: maim_db.Bridge, me: str, deadline: float, seed: int, stats: dict[str, Any]) -> None:
-    rnd = random.Random(seed)
+def _session_work(bridge: maim_db.Bridge, rnd: random.Random, me: str) -> Any:
+    """A random piece of AsyncSession work: ``async fn(session)`` returning the stat to count."""
     C, It, P, Ch = (bridge.mirror(m) for m in (Counter, Item, Parent, Child))
     random_order = sa.func.rand() if bridge.url.backend == "mysql" else sa.func.random()
+    r = rnd.random()
+    key = f"k{rnd.randrange(KEYS)}"
+
+    async def work(s: Any) -> str | None:
+        if r < 0.5:
+            c = await s.get(C, "c")
+            c.value += 1
+            return "increments"
+        if r < 0.75:
+            if (await s.scalars(sa.select(It).where(It.key == key))).first() is None:
+                s.add(It(key=key, owner=me))
+                return "inserted"
+            return "duplicates"
+        if r < 0.9:
+            p = P(owner=me)
+            s.add(p)
+            await s.flush()
+            s.add_all([Ch(parent_id=p.id, n=n) for n in range(CHILDREN)])
+            return "created"
+        pid = (await s.scalars(sa.select(P.id).order_by(random_order).limit(1))).first()
+        if pid is None:
+            return None
+        await s.execute(sa.delete(P).where(P.id == pid))  # the database cascades
+        return "deleted"
+
+    return work
+
+
+async def _session_task(
+    bridge: maim_db.Bridge, me: str, deadline: float, seed: int, stats: dict[str, Any], mode: str = "plain"
+) -> None:
+    rnd = random.Random(seed)
     while time.monotonic() < deadline:
-        r = rnd.random()
+        work = _session_work(bridge, rnd, me)
         try:
-            async with bridge.async_session() as s:
-                if r < 0.5:
-                    c = await s.get(C, "c")
-                    c.value += 1
-                    await s.commit()
-                    stats["increments"] += 1
-                elif r < 0.75:
-                    key = f"k{rnd.randrange(KEYS)}"
-                    if (await s.scalars(sa.select(It).where(It.key == key))).first() is None:
-                        s.add(It(key=key, owner=me))
-                        await s.commit()
-                        stats["inserted"] += 1
-                    else:
-                        await s.commit()
-                        stats["duplicates"] += 1
-                elif r < 0.9:
-                    p = P(owner=me)
-                    s.add(p)
-                    await s.flush()
-                    s.add_all([Ch(parent_id=p.id, n=n) for n in range(CHILDREN)])
-                    await s.commit()
-                    stats["created"] += 1
-                else:
-                    pid = (await s.scalars(sa.select(P.id).order_by(random_order).limit(1))).first()
-                    if pid is not None:
-                        await s.execute(sa.delete(P).where(P.id == pid))  # the database cascades
-                        stats["deleted"] += 1
-                    await s.commit()
+            if mode == "retrying":
+                _count(stats, await bridge.arun_session(work))
+            else:
+                async with bridge.async_session() as s, s.begin():
+                    outcome = await work(s)
+                _count(stats, outcome)
+        except maim_db.TransactionConflictError as exc:
+            if mode == "retrying":
+                _fail(stats, exc)
+            else:
+                stats["conflicts"] += 1
         except Exception as exc:
             _fail(stats, exc)
 
 
-def service(path: str, seconds: float, barrier: Any, results: Any, seed: int) -> None:
+def service(path: str, seconds: float, barrier: Any, results: Any, seed: int, mode: str = "plain") -> None:
     async def main() -> dict[str, Any]:
         async with maim_db.Bridge(path) as bridge:
             bridge.bind(*MODELS)
@@ -215,9 +289,9 @@ def service(path: str, seconds: float, barrier: Any, results: Any, seed: int) ->
             await asyncio.to_thread(barrier.wait, 120)
             deadline = time.monotonic() + seconds
             await asyncio.gather(
-                *(_wrapper_task(bridge, f"svc{seed}-w{i}", deadline, seed * 10 + i, parts[i]) for i in range(3)),
+                *(_wrapper_task(bridge, f"svc{seed}-w{i}", deadline, seed * 10 + i, parts[i], mode) for i in range(3)),
                 *(
-                    _session_task(bridge, f"svc{seed}-s{i}", deadline, seed * 10 + 5 + i, parts[3 + i])
+                    _session_task(bridge, f"svc{seed}-s{i}", deadline, seed * 10 + 5 + i, parts[3 + i], mode)
                     for i in range(2)
                 ),
             )

@@ -110,7 +110,8 @@ def _reads_tenants(statement: str) -> bool:
 
 
 def test_a_write_session_takes_the_writer_lock_before_its_first_read(any_url: str, backend: str) -> None:
-    with Bridge(any_url) as b:
+    # SQLite: BEGIN IMMEDIATE; servers: the opt-in writer lock (?writer_lock=true).
+    with Bridge(any_url if backend == "sqlite" else f"{any_url}?writer_lock=true") as b:
         b.bind(*ALL_MODELS)
         b.create_tables()
         statements = _statements(b.sync_engine)
@@ -127,6 +128,29 @@ def test_a_write_session_takes_the_writer_lock_before_its_first_read(any_url: st
             assert [t.tenant_name for t in s.scalars(sa.select(T))] == ["x"]
         assert any(_reads_tenants(q) for q in statements)
         assert not any(q.startswith(WRITER_LOCK[backend]) for q in statements), statements
+
+
+ISOLATION = {
+    "postgresql": ("SHOW transaction_isolation", "serializable", "read committed"),
+    "mariadb": ("SELECT @@tx_isolation", "SERIALIZABLE", "REPEATABLE-READ"),
+}
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
+def test_server_write_sessions_run_serializable_and_read_only_ones_do_not(any_url: str, backend: str) -> None:
+    # No database-wide lock by default: the engine's SERIALIZABLE keeps read-modify-writes
+    # from losing updates; read-only sessions keep the server's default level.
+    query, write_level, read_level = ISOLATION[backend]
+    with Bridge(any_url) as b:
+        for _ in range(2):  # a pooled connection keeps nothing of the other kind's level
+            with b.session() as s:
+                assert s.execute(sa.text(query)).scalar() == write_level
+            with b.session(readonly=True) as s:
+                assert s.execute(sa.text(query)).scalar() == read_level
+        statements = _statements(b.sync_engine)
+        with b.session() as s:
+            s.execute(sa.text("SELECT 1"))
+        assert not any("LOCK" in q.upper() for q in statements), statements
 
 
 def test_sessions_refuse_to_run_on_the_event_loop(any_url: str) -> None:
@@ -175,10 +199,13 @@ async def test_read_modify_write_from_async_sessions_and_peewee_threads(any_url:
             try:
                 start.wait()
                 for _ in range(INCREMENTS):
-                    with bridge.peewee.atomic():
+
+                    def increment() -> None:
                         row = PluginSettings.get_by_id(counter.id)
                         row.config = {"n": row.config["n"] + 1}
                         row.save()
+
+                    bridge.run_transaction(increment)  # a lost conflict (servers) runs again
                     with lock:
                         committed[0] += 1
             except BaseException as exc:
@@ -189,11 +216,13 @@ async def test_read_modify_write_from_async_sessions_and_peewee_threads(any_url:
         async def session_worker() -> None:
             try:
                 for _ in range(INCREMENTS):
-                    async with bridge.async_session() as s:
+
+                    async def increment(s: Any) -> None:
                         row = await s.get(PS, counter.id)
                         assert row is not None
                         row.config = {"n": row.config["n"] + 1}
-                        await s.commit()
+
+                    await bridge.arun_session(increment)
                     with lock:
                         committed[0] += 1
             except BaseException as exc:

@@ -96,10 +96,8 @@ def test_concurrent_upserts_of_one_key_from_both_orms_end_with_one_row(ub: Bridg
                 row = {"plugin": "p", "name": "shared", "value": i * 1000 + k}
                 if i % 2:
                     upsert(Setting, row, key=["plugin", "name"])
-                else:
-                    with ub.session() as s:
-                        upsert(S, row, key=["plugin", "name"], session=s)
-                        s.commit()
+                else:  # a session's transaction (SERIALIZABLE on servers) runs again on a conflict
+                    ub.run_session(lambda s, row=row: upsert(S, row, key=["plugin", "name"], session=s))
         except BaseException as exc:
             errors.append(exc)
         finally:

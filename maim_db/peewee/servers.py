@@ -15,12 +15,14 @@ from typing import Any, TypeVar
 import peewee
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase, PooledMySQLDatabase, PooledPostgresqlDatabase
 
-from ..errors import ConnectionLostError, DatabaseConnectionError
+from ..errors import ConnectionLostError, DatabaseConnectionError, driver_error
 from ..forks import park
 from ..loopguard import OnLoop
 from ..servers import (
     MYSQL_GET_LOCK,
     MYSQL_RELEASE_LOCK,
+    MYSQL_WSREP_ON,
+    WRITE_ISOLATION,
     connect_pymysql,
     connection_error,
     connection_lost,
@@ -29,6 +31,7 @@ from ..servers import (
     require_driver,
     server_options,
     writer_lock_name,
+    writer_lock_on_galera,
     writer_lock_timeout,
 )
 from ..url import DatabaseURL
@@ -63,17 +66,18 @@ def peewee_params(url: DatabaseURL) -> dict[str, Any]:
 
 
 class ServerDatabaseMixin(MaimDatabaseMixin):
-    """What both server databases share: a connection pool, the writer lock, clear errors.
+    """What both server databases share: a connection pool, safe write transactions, clear errors.
 
-    ``writer_lock`` gives write transactions SQLite's ``BEGIN IMMEDIATE`` meaning on a
-    server too -- one writer at a time, queued by the server -- so code whose
-    read-modify-write is correct on SQLite stays correct after the URL changes (under
-    PostgreSQL's default READ COMMITTED it would lose updates). Transactions opened with
-    ``lock_type="DEFERRED"`` (read-only, or written for the server with ``FOR UPDATE``)
-    skip it.
+    Write transactions run SERIALIZABLE: a read-modify-write that races another one can
+    never lose an update; the loser gets :class:`~maim_db.TransactionConflictError` and
+    ``bridge.run_transaction`` runs it again. ``writer_lock=True`` (``?writer_lock=true``,
+    single-primary deployments whose code cannot be retried) instead gives write
+    transactions SQLite's ``BEGIN IMMEDIATE`` meaning -- one writer at a time, queued by the
+    server. Transactions opened with ``lock_type="DEFERRED"`` (read-only work) keep the
+    server's default isolation and take no lock.
     """
 
-    writer_lock: bool = True
+    writer_lock: bool = False
     lock_timeout: float = 5.0
     _max_connections: int
     _wait_timeout: float
@@ -85,7 +89,7 @@ class ServerDatabaseMixin(MaimDatabaseMixin):
         url: DatabaseURL,
         *,
         on_loop: OnLoop = "warn",
-        writer_lock: bool = True,
+        writer_lock: bool = False,
         lock_timeout: float = 5.0,
         max_connections: int = 20,
         stale_timeout: int | None = None,
@@ -238,9 +242,16 @@ class ServerDatabaseMixin(MaimDatabaseMixin):
             return fn(*args)
         except Exception as exc:
             lost = self._connection_lost(exc)
-            if lost is None or lost is exc:
+            if lost is exc:
                 raise
-            raise lost from exc
+            if lost is not None:
+                raise lost from exc
+            # A lost conflict (TransactionConflictError), a read-only replica, a full disk:
+            # the MaimDBError that names it, as the SQLAlchemy side raises.
+            clear = driver_error(exc, target=self.url.safe_target())
+            if clear is None or clear is exc:
+                raise
+            raise clear from exc
 
     def commit(self) -> None:
         """COMMIT; a transaction whose connection died raises :class:`ConnectionLostError`."""
@@ -293,7 +304,7 @@ def _pool_close_all(db: Any) -> None:
 
 
 class PostgresqlDatabase(ServerDatabaseMixin, PooledPostgresqlDatabase):  # type: ignore[misc]
-    """PostgreSQL through psycopg 3, pooled; write transactions take the writer lock."""
+    """PostgreSQL through psycopg 3, pooled; write transactions SERIALIZABLE (or the opt-in writer lock)."""
 
     def _idle_socket(self, conn: Any) -> int | None:
         status = conn.info.transaction_status  # psycopg 3 and 2: 0 IDLE, 4 UNKNOWN (bad connection)
@@ -305,8 +316,13 @@ class PostgresqlDatabase(ServerDatabaseMixin, PooledPostgresqlDatabase):  # type
         return {"prefer_psycopg3": True}
 
     def begin(self, lock_type: str | None = None, isolation_level: str | None = None) -> None:
-        """BEGIN; unless ``DEFERRED``, then wait (at most lock_timeout) for the writer lock."""
+        """BEGIN: a write transaction SERIALIZABLE (or, with ``?writer_lock=true``, after the writer lock).
+
+        ``DEFERRED`` (read-only work) keeps the server's default level and takes no lock.
+        """
         lock = checked_lock_type(lock_type)
+        if isolation_level is None and lock != "DEFERRED" and not self.writer_lock:
+            isolation_level = WRITE_ISOLATION
         self._server_call(super().begin, isolation_level)
         if lock == "DEFERRED" or not self.writer_lock:
             return
@@ -331,7 +347,7 @@ class _BoundedPyMySQL(peewee.MySQLDatabase):
 
 
 class MySQLDatabase(ServerDatabaseMixin, PooledMySQLDatabase, _BoundedPyMySQL):  # type: ignore[misc]
-    """MySQL and MariaDB through PyMySQL, pooled; write transactions take the writer lock."""
+    """MySQL and MariaDB (Galera too) through PyMySQL, pooled; write transactions SERIALIZABLE (or GET_LOCK)."""
 
     def _idle_socket(self, conn: Any) -> int | None:
         sock = getattr(conn, "_sock", None)
@@ -352,20 +368,40 @@ class MySQLDatabase(ServerDatabaseMixin, PooledMySQLDatabase, _BoundedPyMySQL): 
         if "maria" in str(getattr(conn, "server_version", "")).lower():
             self.mariadb = True  # a MariaDB server behind a mysql:// URL
 
-    def begin(self, lock_type: str | None = None) -> None:
-        """Unless ``DEFERRED``, wait for the writer lock (GET_LOCK); then BEGIN."""
+    def begin(self, lock_type: str | None = None, isolation_level: str | None = None) -> None:  # type: ignore[override]
+        """BEGIN: a write transaction SERIALIZABLE (or, with ``?writer_lock=true``, after GET_LOCK).
+
+        ``DEFERRED`` (read-only work) keeps the server's default level and takes no lock.
+        """
         lock = checked_lock_type(lock_type)
+        if isolation_level is None and lock != "DEFERRED" and not self.writer_lock:
+            isolation_level = WRITE_ISOLATION
         if lock != "DEFERRED" and self.writer_lock:
             self.guard()
+            self._refuse_galera()
             got = self.execute_sql(MYSQL_GET_LOCK, (self._lock_name, self.lock_timeout)).fetchone()[0]
             if got != 1:
                 raise writer_lock_timeout(self.url, self.lock_timeout)
             self._state.holds_write_lock = True
         try:
-            self._server_call(super().begin)
+            self._server_call(super().begin, isolation_level)
         except BaseException:
             self._end_write()
             raise
+
+    _galera_checked = False
+
+    def _refuse_galera(self) -> None:
+        """``?writer_lock=true`` on a Galera node: refuse (GET_LOCK is node-local there)."""
+        if self._galera_checked:
+            return
+        try:
+            on = self.execute_sql(MYSQL_WSREP_ON).fetchone()[0]
+        except peewee.DatabaseError:  # MySQL: no such variable, so no Galera
+            on = 0
+        if str(on).upper() in ("1", "ON"):
+            raise writer_lock_on_galera(self.url)
+        self._galera_checked = True
 
     def _end_write(self) -> None:
         if getattr(self._state, "holds_write_lock", False):

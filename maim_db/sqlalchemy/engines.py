@@ -23,6 +23,7 @@ from ..errors import ConfigurationError, driver_error
 from ..servers import (
     MYSQL_GET_LOCK,
     MYSQL_RELEASE_LOCK,
+    MYSQL_WSREP_ON,
     bounded_aiomysql,
     connect_args,
     connect_pymysql,
@@ -33,6 +34,7 @@ from ..servers import (
     require_driver,
     server_options,
     writer_lock_name,
+    writer_lock_on_galera,
     writer_lock_timeout,
 )
 from ..sqlite.resources import SQLiteFile
@@ -278,11 +280,20 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
 
         return
     name = writer_lock_name(url)
+    galera_checked: list[bool] = []
 
     @event.listens_for(engine, "begin")
     def _mysql_begin(conn: sa.Connection) -> None:
         if conn.get_execution_options().get(BEGIN_OPTION) == "DEFERRED":
             return
+        if not galera_checked:  # GET_LOCK is node-local on a Galera cluster: refuse it there
+            try:
+                on = conn.exec_driver_sql(MYSQL_WSREP_ON).scalar()
+            except sa.exc.DBAPIError:  # MySQL: no such variable, so no Galera
+                on = 0
+            if str(on).upper() in ("1", "ON"):
+                raise writer_lock_on_galera(url)
+            galera_checked.append(True)
         got = conn.exec_driver_sql(MYSQL_GET_LOCK, (name, opts["lock_timeout"])).scalar()
         if got != 1:
             raise writer_lock_timeout(url, opts["lock_timeout"])
