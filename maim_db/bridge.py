@@ -493,24 +493,12 @@ class Bridge:
     ) -> T:
         """``fn(*args, **kwargs)`` in a write transaction of :attr:`peewee`, run again on a conflict.
 
-        Commits when ``fn`` returns and returns its result; any other exception rolls back
-        and propagates at once. After ``max_attempts`` runs (or ``time_limit`` seconds) it
-        raises :class:`~maim_db.TransactionConflictError`. Not inside another transaction
-        (an inner block cannot be run again alone): that raises :class:`TransactionError`.
+        See :meth:`maim_db.peewee.base.MaimDatabaseMixin.run_transaction` (this is
+        ``bridge.peewee.run_transaction``).
         """
-        policy = RetryPolicy(max_attempts=max_attempts, time_limit=time_limit)
-        db = self.peewee
-        if db.in_transaction():
-            raise TransactionError(
-                "run_transaction() inside an open transaction cannot run it again on a conflict",
-                hint="call it outside atomic() / async with bridge.atomic(): it opens the transaction itself",
-            )
-
-        def attempt() -> T:
-            with db.atomic():
-                return fn(*args, **kwargs)
-
-        return retry_sync(attempt, policy)
+        return self.peewee.run_transaction(  # type: ignore[no-any-return]
+            fn, *args, max_attempts=max_attempts, time_limit=time_limit, **kwargs
+        )
 
     async def arun_transaction(
         self,

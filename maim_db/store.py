@@ -148,8 +148,9 @@ class SimpleStore(MutableMapping[str, Any]):
     def _set(self, key: str, value: Any) -> None:
         row = {"namespace": self.namespace, "key": key, "updated_at": utcnow(), **self._encode(value)}
         model = self.model  # before the transaction: see _model_for
-        with self.bridge.peewee.atomic():
-            peewee_upsert(model, row, ["namespace", "key"], ["format", "value", "data", "updated_at"])
+        self.bridge.peewee.run_write(
+            peewee_upsert, model, row, ["namespace", "key"], ["format", "value", "data", "updated_at"]
+        )
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._set(self._check_key(key), value)
@@ -162,9 +163,9 @@ class SimpleStore(MutableMapping[str, Any]):
 
     def __delitem__(self, key: str) -> None:
         m = self.model
-        with self.bridge.peewee.atomic():
-            if m.delete().where(*self._where(m.key == self._check_key(key))).execute() == 0:
-                raise KeyError(key)
+        where = self._where(m.key == self._check_key(key))
+        if self.bridge.peewee.run_write(lambda: m.delete().where(*where).execute()) == 0:
+            raise KeyError(key)
 
     def __len__(self) -> int:
         return int(self.model.select().where(*self._where()).count())
@@ -203,48 +204,66 @@ class SimpleStore(MutableMapping[str, Any]):
     def pop(self, key: str, default: Any = _MISSING) -> Any:
         """Remove ``key`` and return its value (or ``default``); one transaction."""
         m = self.model
-        with self.bridge.peewee.atomic():
-            row = m.get_or_none(*self._where(m.key == self._check_key(key)))
-            if row is None:
-                if default is _MISSING:
-                    raise KeyError(key)
-                return default
-            row.delete_instance()
+        where = self._where(m.key == self._check_key(key))
+
+        def take() -> Any:
+            row = m.get_or_none(*where)
+            if row is not None:
+                row.delete_instance()
+            return row
+
+        row = self.bridge.peewee.run_write(take)
+        if row is None:
+            if default is _MISSING:
+                raise KeyError(key)
+            return default
         return self._decode(row)
 
     def popitem(self) -> tuple[str, Any]:
         """Remove and return some ``(key, value)``; ``KeyError`` when empty."""
         m = self.model
-        with self.bridge.peewee.atomic():
+
+        def take() -> Any:
             row = m.select().where(*self._where()).order_by(m.key).first()
-            if row is None:
-                raise KeyError(f"SimpleStore {self.namespace!r} is empty")
-            row.delete_instance()
+            if row is not None:
+                row.delete_instance()
+            return row
+
+        row = self.bridge.peewee.run_write(take)
+        if row is None:
+            raise KeyError(f"SimpleStore {self.namespace!r} is empty")
         return row.key, self._decode(row)
 
     def clear(self) -> None:
         """Remove every key of this namespace."""
         m = self.model
-        with self.bridge.peewee.atomic():
-            m.delete().where(*self._where()).execute()
+        self.bridge.peewee.run_write(lambda: m.delete().where(*self._where()).execute())
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Set many keys in one transaction."""
         pairs = list(other.items() if isinstance(other, Mapping) else other) + list(kwargs.items())
         self.model  # noqa: B018 - create the table before the transaction: see _model_for
-        with self.bridge.peewee.atomic():
-            for key, value in pairs:
-                self._set(self._check_key(key), value)
+        checked = [(self._check_key(key), value) for key, value in pairs]
+
+        def set_all() -> None:
+            for key, value in checked:
+                self._set(key, value)  # savepoints of this one transaction
+
+        self.bridge.peewee.run_write(set_all)
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         """The value for ``key``; stores ``default`` first when it is missing (one transaction)."""
         m = self.model
-        with self.bridge.peewee.atomic():
-            row = m.get_or_none(*self._where(m.key == self._check_key(key)))
+        where = self._where(m.key == self._check_key(key))
+
+        def read_or_store() -> Any:
+            row = m.get_or_none(*where)
             if row is not None:
                 return self._decode(row)
             self._set(key, default)
-        return default
+            return default
+
+        return self.bridge.peewee.run_write(read_or_store)
 
     # -- async twins -------------------------------------------------------------------------
 

@@ -249,14 +249,18 @@ class AgentActiveState(BaseModel):
     ) -> AgentActiveState:
         """Record a heartbeat now (insert or update), resetting the TTL (1.0 API)."""
         now = current_time or utcnow()
-        with cls._meta.database.atomic():
+
+        def record() -> AgentActiveState:
             state = cls.get_or_none(tenant_id=tenant_id, agent_id=agent_id)
             if state is None:
                 state = cls(tenant_id=tenant_id, agent_id=agent_id)
             state.last_seen_at = now
             state.ttl_seconds = ttl_seconds
             state.save()
-        return state
+            return state
+
+        # One transaction; on a server the loser of a race with another heartbeat runs again.
+        return cls._meta.database.run_write(record)  # type: ignore[no-any-return]
 
     @classmethod
     def list_active(cls, *, current_time: dt.datetime | None = None) -> peewee.ModelSelect[AgentActiveState]:

@@ -39,22 +39,29 @@ def setup(tenant_name: str, agent_name: str) -> tuple[Tenant, Agent]:
     """The bot's tenant and agent, created when they do not exist yet (by name)."""
     db = Tenant._meta.database
     tenant, _ = Tenant.get_or_create(tenant_name=tenant_name)  # type: ignore[no-untyped-call]
-    with db.atomic():  # IMMEDIATE: two bots starting together create one agent
+
+    def find_or_create() -> Agent:
         agent = Agent.get_or_none((Agent.tenant == tenant.id) & (Agent.name == agent_name))
         if agent is None:
             agent = Agent.create(tenant=tenant, name=agent_name, description="examples/bot.py")
-    return tenant, agent
+        return agent
+
+    # One transaction (IMMEDIATE on SQLite): two bots starting together create one agent; on
+    # a server the loser of that race is run again (run_transaction).
+    return tenant, db.run_transaction(find_or_create)
 
 
 def increment(tenant_id: str, agent_id: str | None, key: str = "n", by: int = 1) -> int:
     """Add ``by`` to ``config[key]`` of the counter plugin's settings; return the new value.
 
-    The lookup and the write are one transaction (BEGIN IMMEDIATE on SQLite), so concurrent
-    increments from threads, processes and the service never overwrite each other.
+    The lookup and the write are one transaction (BEGIN IMMEDIATE on SQLite, SERIALIZABLE on a
+    server, where ``run_transaction`` runs the loser of a race again), so concurrent increments
+    from threads, processes and the service never overwrite each other.
     """
     where = (PluginSettings.tenant == tenant_id) & (PluginSettings.plugin_name == COUNTER_PLUGIN)
     where &= PluginSettings.agent.is_null() if agent_id is None else (PluginSettings.agent == agent_id)
-    with PluginSettings._meta.database.atomic():
+
+    def read_modify_write() -> int:
         row = PluginSettings.get_or_none(where)
         if row is None:
             row = PluginSettings(tenant=tenant_id, agent=agent_id, plugin_name=COUNTER_PLUGIN, enabled=True, config={})
@@ -69,6 +76,8 @@ def increment(tenant_id: str, agent_id: str | None, key: str = "n", by: int = 1)
         row.config = config
         row.save(force_insert=new)  # the primary key is a client-side id: say when the row is new
         return int(config[key])
+
+    return int(PluginSettings._meta.database.run_transaction(read_modify_write))
 
 
 def write_status(tenant_id: str, agent_id: str, thread: int, loops: int) -> None:

@@ -37,6 +37,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import maim_db
 from maim_db.domain import mirrors as rows  # SQLAlchemy mirrors of the same tables
@@ -175,6 +176,11 @@ def create_app(url: str | None = None, *, on_loop: OnLoop = "raise") -> FastAPI:
         orig = getattr(exc, "orig", None) or exc
         return JSONResponse({"detail": f"the write conflicts with existing data: {orig}"}, status_code=409)
 
+    @app.exception_handler(maim_db.TransactionConflictError)
+    async def lost_a_race(_request: Request, exc: maim_db.TransactionConflictError) -> JSONResponse:
+        # A plain transaction (PUT) lost a conflict with a concurrent writer; nothing was written.
+        return JSONResponse({"detail": str(exc)}, status_code=409, headers={"Retry-After": "0"})
+
     @app.exception_handler(maim_db.InvalidValueError)
     async def invalid(_: Request, exc: maim_db.InvalidValueError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=422)
@@ -272,22 +278,22 @@ def create_app(url: str | None = None, *, on_loop: OnLoop = "raise") -> FastAPI:
         tenant_id: Id, plugin: Plugin, body: IncrementIn, bridge: BridgeDep
     ) -> dict[str, Any]:
         def read_modify_write() -> int:
-            # One executor hop for the whole transaction: the write lock is held for
-            # microseconds, not for several round trips to the event loop.
-            with bridge.peewee.atomic():
-                if Tenant.get_or_none(Tenant.id == tenant_id) is None:
-                    raise NotFoundError(f"tenant {tenant_id!r} does not exist")
-                row = PluginSettings.get_or_none(_tenant_wide(tenant_id, plugin))
-                if row is None:
-                    row = PluginSettings(tenant=tenant_id, agent=None, plugin_name=plugin, enabled=True)
-                    row.config, value = bump(None, body.key, body.by)
-                    row.save(force_insert=True)  # the primary key is a client-side id: say it is new
-                else:
-                    row.config, value = bump(row.config, body.key, body.by)
-                    row.save()
-                return value
+            if Tenant.get_or_none(Tenant.id == tenant_id) is None:
+                raise NotFoundError(f"tenant {tenant_id!r} does not exist")
+            row = PluginSettings.get_or_none(_tenant_wide(tenant_id, plugin))
+            if row is None:
+                row = PluginSettings(tenant=tenant_id, agent=None, plugin_name=plugin, enabled=True)
+                row.config, value = bump(None, body.key, body.by)
+                row.save(force_insert=True)  # the primary key is a client-side id: say it is new
+            else:
+                row.config, value = bump(row.config, body.key, body.by)
+                row.save()
+            return value
 
-        value = await bridge.run(read_modify_write)
+        # One executor hop for the whole transaction (the write lock is held for microseconds,
+        # not for several round trips to the event loop); on a server the loser of a race with
+        # another writer is run again there.
+        value = await bridge.arun_transaction(read_modify_write)
         return {"tenant_id": tenant_id, "agent_id": None, "plugin_name": plugin, "key": body.key, "value": value}
 
     # -- one agent's settings: SQLAlchemy sessions on the mirrors --------------------------
@@ -309,21 +315,26 @@ def create_app(url: str | None = None, *, on_loop: OnLoop = "raise") -> FastAPI:
 
     @app.post("/tenants/{tenant_id}/agents/{agent_id}/plugins/{plugin}/increment")
     async def increment_agent_counter(
-        tenant_id: Id, agent_id: Id, plugin: Plugin, body: IncrementIn, db: DBSession
+        tenant_id: Id, agent_id: Id, plugin: Plugin, body: IncrementIn, bridge: BridgeDep
     ) -> dict[str, Any]:
-        # The session's first statement begins the transaction (IMMEDIATE on SQLite), so
-        # the read below and the write after it cannot interleave with another writer.
-        await _agent_row(db, tenant_id, agent_id)
-        await maim_db.aupsert(  # make sure the row exists; keep it as it is if it does
-            rows.PluginSettings,
-            {"tenant_id": tenant_id, "agent_id": agent_id, "plugin_name": plugin, "enabled": True},
-            key=["tenant_id", "agent_id", "plugin_name"],
-            update=[],
-            session=db,
-        )
-        row = (await db.scalars(_agent_settings(tenant_id, agent_id, plugin).with_for_update())).one()
-        row.config, value = bump(row.config, body.key, body.by)  # a new dict: the change is seen
-        row.updated_at = utcnow()
+        # The session's first statement begins the transaction (IMMEDIATE on SQLite,
+        # SERIALIZABLE on a server), so the read below and the write after it cannot
+        # interleave with another writer; arun_session runs the loser of a race again.
+        async def read_modify_write(db: AsyncSession) -> int:
+            await _agent_row(db, tenant_id, agent_id)
+            await maim_db.aupsert(  # make sure the row exists; keep it as it is if it does
+                rows.PluginSettings,
+                {"tenant_id": tenant_id, "agent_id": agent_id, "plugin_name": plugin, "enabled": True},
+                key=["tenant_id", "agent_id", "plugin_name"],
+                update=[],
+                session=db,
+            )
+            row = (await db.scalars(_agent_settings(tenant_id, agent_id, plugin).with_for_update())).one()
+            row.config, value = bump(row.config, body.key, body.by)  # a new dict: the change is seen
+            row.updated_at = utcnow()
+            return int(value)
+
+        value = await bridge.arun_session(read_modify_write)
         return {"tenant_id": tenant_id, "agent_id": agent_id, "plugin_name": plugin, "key": body.key, "value": value}
 
     return app

@@ -17,9 +17,10 @@ from typing import Any, Protocol, TypeVar
 
 import peewee
 
-from ..errors import BridgeClosedError, ConfigurationError
+from ..errors import BridgeClosedError, ConfigurationError, TransactionError
 from ..forks import park
 from ..loopguard import OnLoop, check_loop
+from ..retry import RetryPolicy, retry_sync
 from ..url import DatabaseURL
 
 __all__ = ["LOCK_TYPES", "MaimDatabaseMixin", "Runner", "lock_type"]
@@ -97,6 +98,48 @@ class MaimDatabaseMixin:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run sync Peewee code on the bridge's executor (Peewee 4's ``aexecute`` calls this)."""
         return await self.bridge.run(fn, *args, **kwargs)
+
+    # -- transactions that retry themselves ------------------------------------------
+
+    def run_transaction(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        max_attempts: int = RetryPolicy.max_attempts,
+        time_limit: float = RetryPolicy.time_limit,
+        **kwargs: Any,
+    ) -> T:
+        """``fn(*args, **kwargs)`` in a write transaction (``atomic()``), run again when it loses a conflict.
+
+        Commits when ``fn`` returns and returns its result; any other exception rolls back
+        and propagates at once. After ``max_attempts`` runs (or ``time_limit`` seconds) it
+        raises :class:`~maim_db.TransactionConflictError`. Not inside another transaction
+        (an inner block cannot be run again alone): that raises :class:`~maim_db.TransactionError`.
+        """
+        policy = RetryPolicy(max_attempts=max_attempts, time_limit=time_limit)
+        if self.in_transaction():  # type: ignore[attr-defined]
+            raise TransactionError(
+                "run_transaction() inside an open transaction cannot run it again on a conflict",
+                hint="call it outside atomic() / async with bridge.atomic(): it opens the transaction itself",
+            )
+
+        def attempt() -> T:
+            with self.atomic():  # type: ignore[attr-defined]
+                return fn(*args, **kwargs)
+
+        return retry_sync(attempt, policy)
+
+    def run_write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` in a write transaction: :meth:`run_transaction` when no transaction is open, else a savepoint.
+
+        For library code that writes on its caller's behalf (``SimpleStore``, heartbeats): on
+        its own it runs again on a conflict; inside the caller's transaction a conflict ends
+        that transaction and is the caller's to retry.
+        """
+        if self.in_transaction():  # type: ignore[attr-defined]
+            with self.atomic():  # type: ignore[attr-defined]
+                return fn(*args, **kwargs)
+        return self.run_transaction(fn, *args, **kwargs)
 
     # -- per-connection safety ---------------------------------------------------------
 
