@@ -203,3 +203,32 @@ def test_unknown_path_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
         main(["--paths", "no_such_path"])
     assert info.value.code == 2
     assert "unknown path(s): no_such_path" in capsys.readouterr().err
+
+
+# -- writer processes on a server: the engine's concurrency vs the writer lock ----------------
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
+def test_server_benchmark_runs_every_cell_and_loses_nothing(any_url: str, tmp_path: Path) -> None:
+    import json
+
+    from maim_db.bench import servers
+
+    out = tmp_path / "out"
+    assert servers.main(["--url", any_url, "--writers", "2", "--seconds", "0.5", "--out", str(out), "--name", "b"]) == 0
+    records = json.loads((out / "b.json").read_text())["records"]
+    cells = {(r["workload"], r["mode"]) for r in records}
+    assert cells == {(w, m) for w in servers.WORKLOADS for m in servers.MODES}
+    for r in records:
+        assert r["transactions"] > 0 and r["failed"] == 0 and r["lost_updates"] == 0, r
+        assert r["attempts_per_tx"] >= 1.0
+    lock = [r for r in records if r["mode"] == "writer_lock"]
+    assert all(r["attempts_per_tx"] == 1.0 for r in lock)  # one writer at a time: never a conflict
+
+
+def test_server_benchmark_refuses_sqlite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from maim_db.bench import servers
+
+    code = servers.main(["--url", str(tmp_path / "x.db"), "--out", str(tmp_path / "out")])
+    assert code == 2 and "for servers" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "x.db").exists()
