@@ -7,16 +7,25 @@
 Both create ./.venv on first use and install the package with what it needs; they
 reinstall only when pyproject.toml changes. Extra arguments go to the tool
 (``python3 dev.py test -k url`` passes ``-k url`` to pytest).
+
+For the suite's cluster and replica tests (.ci/run does this; docs/scaling.md):
+
+    python3 dev.py services up|down|status
+                            a 3-node MariaDB Galera cluster (127.0.0.1:13306-13308) and a
+                            hot standby of the local PostgreSQL (127.0.0.1:5433), from
+                            tools/services.py (standard library only, no .venv needed)
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
 import venv
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -49,7 +58,22 @@ def run(*cmd: object) -> int:
     return subprocess.run([str(c) for c in cmd], cwd=ROOT).returncode
 
 
+def services() -> ModuleType:
+    """tools/services.py, loaded by path (tools/ is no package; the tests load it the same way)."""
+    name = "maim_db_services"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "services.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before running it: dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "services":
+        return int(services().main(argv[1:]))
     if not argv or argv[0] not in {"demo", "test"}:
         print(__doc__)
         return 2

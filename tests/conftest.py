@@ -11,7 +11,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import drop_server_database, legacy_sql_path, make_server_database, models_bridge, server_available
+from helpers import (
+    GALERA_NODES,
+    PG_REPLICA,
+    drop_server_database,
+    galera_available,
+    legacy_sql_path,
+    make_server_database,
+    models_bridge,
+    replica_available,
+    server_available,
+)
 
 from maim_db import Bridge
 
@@ -79,3 +89,32 @@ def any_url(backend: str, tmp_path: Path) -> Iterator[str]:
 def any_bridge(any_url: str) -> Iterator[Bridge]:
     """A bridge on the test's backend with the domain models bound and their tables created."""
     yield from models_bridge(any_url)
+
+
+# -- the local Galera cluster and PostgreSQL hot standby (python3 dev.py services up) ----------
+
+
+@pytest.fixture
+def galera_nodes() -> list[str]:
+    """The URLs of the cluster's three nodes (database ``test``); skips, saying why, unless all are Synced."""
+    reason = galera_available()
+    if reason:
+        pytest.skip(reason)
+    return list(GALERA_NODES)
+
+
+@pytest.fixture
+def replica_db() -> Iterator[tuple[str, str]]:
+    """A throwaway database on the PostgreSQL primary: its URL there and on the hot standby.
+
+    Skips, saying why, unless the standby is up. The database is dropped afterwards (on the
+    primary; the standby replays that).
+    """
+    reason = replica_available()
+    if reason:
+        pytest.skip(reason)
+    name, url = make_server_database("postgresql")
+    try:
+        yield url, PG_REPLICA.format(db=name)
+    finally:
+        drop_server_database("postgresql", name)

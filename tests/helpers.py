@@ -7,14 +7,18 @@ depends on the import mode and rootdir).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import TypeVar
 
 import sqlalchemy as sa
 
@@ -23,6 +27,7 @@ from maim_db import Bridge, DatabaseURL
 from maim_db.domain.models import ALL_MODELS
 
 HERE = Path(__file__).resolve().parent
+T = TypeVar("T")
 SHARED_FIXTURE = HERE.parent.parent / "shared" / "fixtures" / "legacy_maim_db_1_0.sql"
 LOCAL_FIXTURE = HERE / "fixtures" / "legacy_maim_db_1_0.sql"
 
@@ -219,5 +224,104 @@ def committed_rows(url: str, sql: str) -> list[tuple[object, ...]]:
     try:
         with engine.connect() as conn:
             return [tuple(r) for r in conn.exec_driver_sql(sql).fetchall()]
+    finally:
+        engine.dispose()
+
+
+# -- the local Galera cluster and PostgreSQL hot standby ----------------------------------------
+#
+# `python3 dev.py services up` (tools/services.py; .ci/run runs it) starts a 3-node MariaDB
+# Galera cluster on 127.0.0.1:13306-13308 and a hot standby of the PostgreSQL server on
+# 127.0.0.1:5433. Tests that need them skip, with the reason, when they are not up.
+
+
+def _load_services() -> ModuleType:
+    """tools/services.py (standard library only), loaded by path under the name dev.py gives it."""
+    name = "maim_db_services"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, HERE.parent / "tools" / "services.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before running it: dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+services = _load_services()
+GALERA_NODES = [f"mariadb://root@127.0.0.1:{services.GALERA_PORTS[n]}/test" for n in services.NODES]
+"""Node 1, 2, 3 of the cluster: root without a password, the replicated database ``test``."""
+PG_REPLICA = f"postgresql://postgres@127.0.0.1:{services.PG_REPLICA_PORT}/{{db}}"
+"""The hot standby of ``SERVERS["postgresql"]``: the same users and databases, read-only."""
+SERVICES_START = "python3 dev.py services up (.ci/run does this)"
+
+
+def kill_galera_node(n: int) -> None:
+    """Crash node ``n`` (1-3) of the cluster: SIGKILL, and wait until it is gone."""
+    services.kill_node(n)
+
+
+def restart_galera_node(n: int, timeout: float = 90.0) -> None:
+    """Start node ``n`` again; it rejoins the cluster (IST, or SST) and is Synced when this returns."""
+    services.restart_node(n, timeout=timeout)
+
+
+def _service_reason(service: str, what: str) -> str:
+    failed = services.failure_file(service)
+    last = f"; the last `up` failed: {failed.read_text().strip()}" if failed.exists() else ""
+    return f"{what}{last}; start it with: {SERVICES_START}"
+
+
+def galera_available() -> str | None:
+    """None when the three nodes are Synced in one cluster, else why not (checked on each call)."""
+    try:
+        states = [services.node_state(n) for n in services.NODES]
+    except services.MissingBinary as exc:
+        return f"the Galera cluster cannot run here: {exc}"
+    for s in states:
+        if not (s.synced and s.size == len(services.NODES)):
+            where = f"Galera node {s.n} (127.0.0.1:{services.GALERA_PORTS[s.n]})"
+            return _service_reason("galera", f"{where} is not up: {s.describe()}")
+    return None
+
+
+def replica_available() -> str | None:
+    """None when the standby on 5433 answers, is in recovery and streams from 5432, else why not."""
+    if server_available("postgresql"):
+        return f"no PostgreSQL primary: {server_available('postgresql')}"
+    try:
+        ((_, address, ok, description),) = services.replica_status()
+    except services.MissingBinary as exc:
+        return f"the PostgreSQL standby cannot run here: {exc}"
+    return None if ok else _service_reason("pg-replica", f"the PostgreSQL standby ({address}) is not up: {description}")
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:
+    """Poll ``check`` until it returns something true, and return that; fail after ``timeout`` seconds.
+
+    An exception from ``check`` counts as "not yet" (a node still starting, a database not replayed yet).
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+            last = result
+        except Exception as exc:
+            last = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+        time.sleep(interval)
+
+
+def url_rows(url: str, sql: str, params: dict[str, object] | None = None) -> list[tuple[object, ...]]:
+    """Run one statement on ``url`` (a maim_db URL) in its own short connection; the rows, if any."""
+    engine = sa.create_engine(DatabaseURL.parse(url).sync_url, connect_args={"connect_timeout": 5})
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(sa.text(sql), params or {})
+            return [tuple(r) for r in result.fetchall()] if result.returns_rows else []
     finally:
         engine.dispose()
