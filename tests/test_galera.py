@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import secrets
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -125,3 +126,71 @@ def test_torture_across_three_nodes_loses_nothing(cluster_db: list[str], mode: s
             parents = Parent.select().count()
             assert parents == total["created"] - total["deleted"]
             assert Child.select().count() == CHILDREN * parents
+
+
+def test_a_node_killed_mid_run_loses_nothing_and_writers_move_on(cluster_db: list[str]) -> None:
+    # Four writers, each with a bridge that lists all three nodes (in different orders, so
+    # two of them start on node 3). Node 3 is killed while they write, then restarted.
+    from helpers import kill_galera_node, restart_galera_node
+
+    name = cluster_db[0].rsplit("/", 1)[1]
+    hosts = [u.split("@", 1)[1].split("/", 1)[0] for u in cluster_db]  # 127.0.0.1:1330N
+    orders = [[2, 0, 1], [2, 1, 0], [0, 1, 2], [1, 0, 2]]
+    urls = [f"mariadb://root@{','.join(hosts[i] for i in order)}/{name}" for order in orders]
+
+    class Tally(maim_db.Model):
+        n = peewee.IntegerField(default=0)
+
+    with Bridge(cluster_db[0]) as setup:
+        setup.bind(Tally)
+        setup.create_tables()
+        setup.peewee.execute_sql("INSERT INTO tally (id, n) VALUES (1, 0)")
+    wait_for(lambda: url_rows(cluster_db[2], "SELECT n FROM tally") == [(0,)], 30, "replication")
+
+    stop = threading.Event()
+    killed = threading.Event()
+    stats = [{"ok": 0, "after_kill": 0, "in_doubt": 0, "other": []} for _ in urls]
+
+    def increment() -> None:
+        Tally.update(n=Tally.n + 1).where(Tally.id == 1).execute()
+
+    def writer(k: int) -> None:
+        with Bridge(f"{urls[k]}?connect_timeout=2") as bridge:
+            bridge.bind(Tally)
+            while not stop.is_set():
+                try:
+                    bridge.run_transaction(increment)
+                except maim_db.ConnectionLostError:
+                    stats[k]["in_doubt"] += 1  # the node died under it: committed or not, unknown
+                    continue
+                except Exception as exc:
+                    stats[k]["other"].append(repr(exc)[:200])
+                    continue
+                stats[k]["ok"] += 1
+                if killed.is_set():
+                    stats[k]["after_kill"] += 1
+            bridge.peewee.close()
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(len(urls))]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: all(s["ok"] >= 20 for s in stats), 60, "every writer committing")
+        kill_galera_node(3)
+        killed.set()
+        wait_for(lambda: all(s["after_kill"] >= 20 for s in stats), 90, "every writer committing after the kill")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(120)
+    try:
+        assert not any(t.is_alive() for t in threads)
+        assert [s["other"] for s in stats] == [[] for _ in stats]
+        ok = sum(s["ok"] for s in stats)
+        in_doubt = sum(s["in_doubt"] for s in stats)
+        final = url_rows(cluster_db[0], "SELECT n FROM tally")[0][0]
+        assert isinstance(final, int) and ok <= final <= ok + in_doubt, (ok, in_doubt, final)
+        assert url_rows(cluster_db[1], "SELECT n FROM tally") == [(final,)]
+    finally:
+        restart_galera_node(3)
+    wait_for(lambda: url_rows(cluster_db[2], "SELECT n FROM tally") == [(final,)], 60, "node 3 caught up")
