@@ -244,14 +244,16 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
     @event.listens_for(engine, "do_connect")
     def _connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
         # asyncpg raises plain OSError / TimeoutError (no DBAPI error, so handle_error never
-        # sees them): name host and database here too.
+        # sees them): name host and database here too. Several hosts: psycopg (libpq) and
+        # asyncpg got the list from the URL and fail over themselves; for PyMySQL and aiomysql
+        # the connect helpers try url.addresses in turn.
         try:
             if url.backend == "mysql" and not is_async:
-                return connect_pymysql(*cargs, **cparams)  # the handshake bounded too
+                return connect_pymysql(*cargs, hosts=url.addresses, **cparams)  # the handshake bounded too
             if url.backend == "mysql":
                 if "application_name" in cparams:  # PyMySQL's and aiomysql's name for it
                     cparams["program_name"] = cparams.pop("application_name")
-                cparams["async_creator_fn"] = bounded_aiomysql(cparams.get("connect_timeout"))
+                cparams["async_creator_fn"] = bounded_aiomysql(cparams.get("connect_timeout"), url.addresses)
             elif is_async and "application_name" in cparams:
                 # asyncpg takes server parameters in server_settings, not as keywords.
                 settings = dict(cparams.get("server_settings") or {})
