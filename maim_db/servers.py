@@ -167,7 +167,7 @@ def replica_write_refused(url: DatabaseURL, exc: BaseException) -> ReadOnlyDatab
     clear = driver_error(exc, target=url.safe_target())
     if not isinstance(clear, ReadOnlyDatabaseError):
         return None
-    reason = next((line for line in str(exc).strip().splitlines() if line.strip()), type(exc).__name__)
+    reason = next((line for line in _said(exc).splitlines() if line.strip()), type(exc).__name__)
     return ReadOnlyDatabaseError(
         f"a write was sent to a read-only replica ({url.safe_target()}): {reason}",
         path=url.safe_target(),

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
-from ..errors import ConfigurationError, driver_error
+from ..errors import ConfigurationError, ReadOnlyDatabaseError, driver_error
 from ..servers import (
     MYSQL_GET_LOCK,
     MYSQL_RELEASE_LOCK,
@@ -31,6 +31,7 @@ from ..servers import (
     connection_lost,
     pool_options,
     postgres_lock_statements,
+    replica_write_refused,
     require_driver,
     server_options,
     writer_lock_name,
@@ -238,6 +239,8 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
             # ones): the next checkout reconnects.
             raise connection_lost(url, ctx.original_exception, known=True) from ctx.original_exception
         clear = driver_error(ctx.original_exception, target=url.safe_target())
+        if opts["read_only"] and isinstance(clear, ReadOnlyDatabaseError):  # a bridge's replica: say where writes go
+            clear = replica_write_refused(url, ctx.original_exception)
         if clear is not None:  # a full disk, a read-only replica
             raise clear from ctx.original_exception
 
