@@ -453,8 +453,11 @@ class Bridge:
         if session is None and not self.url.is_sqlite:
             # A worker gives its pooled server connection back after each call, so that
             # idle workers never hold what a transaction waits for.
-            if any(r.peewee is not None for r in self._replicas):  # fn may have read from bridge.replica
-                return await self.executor.run(_then_return_replica_connections, (self, fn, args, kwargs), {})
+            if self._replicas:  # fn may read from bridge.replica: give that connection back too
+                replicas = self._replicas
+                return await self.executor.run(
+                    _then_return_replica_connections, (self.peewee, replicas, fn, args, kwargs), {}
+                )
             return await self.executor.run(_then_return_connection, (self.peewee, fn, args, kwargs), {})
         return await self.executor.run(fn, args, kwargs, session=session)
 
@@ -1000,13 +1003,13 @@ def _replica_first(query: Any, n: int, db: Any) -> Any:
 
 
 def _then_return_replica_connections(
-    bridge: Bridge, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+    db: Any, replicas: tuple[_Replica, ...], fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> T:
-    """:func:`_then_return_connection` for the primary and every replica ``fn`` may have used."""
+    """:func:`_then_return_connection` for the primary ``db`` and every replica ``fn`` may have used."""
     try:
-        return _then_return_connection(bridge.peewee, fn, args, kwargs)
+        return _then_return_connection(db, fn, args, kwargs)
     finally:
-        for replica in bridge._replicas:
+        for replica in replicas:
             db = replica.peewee
             if db is not None and not db.is_closed() and not db.in_transaction():
                 db.close()

@@ -213,6 +213,7 @@ async def _count_via_run(b: Bridge) -> tuple[int, int]:
     try:
         via_run = await b.run(lambda: Tenant.select().count(b.replica))
         via_db_run = await b.replica.run(lambda: Tenant.select().count(b.replica))
+        assert not b.replica._in_use  # the workers gave the replica's connections back
         return via_run, via_db_run
     finally:
         await b.aclose()
