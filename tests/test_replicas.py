@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
-from helpers import SERVERS, drop_server_database, make_server_database, server_available
+from helpers import drop_server_database, make_server_database, server_available
 
 from maim_db import Bridge, BridgeClosedError, ConfigurationError, DatabaseURL, ReadOnlyDatabaseError
 from maim_db.domain.models import Tenant
@@ -343,4 +343,3 @@ def test_the_standby_itself_refuses_writes(standby: tuple[str, str]) -> None:
     with Bridge(replica) as b, pytest.raises(ReadOnlyDatabaseError) as err:
         b.peewee.execute_sql("CREATE TABLE nope (id int)")
     assert "read-only transaction" in str(err.value) and err.value.hint
-    assert SERVERS["postgresql"]["url"]  # the primary stays the one in helpers.SERVERS
