@@ -238,3 +238,33 @@ def test_a_three_node_galera_cluster_behind_one_url() -> None:
                 await bridge.aclose()
 
         assert asyncio.run(port()) == live[0]
+
+
+@pytest.mark.parametrize("attrs", ["", "read-write"])
+def test_libpq_target_session_attrs_skips_the_standby(attrs: str) -> None:
+    """The hot standby (dev.py services up) first, the primary second: ?target_session_attrs passes through."""
+    reason = server_available("postgresql")
+    if reason:
+        pytest.skip(reason)
+    with socket.socket() as s:
+        s.settimeout(1)
+        if s.connect_ex(("127.0.0.1", 5433)) != 0:
+            pytest.skip("no PostgreSQL hot standby on 127.0.0.1:5433; start it with python3 dev.py services up")
+    url = "postgresql://postgres@127.0.0.1:5433,127.0.0.1:5432/postgres"
+    if attrs:
+        url += f"?target_session_attrs={attrs}"
+    expected = 5432 if attrs else 5433  # without it, the first host that answers: the standby
+    probe = "SELECT inet_server_port()"
+    with Bridge(url) as bridge:
+        assert bridge.peewee.execute_sql(probe).fetchone()[0] == expected
+        with bridge.session() as ses:
+            assert ses.scalar(sa.text(probe)) == expected
+
+        async def port() -> int:
+            try:
+                async with bridge.async_session() as ses:
+                    return int(await ses.scalar(sa.text(probe)) or 0)
+            finally:
+                await bridge.aclose()
+
+        assert asyncio.run(port()) == expected
