@@ -251,9 +251,9 @@ def test_libpq_target_session_attrs_skips_the_standby(attrs: str) -> None:
         if s.connect_ex(("127.0.0.1", 5433)) != 0:
             pytest.skip("no PostgreSQL hot standby on 127.0.0.1:5433; start it with python3 dev.py services up")
     url = "postgresql://postgres@127.0.0.1:5433,127.0.0.1:5432/postgres"
-    if attrs:
-        url += f"?target_session_attrs={attrs}"
-    expected = 5432 if attrs else 5433  # without it, the first host that answers: the standby
+    # without it, the first host that answers: the standby (read-only, which refuses SERIALIZABLE)
+    url += f"?target_session_attrs={attrs}" if attrs else "?read_only=true"
+    expected = 5432 if attrs else 5433
     probe = "SELECT inet_server_port()"
     with Bridge(url) as bridge:
         assert bridge.peewee.execute_sql(probe).fetchone()[0] == expected
