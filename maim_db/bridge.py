@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import atexit
 import builtins
+import contextlib
 import contextvars
+import dataclasses
 import functools
+import itertools
 import logging
 import os
 import sys
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -87,6 +90,8 @@ class Bridge:
     ``on_loop`` decides what a *sync* database call on an event-loop thread does:
     ``"warn"`` (default), ``"raise"`` or ``"allow"``. ``slow_query_ms`` logs statements
     of both ORMs slower than that to the ``maim_db.slow_query`` logger.
+    ``replicas`` (or ``?replica=`` in the URL) names read replicas of a server database:
+    read-only work may go there (see :attr:`replica`), writes never do.
     """
 
     def __init__(
@@ -101,10 +106,12 @@ class Bridge:
         slow_query_ms: float | None = None,
         legacy_path: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
+        replicas: Sequence[str | DatabaseURL] | None = None,
     ) -> None:
         choice = resolve_url(url, environ=environ, base_dir=base_dir)
         self.url: DatabaseURL = choice.url
         self.url_source: str = choice.source
+        self._replicas: tuple[_Replica, ...] = tuple(_Replica(u) for u in _replica_urls(self.url, replicas))
         if on_loop not in ("warn", "raise", "allow"):
             raise ConfigurationError(f"on_loop={on_loop!r} is not valid", hint="use 'warn', 'raise' or 'allow'")
         if max_workers is not None and max_workers < 1:
@@ -149,6 +156,11 @@ class Bridge:
         self._closed = False
         self._txn: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
             f"maim_db_txn_{id(self):x}", default=None
+        )
+        self._replica_turn = itertools.count()
+        self._replica_local = threading.local()
+        self._primary_reads: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            f"maim_db_primary_reads_{id(self):x}", default=False
         )
         _live.add(self)
 
@@ -288,12 +300,18 @@ class Bridge:
             options["isolation_level"] = READ_ISOLATION[self.url.backend]
         return options
 
-    def session(self, *, readonly: bool = False) -> Session:
+    def session(self, *, readonly: bool = False, primary: bool = False) -> Session:
         """A new SQLAlchemy Session (a context manager).
 
         Its transactions begin IMMEDIATE on SQLite; ``readonly=True`` begins DEFERRED
-        (never takes the write lock; a write in it can fail on the lock upgrade).
+        (never takes the write lock; a write in it can fail on the lock upgrade). With read
+        replicas, ``readonly=True`` reads from one of them -- possibly behind the primary, see
+        :attr:`replica` -- unless ``primary=True``, inside :meth:`primary_reads` or inside a
+        write transaction; a write in it raises :class:`~maim_db.ReadOnlyDatabaseError`.
         """
+        replica = self._reading_replica(primary) if readonly else None
+        if replica is not None:
+            return ScopedSession(bind=self._replica_engine(replica), expire_on_commit=False)
         engine = self.sync_engine
         if readonly:
             engine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
@@ -301,8 +319,8 @@ class Bridge:
             )
         return ScopedSession(bind=engine, expire_on_commit=False)
 
-    def async_session(self, *, readonly: bool = False) -> AsyncSession:
-        """A new SQLAlchemy AsyncSession (an async context manager); see :meth:`session`.
+    def async_session(self, *, readonly: bool = False, primary: bool = False) -> AsyncSession:
+        """A new SQLAlchemy AsyncSession (an async context manager); see :meth:`session` (replicas too).
 
         SQLAlchemy's asyncio extension and the async drivers run on asyncio only: under trio
         this raises :class:`ConfigurationError` (use ``await bridge.run(fn)`` with
@@ -317,6 +335,11 @@ class Bridge:
                 "(SQLAlchemy's AsyncSession and the async drivers are asyncio-only)",
                 hint="under trio, run a sync function in one hop: await bridge.run(fn), "
                 "where fn does its work in `with bridge.session() as s:`",
+            )
+        replica = self._reading_replica(primary) if readonly else None
+        if replica is not None:
+            return AsyncSession(
+                bind=self._replica_async_engine(replica), expire_on_commit=False, sync_session_class=ScopedSession
             )
         engine = self.async_engine
         if readonly:
@@ -430,6 +453,11 @@ class Bridge:
         if session is None and not self.url.is_sqlite:
             # A worker gives its pooled server connection back after each call, so that
             # idle workers never hold what a transaction waits for.
+            if self._replicas:  # fn may read from bridge.replica: give that connection back too
+                replicas = self._replicas
+                return await self.executor.run(
+                    _then_return_replica_connections, (self.peewee, replicas, fn, args, kwargs), {}
+                )
             return await self.executor.run(_then_return_connection, (self.peewee, fn, args, kwargs), {})
         return await self.executor.run(fn, args, kwargs, session=session)
 
@@ -448,28 +476,46 @@ class Bridge:
         """
         return AsyncAtomic(self, lock_type)
 
-    async def list(self, query: Any) -> builtins.list[Any]:
-        """Execute a select query and return all rows."""
+    async def list(self, query: Any, *, primary: bool = False) -> builtins.list[Any]:
+        """Execute a select query and return all rows (on a replica, if any: see :attr:`replica`)."""
+        db = self._replica_for(query, primary)
+        if db is not None:
+            return await self._run_on(db, _replica_list, query, db)
         return await self.run(list, query)
 
-    async def count(self, query: Any) -> int:
-        """``query.count()``."""
+    async def count(self, query: Any, *, primary: bool = False) -> int:
+        """``query.count()`` (on a replica, if any)."""
+        db = self._replica_for(query, primary)
+        if db is not None:
+            return await self._run_on(db, query.count, db)
         return await self.run(query.count)
 
-    async def exists(self, query: Any) -> bool:
-        """``query.exists()``."""
+    async def exists(self, query: Any, *, primary: bool = False) -> bool:
+        """``query.exists()`` (on a replica, if any)."""
+        db = self._replica_for(query, primary)
+        if db is not None:
+            return await self._run_on(db, query.exists, db)
         return await self.run(query.exists)
 
-    async def scalar(self, query: Any) -> Any:
-        """``query.scalar()``."""
+    async def scalar(self, query: Any, *, primary: bool = False) -> Any:
+        """``query.scalar()`` (on a replica, if any)."""
+        db = self._replica_for(query, primary)
+        if db is not None:
+            return await self._run_on(db, query.scalar, db)
         return await self.run(query.scalar)
 
-    async def get(self, query: Any) -> Any:
-        """``query.get()``; raises ``DoesNotExist`` when there is no row."""
+    async def get(self, query: Any, *, primary: bool = False) -> Any:
+        """``query.get()``; raises ``DoesNotExist`` when there is no row (on a replica, if any)."""
+        db = self._replica_for(query, primary)
+        if db is not None:
+            return await self._run_on(db, _replica_get, query, db)
         return await self.run(query.get)
 
-    async def first(self, query: Any, n: int = 1) -> Any:
-        """``query.first(n)``."""
+    async def first(self, query: Any, n: int = 1, *, primary: bool = False) -> Any:
+        """``query.first(n)`` (on a replica, if any)."""
+        db = self._replica_for(query, primary)
+        if db is not None:
+            return await self._run_on(db, _replica_first, query, n, db)
         return await self.run(query.first, n=n)
 
     async def acreate_tables(self, *models: type[pw.Model]) -> builtins.list[str]:
@@ -549,6 +595,173 @@ class Bridge:
 
         return await retry_async(attempt, policy)
 
+    # -- read replicas --------------------------------------------------------------------
+    #
+    # Each replica gets its own Peewee database and engines, built on first use, whose
+    # connections are read-only (?read_only=true): the server refuses a write sent there
+    # by mistake. Read-only work takes the replicas in turn; writes, and reads inside a
+    # write transaction or a primary_reads() block, stay on the primary.
+
+    @property
+    def replica_urls(self) -> tuple[DatabaseURL, ...]:
+        """The read replicas' URLs (each with ``read_only=true``); empty without replicas."""
+        return tuple(r.url for r in self._replicas)
+
+    @property
+    def replica(self) -> Any:
+        """The Peewee database for read-only Peewee code: a read replica's, or :attr:`peewee` without one.
+
+        Pass it to the query (``list(q.execute(db))``, ``q.count(db)``, ``q.get(db)``,
+        ``q.first(db)``) and open transactions on it (``with db.atomic("DEFERRED"):``); the
+        models stay bound to the primary. A thread keeps the replica it got first. A replica
+        may lag behind the primary: it need not show a write the caller has just committed
+        (no read-your-writes), and its connections refuse writes
+        (:class:`~maim_db.ReadOnlyDatabaseError`). Inside :meth:`primary_reads` or a write
+        transaction of this thread it is :attr:`peewee` itself.
+        """
+        if self._reading_replica(False, advance=False) is None:
+            return self.peewee
+        replica = getattr(self._replica_local, "replica", None)
+        if replica is None:
+            replica = self._replica_local.replica = self._next_replica()
+        return self._replica_peewee(replica)
+
+    @contextlib.contextmanager
+    def primary_reads(self) -> Iterator[None]:
+        """``with bridge.primary_reads():`` read-only work in the block reads the primary (read-your-writes).
+
+        Covers ``session(readonly=True)``, ``async_session(readonly=True)``, :attr:`replica` and
+        ``list``/``count``/``exists``/``scalar``/``get``/``first`` in this thread or task
+        (a context variable: tasks started inside inherit it).
+        """
+        token = self._primary_reads.set(True)
+        try:
+            yield
+        finally:
+            self._primary_reads.reset(token)
+
+    def _next_replica(self) -> _Replica:
+        return self._replicas[next(self._replica_turn) % len(self._replicas)]
+
+    def _reading_replica(self, primary: bool, *, advance: bool = True) -> _Replica | None:
+        """The replica for one unit of read-only work, or None when it must read the primary."""
+        if primary or not self._replicas or self._primary_reads.get():
+            return None
+        if self._open_transaction() is not None:  # async with bridge.atomic()
+            return None
+        db: Any = self._peewee
+        if db is not None and db.in_transaction():  # this thread's Peewee transaction
+            return None
+        return self._next_replica() if advance else self._replicas[0]
+
+    def _replica_for(self, query: Any, primary: bool) -> Any:
+        """The replica Peewee database a wrapper call may read ``query`` from, or None."""
+        if not isinstance(query, pw.SelectBase) or getattr(query, "_database", None) is not self._peewee:
+            return None  # not a select of a model bound to this bridge
+        replica = self._reading_replica(primary)
+        return self._replica_peewee(replica) if replica is not None else None
+
+    async def _run_on(self, db: Any, fn: Callable[..., T], *args: Any) -> T:
+        return await self.executor.run(_then_return_connection, (db, fn, args, {}), {})
+
+    def _replica_peewee(self, replica: _Replica) -> Any:
+        db = replica.peewee
+        if db is None:
+            with self._lock:
+                self._check_open()
+                db = replica.peewee
+                if db is None:
+                    url = replica.url
+                    cls = PostgresqlDatabase if url.backend == "postgresql" else MySQLDatabase
+                    db = cls(url, on_loop=self.on_loop, **peewee_params(url))
+                    replica.runner = _ReplicaRunner(self, db)
+                    db.attach_bridge(replica.runner)
+                    if self.slow_query_ms is not None:
+                        install_peewee_hook(db, self.slow_query_ms)
+                    replica.peewee = db
+        return db
+
+    def _replica_engine(self, replica: _Replica) -> Engine:
+        engine = replica.sync_engine
+        if engine is None:
+            with self._lock:
+                self._check_open()
+                engine = replica.sync_engine
+                if engine is None:
+                    engine = build_sync_engine(replica.url)
+                    _install_replica_hooks(self, engine)
+                    owner = weakref.ref(self)
+
+                    @sa.event.listens_for(engine, "before_cursor_execute")
+                    def _refuse_on_loop(*_args: Any) -> None:
+                        bridge = owner()
+                        if bridge is not None:
+                            bridge._check_open()
+                            check_loop(bridge.on_loop)
+
+                    replica.sync_engine = engine
+        deferred: Engine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
+            engine, engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+        )
+        return deferred
+
+    def _replica_async_engine(self, replica: _Replica) -> AsyncEngine:
+        engine = replica.async_engine
+        if engine is None:
+            with self._lock:
+                self._check_open()
+                engine = replica.async_engine
+                if engine is None:
+                    engine = build_async_engine(replica.url)
+                    _install_replica_hooks(self, engine.sync_engine)
+                    replica.async_engine = engine
+        deferred: AsyncEngine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
+            engine, engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+        )
+        return deferred
+
+    def _take_replica_resources(self) -> builtins.list[tuple[Any, Engine | None, AsyncEngine | None]]:
+        taken = []
+        with self._lock:
+            for r in self._replicas:
+                taken.append((r.peewee, r.sync_engine, r.async_engine))
+                r.peewee = r.sync_engine = r.async_engine = r.runner = None
+        return taken
+
+    def _close_replicas(self) -> None:
+        for db, engine, async_engine in self._take_replica_resources():
+            if async_engine is not None:
+                _dispose_async_engine_blocking(async_engine)
+            if engine is not None:
+                engine.dispose()
+            if db is not None:
+                db.close_all()
+
+    async def _aclose_replicas(self) -> None:
+        taken = self._take_replica_resources()
+        for _db, _engine, async_engine in taken:
+            if async_engine is not None:
+                await async_engine.dispose()
+
+        def close_sync_side() -> None:
+            for db, engine, _async_engine in taken:
+                if engine is not None:
+                    engine.dispose()
+                if db is not None:
+                    db.close_all()
+
+        if any(db is not None or engine is not None for db, engine, _ in taken):
+            await _on_helper_thread(close_sync_side)
+
+    def _replicas_after_fork_in_child(self) -> None:
+        for r in self._replicas:
+            if r.peewee is not None:
+                r.peewee.after_fork_in_child()
+            for engine in (r.sync_engine, r.async_engine.sync_engine if r.async_engine else None):
+                if engine is not None:
+                    park([engine.pool])
+                    engine.dispose(close=False)
+
     # -- lifecycle ----------------------------------------------------------------------
 
     @property
@@ -589,6 +802,7 @@ class Bridge:
             _dispose_async_engine_blocking(async_engine)
         if close_sync_side is not None:
             close_sync_side()
+        self._close_replicas()
         _live.discard(self)
 
     async def aclose(self) -> None:
@@ -600,6 +814,7 @@ class Bridge:
             await executor.ashutdown(after=close_sync_side)
         elif close_sync_side is not None:
             await _on_helper_thread(close_sync_side)
+        await self._aclose_replicas()
         _live.discard(self)
 
     def __enter__(self) -> Bridge:
@@ -629,6 +844,7 @@ class Bridge:
             if engine is not None:
                 park([engine.pool])
                 engine.dispose(close=False)
+        self._replicas_after_fork_in_child()
 
 
 class AsyncAtomic:
@@ -709,6 +925,94 @@ class AsyncAtomic:
                 finally:
                     executor.release_session(txn.session)
         return False
+
+
+# -- read replicas ---------------------------------------------------------------------------
+
+
+class _Replica:
+    """One read replica of a bridge: its URL, and its Peewee database and engines once built."""
+
+    __slots__ = ("async_engine", "peewee", "runner", "sync_engine", "url")
+
+    def __init__(self, url: DatabaseURL) -> None:
+        self.url = url
+        self.peewee: Any = None
+        self.runner: _ReplicaRunner | None = None
+        self.sync_engine: Engine | None = None
+        self.async_engine: AsyncEngine | None = None
+
+
+# The primary's options a replica URL that does not set them takes over.
+_INHERITED_OPTIONS = frozenset(
+    {"pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping", "connect_timeout", "slow_query_ms"}
+)
+
+
+def _replica_urls(url: DatabaseURL, given: Sequence[str | DatabaseURL] | None) -> tuple[DatabaseURL, ...]:
+    """The bridge's replicas (the argument's or the URL's ?replica=), checked, read-only, with the pool options."""
+    if isinstance(given, str | DatabaseURL | os.PathLike):
+        raise ConfigurationError("replicas= takes a list of URLs", hint="write replicas=[url] for one replica")
+    if given is not None and url.replicas:
+        raise ConfigurationError(
+            "the replicas are given twice: in the URL (?replica=) and as replicas=",
+            hint="keep one of the two lists",
+        )
+    found = url.replicas if given is None else tuple(DatabaseURL.parse(r) for r in given)
+    if not found:
+        return ()
+    checked = dataclasses.replace(url, replicas=found).replicas  # same kind of server, no SQLite
+    marked = []
+    for replica in checked:
+        options = {k: v for k, v in url.options if k in _INHERITED_OPTIONS} | dict(replica.options)
+        options["read_only"] = "true"
+        marked.append(dataclasses.replace(replica, options=tuple(sorted(options.items()))))
+    return tuple(marked)
+
+
+class _ReplicaRunner:
+    """What a replica's Peewee database calls for ``db.run(fn)``: the bridge's executor, the replica's connection."""
+
+    def __init__(self, bridge: Bridge, db: Any) -> None:
+        self._bridge = weakref.ref(bridge)
+        self._db = weakref.ref(db)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        bridge, db = self._bridge(), self._db()
+        if bridge is None or db is None:
+            raise BridgeClosedError("the bridge of this replica database is gone", hint="use a live Bridge")
+        return await bridge._run_on(db, functools.partial(fn, **kwargs), *args)
+
+
+def _install_replica_hooks(bridge: Bridge, engine: Engine) -> None:
+    """A replica engine's slow-query log (a write it refused is named by the engine's own error hook)."""
+    if bridge.slow_query_ms is not None:
+        install_sqlalchemy_hook(engine, bridge.slow_query_ms)
+
+
+def _replica_list(query: Any, db: Any) -> builtins.list[Any]:
+    return list(query.clone().execute(db))
+
+
+def _replica_get(query: Any, db: Any) -> Any:
+    return query.clone().get(db)
+
+
+def _replica_first(query: Any, n: int, db: Any) -> Any:
+    return query.clone().first(db, n)
+
+
+def _then_return_replica_connections(
+    db: Any, replicas: tuple[_Replica, ...], fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> T:
+    """:func:`_then_return_connection` for the primary ``db`` and every replica ``fn`` may have used."""
+    try:
+        return _then_return_connection(db, fn, args, kwargs)
+    finally:
+        for replica in replicas:
+            db = replica.peewee
+            if db is not None and not db.is_closed() and not db.in_transaction():
+                db.close()
 
 
 def _then_return_connection(db: Any, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:

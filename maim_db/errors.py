@@ -200,7 +200,10 @@ _DRIVER_FAILURES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("database or disk is full", "disk full", "no space left", "diskfull", "errno 28"), "disk"),
     (("file is not a database",), "foreign"),
     (("database disk image is malformed", "databasecorrupt"), "corrupt"),
-    (("attempt to write a readonly database", "readonly database", "read-only transaction"), "readonly"),
+    (
+        ("attempt to write a readonly database", "readonly database", "read-only transaction", "read only transaction"),
+        "readonly",
+    ),
     (
         (
             "the connection is closed",

@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import importlib
 import select
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -23,6 +23,7 @@ from .errors import (
     ConnectionLostError,
     DatabaseConnectionError,
     DriverNotInstalledError,
+    ReadOnlyDatabaseError,
     WriteLockTimeoutError,
     driver_error,
 )
@@ -43,7 +44,9 @@ __all__ = [
     "connection_lost",
     "pool_options",
     "postgres_lock_statements",
+    "read_only_params",
     "readable",
+    "replica_write_refused",
     "require_driver",
     "server_options",
     "writer_lock_key",
@@ -95,8 +98,10 @@ def server_options(url: DatabaseURL) -> dict[str, Any]:
         "pool_recycle": int(opts.get("pool_recycle", 3600)),
         "pool_pre_ping": opts.get("pool_pre_ping", "true") == "true",
         "connect_timeout": float(opts.get("connect_timeout", 10)),
-        "writer_lock": opts.get("writer_lock", "false") == "true",
+        # A read-only database (a replica) has no writes to lock for, and cannot lock on a standby.
+        "writer_lock": opts.get("writer_lock", "false") == "true" and opts.get("read_only", "false") != "true",
         "lock_timeout": float(opts.get("lock_timeout", 5)),
+        "read_only": opts.get("read_only", "false") == "true",
     }
 
 
@@ -108,19 +113,68 @@ def pool_options(url: DatabaseURL) -> dict[str, Any]:
     """
     opts = server_options(url)
     keywords = {k: opts[k] for k in ("pool_size", "max_overflow", "pool_timeout", "pool_recycle", "pool_pre_ping")}
-    if not opts["writer_lock"]:
+    if not opts["writer_lock"] and not opts["read_only"]:  # a hot standby refuses SERIALIZABLE
         keywords["isolation_level"] = WRITE_ISOLATION
     return keywords
 
 
 def connect_args(url: DatabaseURL, driver: str) -> dict[str, Any]:
-    """The driver's connect keywords for the URL's ``connect_timeout`` (and utf8mb4 on MySQL)."""
+    """The driver's connect keywords for the URL's ``connect_timeout`` (and utf8mb4 on MySQL).
+
+    ``connect_timeout`` bounds the attempt on each host. asyncpg bounds all its hosts
+    together, so with several hosts it gets the sum: a host that swallows packets then costs
+    one timeout, as it does with libpq, PyMySQL and aiomysql, and the next host is still tried.
+    """
     timeout = server_options(url)["connect_timeout"]
+    extra = read_only_params(url, driver)
     if driver == "asyncpg":
-        return {"timeout": timeout}
+        return {"timeout": timeout * max(1, len(url.hosts)), **extra}
     if driver in ("pymysql", "aiomysql"):
-        return {"connect_timeout": max(1, round(timeout)), "charset": "utf8mb4"}
-    return {"connect_timeout": max(1, round(timeout))}
+        return {"connect_timeout": max(1, round(timeout)), "charset": "utf8mb4", **extra}
+    return {"connect_timeout": max(1, round(timeout)), **extra}
+
+
+PG_READ_ONLY = "default_transaction_read_only"
+MYSQL_READ_ONLY = "SET SESSION TRANSACTION READ ONLY"
+
+
+def read_only_params(url: DatabaseURL, driver: str) -> dict[str, Any]:
+    """Connect keywords that make every transaction of a ``?read_only=true`` URL (a replica) read-only.
+
+    PostgreSQL: ``default_transaction_read_only=on`` (libpq's ``options``, asyncpg's
+    ``server_settings``); MySQL/MariaDB: ``SET SESSION TRANSACTION READ ONLY`` as the
+    ``init_command``. A write is then refused by the server itself (25006 / 1792), even on a
+    "replica" that could take it, and surfaces as :class:`~maim_db.ReadOnlyDatabaseError`.
+    """
+    if not server_options(url)["read_only"]:
+        return {}
+    given = dict(url.query)
+    if driver == "asyncpg":
+        return {"server_settings": {PG_READ_ONLY: "on"}}
+    if driver in ("pymysql", "aiomysql"):
+        if "init_command" in given:
+            raise ConfigurationError(
+                f"?read_only=true on {url.safe_target()} sets the connection's init_command itself",
+                hint="drop ?init_command= from the URL (or ?read_only=true)",
+            )
+        return {"init_command": MYSQL_READ_ONLY}
+    options = f"{given.get('options', '')} -c {PG_READ_ONLY}=on".strip()
+    return {"options": options}
+
+
+def replica_write_refused(url: DatabaseURL, exc: BaseException) -> ReadOnlyDatabaseError | None:
+    """The error for a write a read-only database (a replica) refused, saying where writes go; else None."""
+    clear = driver_error(exc, target=url.safe_target())
+    if not isinstance(clear, ReadOnlyDatabaseError):
+        return None
+    reason = next((line for line in _said(exc).splitlines() if line.strip()), type(exc).__name__)
+    return ReadOnlyDatabaseError(
+        f"a write was sent to a read-only replica ({url.safe_target()}): {reason}",
+        path=url.safe_target(),
+        hint="replicas take reads only: write through the primary -- bridge.session() without readonly=True, "
+        "bridge.async_session(), bridge.peewee / the bound models, bridge.run_transaction(fn)",
+        orig=clear.orig,
+    )
 
 
 # -- write transactions ------------------------------------------------------------------------
@@ -195,18 +249,38 @@ def writer_lock_timeout(url: DatabaseURL, seconds: float, orig: BaseException | 
 # -- connecting ---------------------------------------------------------------------------------
 
 
-def connect_pymysql(*args: Any, **params: Any) -> Any:
-    """``pymysql.connect`` with the whole handshake bounded by ``connect_timeout``.
+def connect_pymysql(*args: Any, hosts: Sequence[tuple[str, int]] | None = None, **params: Any) -> Any:
+    """``pymysql.connect`` with the whole handshake bounded by ``connect_timeout``; failover across ``hosts``.
 
     PyMySQL applies ``connect_timeout`` to the TCP connect only: a host that accepts the
     connection but never sends its greeting (a stuck server, a wrong service on the port)
     would block forever. Here the greeting, the login and ``SET NAMES`` share the limit.
     ``application_name`` becomes PyMySQL's ``program_name`` (a connection attribute).
+
+    With several ``hosts`` (``DatabaseURL.addresses``), each is tried in turn, each within
+    ``connect_timeout``, and the first that answers wins; a host that cannot be reached (refused,
+    timed out, gone mid-handshake) passes the turn on, while an answer such as "access denied"
+    or "unknown database" ends the attempt, as libpq does. When no host answers, the error names
+    each host and what it said.
     """
     import pymysql
 
     if "application_name" in params:  # PostgreSQL's name for it, documented for every driver
         params["program_name"] = params.pop("application_name")
+    if not hosts or len(hosts) < 2:
+        return _connect_pymysql_once(pymysql, args, params)
+    failures: list[tuple[str, int, BaseException]] = []
+    for host, port in hosts:
+        try:
+            return _connect_pymysql_once(pymysql, args, {**params, "host": host, "port": port})
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            failures.append((host, port, exc))
+    raise _no_host_answered(pymysql, failures) from failures[-1][2]
+
+
+def _connect_pymysql_once(pymysql: Any, args: tuple[Any, ...], params: dict[str, Any]) -> Any:
     conn = pymysql.connect(*args, defer_connect=True, **params)
     read_timeout, write_timeout = conn._read_timeout, conn._write_timeout
     conn._read_timeout = conn._write_timeout = conn.connect_timeout
@@ -219,12 +293,58 @@ def connect_pymysql(*args: Any, **params: Any) -> Any:
     return conn
 
 
-def bounded_aiomysql(timeout: float | None) -> Callable[..., Coroutine[Any, Any, Any]]:
-    """The aiomysql connect, with the handshake bounded (aiomysql bounds the TCP connect only)."""
+# CR_CONNECTION_ERROR, CR_CONN_HOST_ERROR, CR_SERVER_GONE_ERROR, CR_SERVER_LOST: the host did not answer
+_UNREACHABLE_ERRNOS = frozenset({2002, 2003, 2006, 2013})
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a MySQL connect error means "this host did not answer" (try the next), not "it said no"."""
+    if isinstance(exc, OSError):  # TimeoutError included
+        return True
+    args: tuple[object, ...] = getattr(exc, "args", ())
+    return type(exc).__name__ == "OperationalError" and bool(args) and args[0] in _UNREACHABLE_ERRNOS
+
+
+def _no_host_answered(pymysql: Any, failures: list[tuple[str, int, BaseException]]) -> Exception:
+    said = "; ".join(f"{host}:{port}: {_said(exc)}" for host, port, exc in failures)
+    hosts = ", ".join(f"{host}:{port}" for host, port, _ in failures)
+    error: Exception = pymysql.err.OperationalError(2003, f"Can't connect to MySQL server on any of {hosts} ({said})")
+    return error
+
+
+def _said(exc: BaseException) -> str:
+    args: tuple[object, ...] = getattr(exc, "args", ())
+    text = args[1] if len(args) == 2 and isinstance(args[1], str) else str(exc)  # PyMySQL: (errno, message)
+    return text.strip() or type(exc).__name__
+
+
+def bounded_aiomysql(
+    timeout: float | None, hosts: Sequence[tuple[str, int]] | None = None
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """The aiomysql connect, with the handshake bounded (aiomysql bounds the TCP connect only).
+
+    With several ``hosts``, each is tried in turn as in :func:`connect_pymysql`.
+    """
     import aiomysql
+    import pymysql
+
+    async def once(*args: Any, **kwargs: Any) -> Any:
+        return await asyncio.wait_for(aiomysql.connect(*args, **kwargs), timeout)
+
+    if not hosts or len(hosts) < 2:
+        return once
+    addresses = list(hosts)
 
     async def connect(*args: Any, **kwargs: Any) -> Any:
-        return await asyncio.wait_for(aiomysql.connect(*args, **kwargs), timeout)
+        failures: list[tuple[str, int, BaseException]] = []
+        for host, port in addresses:
+            try:
+                return await once(*args, **{**kwargs, "host": host, "port": port})
+            except Exception as exc:
+                if not _unreachable(exc):
+                    raise
+                failures.append((host, port, exc))
+        raise _no_host_answered(pymysql, failures) from failures[-1][2]
 
     return connect
 

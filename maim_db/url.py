@@ -200,6 +200,7 @@ _SERVER_OPTIONS: Final[dict[str, Callable[[str], str]]] = {
     "slow_query_ms": _ranged("slow_query_ms"),
     "writer_lock": lambda v: _bool_option("writer_lock", v),
     "lock_timeout": _ranged("lock_timeout"),
+    "read_only": lambda v: _bool_option("read_only", v),
 }
 
 _SCHEME_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -240,6 +241,32 @@ class DatabaseURL:
     """Driver parameters, passed through to every driver."""
     options: tuple[tuple[str, str], ...] = ()
     """maim_db's own options (SQLite profile, pool settings), never sent to a driver."""
+    hosts: tuple[tuple[str, int | None], ...] = ()
+    """Every ``(host, port)`` of a server URL, in the order they are tried (``port`` None: the
+    default); :attr:`host` and :attr:`port` are the first. Several hosts: connections go to the
+    first one that answers (``mariadb://u@h1:13306,h2:13307/db``, ``postgresql://u@h1,h2/db``)."""
+    replicas: tuple[DatabaseURL, ...] = ()
+    """Read replicas named in the query (``?replica=<percent-encoded URL>``, repeatable);
+    :class:`~maim_db.Bridge` sends read-only work there. Never sent to a driver."""
+
+    def __post_init__(self) -> None:
+        hosts = tuple(_checked_host(entry) for entry in self.hosts)
+        if hosts:
+            first = hosts[0]
+            if (self.host is not None or self.port is not None) and (self.host, self.port) != first:
+                raise ConfigurationError(
+                    f"host={self.host!r}, port={self.port!r} disagree with hosts[0]={first!r}",
+                    hint="give hosts= alone (host and port are its first entry), or host= and port= alone",
+                )
+            object.__setattr__(self, "host", first[0])
+            object.__setattr__(self, "port", first[1])
+        elif self.host is not None:
+            hosts = ((self.host, self.port),)
+        object.__setattr__(self, "hosts", hosts)
+        replicas = tuple(DatabaseURL.parse(r) for r in self.replicas)
+        for replica in replicas:
+            _check_replica(self, replica)
+        object.__setattr__(self, "replicas", replicas)
 
     # -- parsing ---------------------------------------------------------------------
 
@@ -298,7 +325,13 @@ class DatabaseURL:
     @classmethod
     def _parse_sqlite(cls, text: str, rest: str, base_dir: str | os.PathLike[str] | None) -> DatabaseURL:
         location, _, query_text = rest.partition("?")
-        options = cls._split_query(query_text, _SQLITE_OPTIONS, "sqlite", allow_driver_params=False)
+        pairs = _query_pairs(query_text)
+        if any(k == "replica" for k, _ in pairs):
+            raise ConfigurationError(
+                "read replicas (?replica=) need a PostgreSQL or MySQL/MariaDB URL; an SQLite database is one file",
+                hint="drop ?replica=: in WAL mode SQLite's readers never wait for its writer",
+            )
+        options = cls._split_query(pairs, _SQLITE_OPTIONS, "sqlite", allow_driver_params=False)
         # ?uri=true says the name is an SQLite URI (file:...): how sqlite3, SQLAlchemy and
         # peewee_url carry a file name that a plain URL path cannot (?, #, ;, spaces).
         as_uri = ("uri", "true") in options
@@ -346,14 +379,30 @@ class DatabaseURL:
 
     @classmethod
     def _parse_server(cls, text: str, backend: Backend, family: str) -> DatabaseURL:
+        rest = text[text.index("://") + 3 :]
+        cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        netloc, tail = rest[:cut], rest[cut:]
+        userinfo, at, hostlist = netloc.rpartition("@")
+        username, colon, password = userinfo.partition(":")
         try:
-            parts = urlsplit(text)
-            port = parts.port
+            parts = urlsplit("x://" + tail)
+            hosts = [_host_entry(entry, netloc=True) for entry in hostlist.split(",")] if hostlist else []
         except ValueError as exc:
             raise ConfigurationError(
-                f"the {backend} URL is malformed: {exc}", hint="check host and port, e.g. host:5432", orig=exc
+                f"the {backend} URL is malformed: {exc}",
+                hint=f"check host and port, e.g. host:{_DEFAULT_PORTS[backend]}; several hosts: "
+                f"{family}://user@h1:{_DEFAULT_PORTS[backend]},h2:{_DEFAULT_PORTS[backend]}/dbname",
+                orig=exc,
             ) from exc
-        if not parts.hostname and not _query_has(parts.query, "host"):
+        pairs = _query_pairs(parts.query)
+        pairs, query_hosts = _hosts_from_query(pairs, backend, family)
+        if query_hosts and hosts:
+            raise ConfigurationError(
+                f"the {backend} URL names its hosts twice: before the database name and in ?host=",
+                hint=f"name them once, e.g. {family}://user@h1:{_DEFAULT_PORTS[backend]},h2/dbname",
+            )
+        hosts = hosts or query_hosts
+        if not hosts and not any(k == "host" for k, _ in pairs):
             raise ConfigurationError(
                 f"the {backend} URL has no host",
                 hint=f"write {family}://user:password@host:{_DEFAULT_PORTS[backend]}/dbname",
@@ -364,29 +413,29 @@ class DatabaseURL:
                 f"the {backend} URL names no database" if not database else f"bad database name {database!r}",
                 hint=f"end the URL with the database name: {family}://user@host/dbname",
             )
-        options = cls._split_query(parts.query, _SERVER_OPTIONS, backend, allow_driver_params=True)
+        replicas = tuple(_parse_replica(v, backend) for k, v in pairs if k == "replica")
+        pairs = [(k, v) for k, v in pairs if k != "replica"]
+        options = cls._split_query(pairs, _SERVER_OPTIONS, backend, allow_driver_params=True)
         return cls(
             backend=backend,
             family=family,
-            host=parts.hostname,
-            port=port,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password is not None else None,
+            username=unquote(username) if at and username else None,
+            password=unquote(password) if at and colon else None,
             database=database,
-            query=tuple((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in _SERVER_OPTIONS),
+            query=tuple((k, v) for k, v in pairs if k not in _SERVER_OPTIONS),
             options=options,
+            hosts=tuple(hosts),
+            replicas=replicas,
         )
 
     @staticmethod
     def _split_query(
-        query_text: str, known: Mapping[str, Callable[[str], str]], backend: str, *, allow_driver_params: bool
+        pairs: list[tuple[str, str]],
+        known: Mapping[str, Callable[[str], str]],
+        backend: str,
+        *,
+        allow_driver_params: bool,
     ) -> tuple[tuple[str, str], ...]:
-        try:
-            pairs = parse_qsl(query_text, keep_blank_values=True, strict_parsing=bool(query_text))
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"the URL query {query_text!r} is malformed", hint="write ?name=value&other=value", orig=exc
-            ) from exc
         options: dict[str, str] = {}
         for key, value in pairs:
             if backend == "sqlite" and key == "timeout":
@@ -437,11 +486,27 @@ class DatabaseURL:
             # an SQLite URI filename is the one form it passes through intact.
             drive = "/" if _WINDOWS_DRIVE_RE.match(text) else ""
             return f"sqlite:///file://{drive}{quote(text, safe='/:')}?uri=true"
-        return self._server_url("postgresql" if self.backend == "postgresql" else "mysql", hide_password=False)
+        if self.backend == "postgresql":
+            return self._server_url("postgresql", hide_password=False, hosts_in_query=True)
+        return self._server_url("mysql", hide_password=False)
+
+    @property
+    def addresses(self) -> tuple[tuple[str, int], ...]:
+        """:attr:`hosts` with the default port filled in (5432, 3306); empty for SQLite and sockets."""
+        if self.backend == "sqlite":
+            return ()
+        default = _DEFAULT_PORTS[self.backend]
+        return tuple((host, default if port is None else port) for host, port in self.hosts)
 
     @property
     def sync_url(self) -> str:
-        """SQLAlchemy URL for a synchronous engine (pysqlite, psycopg 3, PyMySQL)."""
+        """SQLAlchemy URL for a synchronous engine (pysqlite, psycopg 3, PyMySQL).
+
+        Several PostgreSQL hosts go in the query (``?host=h1,h2&port=p1,p2``: libpq's list,
+        which SQLAlchemy's psycopg and asyncpg dialects pass on); several MySQL hosts
+        cannot be said to PyMySQL or aiomysql, so these forms name the first one, and
+        maim_db's own connections (:func:`maim_db.servers.connect_pymysql`) try the others.
+        """
         return self._sqlalchemy_url(_SA_DRIVERS[self.backend][0], hide_password=False)
 
     @property
@@ -454,7 +519,8 @@ class DatabaseURL:
         if self.backend == "sqlite":
             base = "sqlite://" if self.memory else f"sqlite:///{quote(self._path_text(), safe='/:~')}"
             return base + (f"?{urlencode(self.options)}" if self.options else "")
-        return self._server_url(self.family, hide_password=hide_password, with_options=True)
+        replicas = [("replica", r.render(hide_password=hide_password)) for r in self.replicas]
+        return self._server_url(self.family, hide_password=hide_password, with_options=True, extra=replicas)
 
     def __str__(self) -> str:
         return self.render()
@@ -466,8 +532,11 @@ class DatabaseURL:
         """A short, password-free description for error messages ("database x on h:5432")."""
         if self.backend == "sqlite":
             return "an in-memory SQLite database" if self.memory else f"SQLite file {self.path}"
-        port = self.port or _DEFAULT_PORTS[self.backend]
-        where = f"{self.host}:{port}" if self.host else "the local socket"
+        if len(self.hosts) > 1:
+            where = "any of " + ", ".join(_host_text(host, port) for host, port in self.addresses)
+        else:
+            port = self.port or _DEFAULT_PORTS[self.backend]
+            where = f"{self.host}:{port}" if self.host else "the local socket"
         return f"database {self.database!r} on {where} as user {self.username!r}"
 
     def _path_text(self) -> str:
@@ -478,7 +547,12 @@ class DatabaseURL:
         scheme = self.family + (f"+{driver}" if driver else "")
         if self.backend == "sqlite":
             return f"{scheme}://" if self.memory else f"{scheme}:///{quote(self._path_text(), safe='/:~')}"
-        return self._server_url(scheme, hide_password=hide_password, query=self._driver_query(driver))
+        return self._server_url(
+            scheme,
+            hide_password=hide_password,
+            query=self._driver_query(driver),
+            hosts_in_query=self.backend == "postgresql",
+        )
 
     def _driver_query(self, driver: str) -> tuple[tuple[str, str], ...]:
         if driver != "asyncpg":
@@ -493,22 +567,160 @@ class DatabaseURL:
         hide_password: bool,
         with_options: bool = False,
         query: tuple[tuple[str, str], ...] | None = None,
+        hosts_in_query: bool = False,
+        extra: list[tuple[str, str]] | None = None,
     ) -> str:
+        """The server URL, for ``render`` (``with_options``) or a driver.
+
+        Several hosts go in the netloc (the canonical form), in the query (``hosts_in_query``:
+        libpq's list) or, for a driver that takes one host, only the first is named.
+        """
         auth = ""
         if self.username is not None:
             auth = quote(self.username, safe="")
             if self.password is not None:
                 auth += ":" + ("***" if hide_password else quote(self.password, safe=""))
             auth += "@"
-        host = self.host or ""
-        if ":" in host:
-            host = f"[{host}]"
-        netloc = auth + host + (f":{self.port}" if self.port is not None else "")
+        several = len(self.hosts) > 1
+        head = ""
+        if several and hosts_in_query:
+            netloc = auth
+            hosts = ",".join(host for host, _ in self.addresses)
+            ports = ",".join(str(port) for _, port in self.addresses)
+            head = f"host={quote(hosts, safe=',:')}&port={ports}"
+        elif several and with_options:
+            netloc = auth + ",".join(_host_text(host, port) for host, port in self.hosts)
+        elif self.hosts:
+            netloc = auth + _host_text(*self.hosts[0])
+        else:
+            netloc = auth + (f":{self.port}" if self.port is not None else "")
         pairs = list(self.query if query is None else query)
         if with_options:
             pairs += list(self.options)
-        tail = f"?{urlencode(pairs)}" if pairs else ""
-        return f"{scheme}://{netloc}/{quote(self.database or '', safe='')}{tail}"
+        pairs += extra or []
+        tail = "&".join(t for t in (head, urlencode(pairs)) if t)
+        return f"{scheme}://{netloc}/{quote(self.database or '', safe='')}" + (f"?{tail}" if tail else "")
+
+
+def _host_text(host: str, port: int | None) -> str:
+    """``host:port`` as a URL writes it (an IPv6 address in brackets)."""
+    shown = f"[{host}]" if ":" in host else host
+    return shown + (f":{port}" if port is not None else "")
+
+
+def _query_pairs(query_text: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(query_text, keep_blank_values=True, strict_parsing=bool(query_text))
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"the URL query {query_text!r} is malformed", hint="write ?name=value&other=value", orig=exc
+        ) from exc
+
+
+_HOST_RE: Final = re.compile(r"[^\s/?#@\[\]:,]+")
+
+
+def _host_entry(entry: str, *, netloc: bool) -> tuple[str, int | None]:
+    """One ``host[:port]`` / ``[ipv6][:port]`` of a host list (a bare IPv6 address only in ?host=)."""
+    text = entry.strip() if not netloc else entry
+    if not text:
+        raise ValueError("an empty host in the host list")
+    if text.startswith("["):
+        host, bracket, port_text = text[1:].partition("]")
+        if not bracket or not host or (port_text and not port_text.startswith(":")):
+            raise ValueError(f"bad IPv6 host {entry!r}; write [::1]:5432")
+        port_text = port_text[1:]
+    elif text.count(":") > 1 and not netloc:
+        host, port_text = text, ""
+    elif text.count(":") > 1:
+        raise ValueError(f"write an IPv6 address in brackets: [{text}]:5432")
+    else:
+        host, _, port_text = text.partition(":")
+        if not _HOST_RE.fullmatch(host):
+            raise ValueError(f"bad host {host!r}" if host else f"no host name in {entry!r}")
+    if port_text and not (port_text.isascii() and port_text.isdigit()):
+        raise ValueError(f"port {port_text!r} is not a number")
+    port = int(port_text) if port_text else None
+    if port is not None and not 0 <= port <= 65535:
+        raise ValueError("Port out of range 0-65535")
+    return unquote(host).lower(), port
+
+
+def _hosts_from_query(
+    pairs: list[tuple[str, str]], backend: Backend, family: str
+) -> tuple[list[tuple[str, str]], list[tuple[str, int | None]]]:
+    """Hosts given in the query, taken out of the driver parameters.
+
+    ``?host=h1,h2&port=p1,p2`` (libpq's), ``?host=h1:p1&host=h2:p2`` (SQLAlchemy's), or one
+    ``?port=`` for all. A socket directory (``?host=/run/postgresql``) stays a driver parameter.
+    """
+    host_values = [v for k, v in pairs if k == "host"]
+    entries = [e for v in host_values for e in v.split(",")]
+    if not entries or any(e.strip().startswith("/") for e in entries):
+        return pairs, []
+    port_values = [v for k, v in pairs if k == "port"]
+    example = (
+        f"write ?host=h1,h2&port={_DEFAULT_PORTS[backend]},{_DEFAULT_PORTS[backend]} or {family}://user@h1,h2/dbname"
+    )
+    try:
+        hosts = [_host_entry(e, netloc=False) for e in entries]
+        ports = [_host_entry(f"x:{p.strip()}", netloc=True)[1] for v in port_values for p in v.split(",")]
+    except ValueError as exc:
+        raise ConfigurationError(f"the {backend} URL's ?host= / ?port= is malformed: {exc}", hint=example) from exc
+    if ports:
+        if any(port is not None for _, port in hosts):
+            raise ConfigurationError(f"the {backend} URL gives ports both in ?host=h:port and in ?port=", hint=example)
+        if len(ports) == 1:
+            ports = ports * len(hosts)
+        if len(ports) != len(hosts):
+            raise ConfigurationError(
+                f"the {backend} URL names {len(hosts)} host(s) but {len(ports)} port(s)",
+                hint="give one port for all hosts, or one per host, in the same order: " + example,
+            )
+        hosts = [(host, port) for (host, _), port in zip(hosts, ports, strict=True)]
+    return [(k, v) for k, v in pairs if k not in ("host", "port")], hosts
+
+
+def _checked_host(entry: object) -> tuple[str, int | None]:
+    if isinstance(entry, tuple | list) and len(entry) == 2:
+        host, port = entry
+        if isinstance(host, str) and host and (port is None or (isinstance(port, int) and 0 <= port <= 65535)):
+            return host, port
+    raise ConfigurationError(
+        f"bad entry {entry!r} in hosts", hint='hosts is a list of (host, port) pairs, e.g. [("h1", 5432), ("h2", None)]'
+    )
+
+
+def _parse_replica(text: str, backend: Backend) -> DatabaseURL:
+    try:
+        replica = DatabaseURL.parse(text)
+    except ConfigurationError as exc:
+        raise ConfigurationError(
+            f"bad ?replica= URL: {exc.message}",
+            hint=(exc.hint or "") + " -- percent-encode the whole replica URL: urllib.parse.quote(url, safe='')",
+            orig=exc,
+        ) from exc
+    return replica
+
+
+def _check_replica(primary: DatabaseURL, replica: object) -> None:
+    if not isinstance(replica, DatabaseURL):
+        raise ConfigurationError(f"a replica must be a URL, not {type(replica).__name__}", hint="pass URL strings")
+    if primary.backend == "sqlite":
+        raise ConfigurationError(
+            "read replicas need a PostgreSQL or MySQL/MariaDB URL; an SQLite database is one file",
+            hint="drop the replicas: in WAL mode SQLite's readers never wait for its writer",
+        )
+    if replica.backend != primary.backend:
+        raise ConfigurationError(
+            f"the replica {replica.safe_target()} is a {replica.backend} database; the primary is {primary.backend}",
+            hint="a replica is a copy of the primary: give a URL of the same kind",
+        )
+    if replica.replicas:
+        raise ConfigurationError(
+            f"the replica {replica.safe_target()} names replicas of its own",
+            hint="list every replica on the primary's URL (?replica=...&replica=...) or in Bridge(replicas=[...])",
+        )
 
 
 def _file_uri_path(text: str, uri: str) -> str:
@@ -524,7 +736,3 @@ def _file_uri_path(text: str, uri: str) -> str:
         rest = slash + rest
     path = unquote(rest)
     return path[1:] if re.match(r"/[A-Za-z]:/", path) else path
-
-
-def _query_has(query_text: str, key: str) -> bool:
-    return any(k == key for k, _ in parse_qsl(query_text, keep_blank_values=True))

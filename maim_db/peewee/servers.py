@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import peewee
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase, PooledMySQLDatabase, PooledPostgresqlDatabase
 
-from ..errors import ConnectionLostError, DatabaseConnectionError, driver_error
+from ..errors import ConnectionLostError, DatabaseConnectionError, ReadOnlyDatabaseError, driver_error
 from ..forks import park
 from ..loopguard import OnLoop
 from ..servers import (
@@ -27,7 +27,9 @@ from ..servers import (
     connection_error,
     connection_lost,
     postgres_lock_statements,
+    read_only_params,
     readable,
+    replica_write_refused,
     require_driver,
     server_options,
     writer_lock_name,
@@ -46,10 +48,15 @@ T = TypeVar("T")
 def peewee_params(url: DatabaseURL) -> dict[str, Any]:
     """The keyword arguments of a pooled server database for ``url`` (pool, timeouts, writer lock)."""
     params: dict[str, Any] = dict(url.query)
-    if url.host:
-        params["host"] = url.host
-    if url.port:
-        params["port"] = url.port
+    if len(url.hosts) > 1 and url.backend == "postgresql":
+        # libpq's own failover: "host=h1,h2 port=p1,p2", tried in order (connect_timeout each).
+        params["host"] = ",".join(host for host, _ in url.addresses)
+        params["port"] = ",".join(str(port) for _, port in url.addresses)
+    else:  # MySQL: the first host here; _BoundedPyMySQL tries the others
+        if url.host:
+            params["host"] = url.host
+        if url.port:
+            params["port"] = url.port
     if url.username is not None:
         params["user"] = url.username
     if url.password is not None:
@@ -62,6 +69,8 @@ def peewee_params(url: DatabaseURL) -> dict[str, Any]:
         params["stale_timeout"] = opts["pool_recycle"]
     params["writer_lock"] = opts["writer_lock"]
     params["lock_timeout"] = opts["lock_timeout"]
+    params["read_only"] = opts["read_only"]
+    params.update(read_only_params(url, "psycopg" if url.backend == "postgresql" else "pymysql"))
     return params
 
 
@@ -79,6 +88,8 @@ class ServerDatabaseMixin(MaimDatabaseMixin):
 
     writer_lock: bool = False
     lock_timeout: float = 5.0
+    read_only: bool = False
+    """``?read_only=true`` (a replica): every transaction is read-only and keeps the server's isolation level."""
     _max_connections: int
     _wait_timeout: float
     _connections: list[Any]
@@ -91,6 +102,7 @@ class ServerDatabaseMixin(MaimDatabaseMixin):
         on_loop: OnLoop = "warn",
         writer_lock: bool = False,
         lock_timeout: float = 5.0,
+        read_only: bool = False,
         max_connections: int = 20,
         stale_timeout: int | None = None,
         timeout: float = 30,
@@ -105,6 +117,7 @@ class ServerDatabaseMixin(MaimDatabaseMixin):
             **{**self._flavor_params(url), **connect_params},
         )
         self._server_setup(url, on_loop, writer_lock, lock_timeout)
+        self.read_only = read_only
         self._wait_timeout = float(timeout)  # playhouse rounds it down to whole seconds (0 = forever)
 
     def _flavor_params(self, url: DatabaseURL) -> dict[str, Any]:
@@ -249,6 +262,8 @@ class ServerDatabaseMixin(MaimDatabaseMixin):
             # A lost conflict (TransactionConflictError), a read-only replica, a full disk:
             # the MaimDBError that names it, as the SQLAlchemy side raises.
             clear = driver_error(exc, target=self.url.safe_target())
+            if self.read_only and isinstance(clear, ReadOnlyDatabaseError):
+                clear = replica_write_refused(self.url, exc) or clear
             if clear is None or clear is exc:
                 raise
             raise clear from exc
@@ -321,7 +336,7 @@ class PostgresqlDatabase(ServerDatabaseMixin, PooledPostgresqlDatabase):  # type
         ``DEFERRED`` (read-only work) keeps the server's default level and takes no lock.
         """
         lock = checked_lock_type(lock_type)
-        if isolation_level is None and lock != "DEFERRED" and not self.writer_lock:
+        if isolation_level is None and lock != "DEFERRED" and not self.writer_lock and not self.read_only:
             isolation_level = WRITE_ISOLATION
         self._server_call(super().begin, isolation_level)
         if lock == "DEFERRED" or not self.writer_lock:
@@ -343,7 +358,9 @@ class _BoundedPyMySQL(peewee.MySQLDatabase):
     """Peewee's MySQL connection, opened by :func:`connect_pymysql` (below the pool in the MRO)."""
 
     def _connect(self) -> Any:
-        return connect_pymysql(database=self.database, autocommit=True, **self.connect_params)
+        url = getattr(self, "url", None)  # set by ServerDatabaseMixin (above in the MRO)
+        hosts = url.addresses if url is not None else None
+        return connect_pymysql(database=self.database, autocommit=True, hosts=hosts, **self.connect_params)
 
 
 class MySQLDatabase(ServerDatabaseMixin, PooledMySQLDatabase, _BoundedPyMySQL):  # type: ignore[misc]
@@ -374,7 +391,7 @@ class MySQLDatabase(ServerDatabaseMixin, PooledMySQLDatabase, _BoundedPyMySQL): 
         ``DEFERRED`` (read-only work) keeps the server's default level and takes no lock.
         """
         lock = checked_lock_type(lock_type)
-        if isolation_level is None and lock != "DEFERRED" and not self.writer_lock:
+        if isolation_level is None and lock != "DEFERRED" and not self.writer_lock and not self.read_only:
             isolation_level = WRITE_ISOLATION
         if lock != "DEFERRED" and self.writer_lock:
             self.guard()

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import await_
 
-from ..errors import ConfigurationError, driver_error
+from ..errors import ConfigurationError, ReadOnlyDatabaseError, driver_error
 from ..servers import (
     MYSQL_GET_LOCK,
     MYSQL_RELEASE_LOCK,
@@ -31,6 +31,7 @@ from ..servers import (
     connection_lost,
     pool_options,
     postgres_lock_statements,
+    replica_write_refused,
     require_driver,
     server_options,
     writer_lock_name,
@@ -238,20 +239,24 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
             # ones): the next checkout reconnects.
             raise connection_lost(url, ctx.original_exception, known=True) from ctx.original_exception
         clear = driver_error(ctx.original_exception, target=url.safe_target())
+        if opts["read_only"] and isinstance(clear, ReadOnlyDatabaseError):  # a bridge's replica: say where writes go
+            clear = replica_write_refused(url, ctx.original_exception)
         if clear is not None:  # a full disk, a read-only replica
             raise clear from ctx.original_exception
 
     @event.listens_for(engine, "do_connect")
     def _connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
         # asyncpg raises plain OSError / TimeoutError (no DBAPI error, so handle_error never
-        # sees them): name host and database here too.
+        # sees them): name host and database here too. Several hosts: psycopg (libpq) and
+        # asyncpg got the list from the URL and fail over themselves; for PyMySQL and aiomysql
+        # the connect helpers try url.addresses in turn.
         try:
             if url.backend == "mysql" and not is_async:
-                return connect_pymysql(*cargs, **cparams)  # the handshake bounded too
+                return connect_pymysql(*cargs, hosts=url.addresses, **cparams)  # the handshake bounded too
             if url.backend == "mysql":
                 if "application_name" in cparams:  # PyMySQL's and aiomysql's name for it
                     cparams["program_name"] = cparams.pop("application_name")
-                cparams["async_creator_fn"] = bounded_aiomysql(cparams.get("connect_timeout"))
+                cparams["async_creator_fn"] = bounded_aiomysql(cparams.get("connect_timeout"), url.addresses)
             elif is_async and "application_name" in cparams:
                 # asyncpg takes server parameters in server_settings, not as keywords.
                 settings = dict(cparams.get("server_settings") or {})
