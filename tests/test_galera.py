@@ -189,6 +189,7 @@ def test_a_node_killed_mid_run_loses_nothing_and_writers_move_on(cluster_db: lis
         ok = sum(s["ok"] for s in stats)
         in_doubt = sum(s["in_doubt"] for s in stats)
         final = url_rows(cluster_db[0], "SELECT n FROM tally")[0][0]
+        print(f"galera node kill: committed {ok}, in doubt {in_doubt}, counter {final}, per writer {stats}")
         assert isinstance(final, int) and ok <= final <= ok + in_doubt, (ok, in_doubt, final)
         assert url_rows(cluster_db[1], "SELECT n FROM tally") == [(final,)]
     finally:
