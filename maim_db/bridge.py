@@ -39,6 +39,7 @@ from .servers import server_options
 from .settings import resolve_url
 from .slowlog import install_peewee_hook, install_sqlalchemy_hook
 from .sqlalchemy.engines import BEGIN_OPTION, build_async_engine, build_sync_engine
+from .sqlalchemy.loops import LoopEngines
 from .sqlalchemy.mirror import mirrors_for
 from .sqlalchemy.scoping import ScopedSession
 from .sqlite.profile import SQLiteProfile
@@ -142,7 +143,7 @@ class Bridge:
         self._peewee: MaimDatabaseMixin | None = None
         self._executor: Executor | None = None
         self._sync_engine: Engine | None = None
-        self._async_engine: AsyncEngine | None = None
+        self._async_engines: LoopEngines | None = None  # one AsyncEngine per event loop
         self._models: list[type[pw.Model]] = []
         self._readonly_engines: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._closed = False
@@ -268,17 +269,33 @@ class Bridge:
 
     @property
     def async_engine(self) -> AsyncEngine:
-        """SQLAlchemy AsyncEngine (aiosqlite / asyncpg / aiomysql) on the same URL and profile."""
-        engine = self._async_engine
-        if engine is None:
+        """SQLAlchemy AsyncEngine (aiosqlite / asyncpg / aiomysql) on the same URL and profile.
+
+        An AsyncEngine belongs to one event loop (its pool and asyncpg's / aiomysql's
+        connections are bound to the loop that uses them), so inside a running asyncio loop
+        this is *that loop's* engine: built on first use there, its connections closed when
+        the loop ends (``sqlalchemy/loops.py``); another loop, in this thread later or in
+        another thread at the same time, gets its own. Outside a running loop (sync code, a
+        worker thread, trio) it is an engine without a pool, which works in any loop at the
+        cost of one new connection per checkout: right for ``.dialect``, ``.url`` or a
+        module-level ``engine``. For pooled connections, take ``bridge.async_engine`` (or
+        ``bridge.async_session()``) in the loop that uses it.
+        """
+        engines = self._async_engines
+        if engines is None:
             with self._lock:
                 self._check_open()
-                engine = self._async_engine
-                if engine is None:
-                    engine = self._async_engine = build_async_engine(self.url, self.sqlite_file)
-                    if self.slow_query_ms is not None:
-                        install_sqlalchemy_hook(engine.sync_engine, self.slow_query_ms)
-        return engine
+                engines = self._async_engines
+                if engines is None:
+                    build = functools.partial(_new_async_engine, self.url, self.sqlite_file, self.slow_query_ms)
+                    engines = self._async_engines = LoopEngines(
+                        build,
+                        functools.partial(build, pooled=False),
+                        portable=self.url.is_sqlite,  # aiosqlite's connections close from any loop
+                        name=self.url.safe_target(),
+                    )
+        self._check_open()
+        return engines.current()
 
     def session(self, *, readonly: bool = False) -> Session:
         """A new SQLAlchemy Session (a context manager).
@@ -475,15 +492,17 @@ class Bridge:
         """True after :meth:`close` / :meth:`aclose`."""
         return self._closed
 
-    def _mark_closed(self) -> tuple[Executor | None, Engine | None, AsyncEngine | None, Callable[[], None] | None]:
+    def _mark_closed(
+        self,
+    ) -> tuple[Executor | None, LoopEngines | None, Callable[[], None] | None]:
         with self._lock:
             if self._closed:
-                return None, None, None, None
+                return None, None, None
             self._closed = True
-            executor, engine, async_engine, db, file = (
+            executor, engine, async_engines, db, file = (
                 self._executor,
                 self._sync_engine,
-                self._async_engine,
+                self._async_engines,
                 self._peewee,
                 self._file,
             )
@@ -497,24 +516,30 @@ class Bridge:
                 file.close()  # last: the checkpointer stops after every connection is closed
 
         has_sync_side = engine is not None or db is not None or file is not None
-        return executor, engine, async_engine, close_sync_side if has_sync_side else None
+        return executor, async_engines, close_sync_side if has_sync_side else None
 
     def close(self) -> None:
-        """Stop the executor, dispose the engines, close every connection. Idempotent."""
-        executor, _engine, async_engine, close_sync_side = self._mark_closed()
+        """Stop the executor, dispose the engines, close every connection. Idempotent.
+
+        Each event loop's async engine is closed on its own loop where its connections need
+        it (servers): now for a loop running in another thread (waiting for it) or idle in
+        this one, as a task of the loop when called on a running loop's thread, and by the
+        loop itself when it ends for an idle loop of another thread (``LoopEngines.close``).
+        """
+        executor, async_engines, close_sync_side = self._mark_closed()
         if executor is not None:
             executor.shutdown()
-        if async_engine is not None:
-            _dispose_async_engine_blocking(async_engine)
+        if async_engines is not None:
+            async_engines.close()
         if close_sync_side is not None:
             close_sync_side()
         _live.discard(self)
 
     async def aclose(self) -> None:
         """Like :meth:`close`, without blocking the event loop."""
-        executor, _engine, async_engine, close_sync_side = self._mark_closed()
-        if async_engine is not None:
-            await async_engine.dispose()
+        executor, async_engines, close_sync_side = self._mark_closed()
+        if async_engines is not None:
+            await async_engines.aclose()
         if executor is not None:
             await executor.ashutdown(after=close_sync_side)
         elif close_sync_side is not None:
@@ -544,10 +569,11 @@ class Bridge:
         # The engines keep their objects (sessions made before fork() still work) but get
         # new pools; the inherited pools are parked, never closed: closing an inherited
         # SQLite connection in the child is as unsafe as using it.
-        for engine in (self._sync_engine, self._async_engine.sync_engine if self._async_engine else None):
-            if engine is not None:
-                park([engine.pool])
-                engine.dispose(close=False)
+        if self._sync_engine is not None:
+            park([self._sync_engine.pool])
+            self._sync_engine.dispose(close=False)
+        if self._async_engines is not None:
+            self._async_engines.after_fork_in_child()
 
 
 class AsyncAtomic:
@@ -639,32 +665,14 @@ def _then_return_connection(db: Any, fn: Callable[..., T], args: tuple[Any, ...]
             db.close()
 
 
-def _dispose_async_engine_blocking(engine: AsyncEngine) -> None:
-    """Dispose an AsyncEngine from sync code.
-
-    aiosqlite connections close from any loop (their thread does the work): a helper
-    thread runs the disposal in a loop of its own. asyncpg/aiomysql connections belong to
-    the loop that opened them and cannot be closed once it is gone: their pool is dropped
-    without closing (``aclose()`` on that loop closes them properly).
-    """
-    import asyncio
-
-    if engine.dialect.name != "sqlite":
-        engine.sync_engine.dispose(close=False)
-        return
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(engine.dispose())
-        except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
-            errors.append(exc)
-
-    helper = threading.Thread(target=run, name="maim_db-dispose")
-    helper.start()
-    helper.join(30)
-    if errors:
-        log.debug("disposing the async engine failed", exc_info=errors[0])
+def _new_async_engine(
+    url: DatabaseURL, file: SQLiteFile | None, slow_query_ms: float | None, *, pooled: bool = True
+) -> AsyncEngine:
+    """An AsyncEngine of the bridge's (the slow-query log installed when it is on)."""
+    engine = build_async_engine(url, file, pooled=pooled)
+    if slow_query_ms is not None:
+        install_sqlalchemy_hook(engine.sync_engine, slow_query_ms)
+    return engine
 
 
 async def _on_helper_thread(fn: Callable[[], None]) -> None:
