@@ -43,6 +43,7 @@ from .servers import READ_ISOLATION, server_options
 from .settings import resolve_url
 from .slowlog import install_peewee_hook, install_sqlalchemy_hook
 from .sqlalchemy.engines import BEGIN_OPTION, build_async_engine, build_sync_engine
+from .sqlalchemy.loops import LoopEngines
 from .sqlalchemy.mirror import mirrors_for
 from .sqlalchemy.scoping import ScopedSession
 from .sqlite.profile import SQLiteProfile
@@ -150,7 +151,7 @@ class Bridge:
         self._peewee: MaimDatabaseMixin | None = None
         self._executor: Executor | None = None
         self._sync_engine: Engine | None = None
-        self._async_engine: AsyncEngine | None = None
+        self._async_engines: LoopEngines | None = None  # one AsyncEngine per event loop
         self._models: list[type[pw.Model]] = []
         self._readonly_engines: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         self._closed = False
@@ -281,17 +282,33 @@ class Bridge:
 
     @property
     def async_engine(self) -> AsyncEngine:
-        """SQLAlchemy AsyncEngine (aiosqlite / asyncpg / aiomysql) on the same URL and profile."""
-        engine = self._async_engine
-        if engine is None:
+        """SQLAlchemy AsyncEngine (aiosqlite / asyncpg / aiomysql) on the same URL and profile.
+
+        An AsyncEngine belongs to one event loop (its pool and asyncpg's / aiomysql's
+        connections are bound to the loop that uses them), so inside a running asyncio loop
+        this is *that loop's* engine: built on first use there, its connections closed when
+        the loop ends (``sqlalchemy/loops.py``); another loop, in this thread later or in
+        another thread at the same time, gets its own. Outside a running loop (sync code, a
+        worker thread, trio) it is an engine without a pool, which works in any loop at the
+        cost of one new connection per checkout: right for ``.dialect``, ``.url`` or a
+        module-level ``engine``. For pooled connections, take ``bridge.async_engine`` (or
+        ``bridge.async_session()``) in the loop that uses it.
+        """
+        engines = self._async_engines
+        if engines is None:
             with self._lock:
                 self._check_open()
-                engine = self._async_engine
-                if engine is None:
-                    engine = self._async_engine = build_async_engine(self.url, self.sqlite_file)
-                    if self.slow_query_ms is not None:
-                        install_sqlalchemy_hook(engine.sync_engine, self.slow_query_ms)
-        return engine
+                engines = self._async_engines
+                if engines is None:
+                    build = functools.partial(_new_async_engine, self.url, self.sqlite_file, self.slow_query_ms)
+                    engines = self._async_engines = LoopEngines(
+                        build,
+                        functools.partial(build, pooled=False),
+                        portable=self.url.is_sqlite,  # aiosqlite's connections close from any loop
+                        name=self.url.safe_target(),
+                    )
+        self._check_open()
+        return engines.current()
 
     def _readonly_options(self) -> dict[str, Any]:
         """Execution options of read-only sessions: DEFERRED on SQLite, the server's own isolation level."""
@@ -706,21 +723,32 @@ class Bridge:
         return deferred
 
     def _replica_async_engine(self, replica: _Replica) -> AsyncEngine:
-        engine = replica.async_engine
-        if engine is None:
+        engines = replica.async_engine
+        if engines is None:
             with self._lock:
                 self._check_open()
-                engine = replica.async_engine
-                if engine is None:
-                    engine = build_async_engine(replica.url)
-                    _install_replica_hooks(self, engine.sync_engine)
-                    replica.async_engine = engine
+                engines = replica.async_engine
+                if engines is None:
+                    slow_query_ms = self.slow_query_ms
+
+                    def build(*, pooled: bool = True) -> AsyncEngine:
+                        engine = build_async_engine(replica.url, pooled=pooled)
+                        if slow_query_ms is not None:
+                            install_sqlalchemy_hook(engine.sync_engine, slow_query_ms)
+                        return engine
+
+                    # One engine per event loop, as for the primary (sqlalchemy/loops.py).
+                    engines = replica.async_engine = LoopEngines(
+                        build, functools.partial(build, pooled=False), portable=False, name=replica.url.safe_target()
+                    )
+        self._check_open()
+        engine = engines.current()
         deferred: AsyncEngine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
             engine, engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
         )
         return deferred
 
-    def _take_replica_resources(self) -> builtins.list[tuple[Any, Engine | None, AsyncEngine | None]]:
+    def _take_replica_resources(self) -> builtins.list[tuple[Any, Engine | None, LoopEngines | None]]:
         taken = []
         with self._lock:
             for r in self._replicas:
@@ -729,9 +757,9 @@ class Bridge:
         return taken
 
     def _close_replicas(self) -> None:
-        for db, engine, async_engine in self._take_replica_resources():
-            if async_engine is not None:
-                _dispose_async_engine_blocking(async_engine)
+        for db, engine, async_engines in self._take_replica_resources():
+            if async_engines is not None:
+                async_engines.close()
             if engine is not None:
                 engine.dispose()
             if db is not None:
@@ -739,9 +767,9 @@ class Bridge:
 
     async def _aclose_replicas(self) -> None:
         taken = self._take_replica_resources()
-        for _db, _engine, async_engine in taken:
-            if async_engine is not None:
-                await async_engine.dispose()
+        for _db, _engine, async_engines in taken:
+            if async_engines is not None:
+                await async_engines.aclose()
 
         def close_sync_side() -> None:
             for db, engine, _async_engine in taken:
@@ -757,10 +785,11 @@ class Bridge:
         for r in self._replicas:
             if r.peewee is not None:
                 r.peewee.after_fork_in_child()
-            for engine in (r.sync_engine, r.async_engine.sync_engine if r.async_engine else None):
-                if engine is not None:
-                    park([engine.pool])
-                    engine.dispose(close=False)
+            if r.sync_engine is not None:
+                park([r.sync_engine.pool])
+                r.sync_engine.dispose(close=False)
+            if r.async_engine is not None:
+                r.async_engine.after_fork_in_child()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -769,15 +798,17 @@ class Bridge:
         """True after :meth:`close` / :meth:`aclose`."""
         return self._closed
 
-    def _mark_closed(self) -> tuple[Executor | None, Engine | None, AsyncEngine | None, Callable[[], None] | None]:
+    def _mark_closed(
+        self,
+    ) -> tuple[Executor | None, LoopEngines | None, Callable[[], None] | None]:
         with self._lock:
             if self._closed:
-                return None, None, None, None
+                return None, None, None
             self._closed = True
-            executor, engine, async_engine, db, file = (
+            executor, engine, async_engines, db, file = (
                 self._executor,
                 self._sync_engine,
-                self._async_engine,
+                self._async_engines,
                 self._peewee,
                 self._file,
             )
@@ -791,15 +822,21 @@ class Bridge:
                 file.close()  # last: the checkpointer stops after every connection is closed
 
         has_sync_side = engine is not None or db is not None or file is not None
-        return executor, engine, async_engine, close_sync_side if has_sync_side else None
+        return executor, async_engines, close_sync_side if has_sync_side else None
 
     def close(self) -> None:
-        """Stop the executor, dispose the engines, close every connection. Idempotent."""
-        executor, _engine, async_engine, close_sync_side = self._mark_closed()
+        """Stop the executor, dispose the engines, close every connection. Idempotent.
+
+        Each event loop's async engine is closed on its own loop where its connections need
+        it (servers): now for a loop running in another thread (waiting for it) or idle in
+        this one, as a task of the loop when called on a running loop's thread, and by the
+        loop itself when it ends for an idle loop of another thread (``LoopEngines.close``).
+        """
+        executor, async_engines, close_sync_side = self._mark_closed()
         if executor is not None:
             executor.shutdown()
-        if async_engine is not None:
-            _dispose_async_engine_blocking(async_engine)
+        if async_engines is not None:
+            async_engines.close()
         if close_sync_side is not None:
             close_sync_side()
         self._close_replicas()
@@ -807,9 +844,9 @@ class Bridge:
 
     async def aclose(self) -> None:
         """Like :meth:`close`, without blocking the event loop."""
-        executor, _engine, async_engine, close_sync_side = self._mark_closed()
-        if async_engine is not None:
-            await async_engine.dispose()
+        executor, async_engines, close_sync_side = self._mark_closed()
+        if async_engines is not None:
+            await async_engines.aclose()
         if executor is not None:
             await executor.ashutdown(after=close_sync_side)
         elif close_sync_side is not None:
@@ -840,10 +877,11 @@ class Bridge:
         # The engines keep their objects (sessions made before fork() still work) but get
         # new pools; the inherited pools are parked, never closed: closing an inherited
         # SQLite connection in the child is as unsafe as using it.
-        for engine in (self._sync_engine, self._async_engine.sync_engine if self._async_engine else None):
-            if engine is not None:
-                park([engine.pool])
-                engine.dispose(close=False)
+        if self._sync_engine is not None:
+            park([self._sync_engine.pool])
+            self._sync_engine.dispose(close=False)
+        if self._async_engines is not None:
+            self._async_engines.after_fork_in_child()
         self._replicas_after_fork_in_child()
 
 
@@ -940,7 +978,7 @@ class _Replica:
         self.peewee: Any = None
         self.runner: _ReplicaRunner | None = None
         self.sync_engine: Engine | None = None
-        self.async_engine: AsyncEngine | None = None
+        self.async_engine: LoopEngines | None = None  # one AsyncEngine per event loop
 
 
 # The primary's options a replica URL that does not set them takes over.
@@ -1024,32 +1062,14 @@ def _then_return_connection(db: Any, fn: Callable[..., T], args: tuple[Any, ...]
             db.close()
 
 
-def _dispose_async_engine_blocking(engine: AsyncEngine) -> None:
-    """Dispose an AsyncEngine from sync code.
-
-    aiosqlite connections close from any loop (their thread does the work): a helper
-    thread runs the disposal in a loop of its own. asyncpg/aiomysql connections belong to
-    the loop that opened them and cannot be closed once it is gone: their pool is dropped
-    without closing (``aclose()`` on that loop closes them properly).
-    """
-    import asyncio
-
-    if engine.dialect.name != "sqlite":
-        engine.sync_engine.dispose(close=False)
-        return
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(engine.dispose())
-        except BaseException as exc:  # noqa: BLE001 - reported by the caller's thread
-            errors.append(exc)
-
-    helper = threading.Thread(target=run, name="maim_db-dispose")
-    helper.start()
-    helper.join(30)
-    if errors:
-        log.debug("disposing the async engine failed", exc_info=errors[0])
+def _new_async_engine(
+    url: DatabaseURL, file: SQLiteFile | None, slow_query_ms: float | None, *, pooled: bool = True
+) -> AsyncEngine:
+    """An AsyncEngine of the bridge's (the slow-query log installed when it is on)."""
+    engine = build_async_engine(url, file, pooled=pooled)
+    if slow_query_ms is not None:
+        install_sqlalchemy_hook(engine.sync_engine, slow_query_ms)
+    return engine
 
 
 async def _on_helper_thread(fn: Callable[[], None]) -> None:

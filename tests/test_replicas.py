@@ -343,3 +343,21 @@ def test_the_standby_itself_refuses_writes(standby: tuple[str, str]) -> None:
     with Bridge(replica) as b, pytest.raises(ReadOnlyDatabaseError) as err:
         b.peewee.execute_sql("CREATE TABLE nope (id int)")
     assert "read-only transaction" in str(err.value) and err.value.hint
+
+
+def test_a_replica_serves_async_sessions_in_every_event_loop(pair: tuple[str, str, str]) -> None:
+    # Like the primary's, a replica's async pool belongs to one event loop: each loop gets its own.
+    _backend, primary, replica = pair
+    b = Bridge(primary, replicas=[replica])
+    b.bind(Tenant)
+    T = b.mirror(Tenant)
+
+    async def read() -> list[str]:
+        async with b.async_session(readonly=True) as s:
+            return names(await s.scalars(sa.select(T.tenant_name)))
+
+    try:
+        for _ in range(4):
+            assert asyncio.run(read()) == REPLICA
+    finally:
+        b.close()

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.util.concurrency import await_
 
 from ..errors import ConfigurationError, ReadOnlyDatabaseError, driver_error
@@ -369,8 +370,16 @@ def build_sync_engine(url: DatabaseURL, file: SQLiteFile | None = None) -> Engin
     return engine
 
 
-def build_async_engine(url: DatabaseURL, file: SQLiteFile | None = None) -> AsyncEngine:
-    """A SQLAlchemy AsyncEngine for ``url`` (aiosqlite with ``file``'s resources; asyncpg, aiomysql)."""
+def build_async_engine(url: DatabaseURL, file: SQLiteFile | None = None, *, pooled: bool = True) -> AsyncEngine:
+    """A SQLAlchemy AsyncEngine for ``url`` (aiosqlite with ``file``'s resources; asyncpg, aiomysql).
+
+    An AsyncEngine belongs to one event loop: its pool's queue and its first-connect lock
+    are asyncio objects bound to the first loop that waits on them, and asyncpg/aiomysql
+    connections to the loop that opened them (``maim_db.sqlalchemy.loops`` keeps one engine
+    per loop). ``pooled=False`` gives it ``NullPool`` instead -- each connection is closed
+    when it is returned, in the loop that opened it -- so that engine serves any loop.
+    """
+    pool: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
     if url.is_sqlite:
         if file is None:
             raise ConfigurationError(
@@ -382,12 +391,17 @@ def build_async_engine(url: DatabaseURL, file: SQLiteFile | None = None) -> Asyn
             engine = create_async_engine(
                 "sqlite+aiosqlite:///" + file.target,
                 connect_args={"uri": True, "timeout": timeout, "check_same_thread": False},
+                **pool,
             )
         else:
-            engine = create_async_engine(url.async_url, connect_args={"timeout": timeout, "check_same_thread": False})
+            engine = create_async_engine(
+                url.async_url, connect_args={"timeout": timeout, "check_same_thread": False}, **pool
+            )
         _install_sqlite_hooks(engine.sync_engine, file, is_async=True)
         return engine
     driver = require_driver(url, "async").module
-    async_engine = create_async_engine(url.async_url, connect_args=connect_args(url, driver), **pool_options(url))
+    if pooled:
+        pool = pool_options(url)
+    async_engine = create_async_engine(url.async_url, connect_args=connect_args(url, driver), **pool)
     _install_server_hooks(async_engine.sync_engine, url, is_async=True)
     return async_engine

@@ -11,14 +11,17 @@ ordinary types.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
 import threading
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import peewee
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
@@ -27,7 +30,7 @@ from .. import fields as maim_fields
 from ..codecs import SCALED_MAX_DIGITS
 from ..errors import UnmappedFieldError
 
-__all__ = ["PeeweeValue", "register_field_type", "sqlalchemy_type_for"]
+__all__ = ["PeeweeValue", "plain_value", "register_field_type", "sqlalchemy_type_for"]
 
 TypeFactory = Callable[[peewee.Field], TypeEngine[Any]]
 
@@ -94,14 +97,30 @@ _BUILTIN: dict[type[peewee.Field], TypeFactory] = {
 }
 
 
+# Field classes outside Peewee's core (playhouse's, which this side does not import, or
+# your own) that declare one of these column types map by it.
+_BY_FIELD_TYPE: dict[str, TypeFactory] = {
+    "JSON": _BUILTIN[peewee.JSONField],
+    "JSONB": lambda f: sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
+}
+
+
 def sqlalchemy_type_for(field: peewee.Field) -> TypeEngine[Any]:
-    """The DDL type a mirror declares for ``field`` (registered custom types first)."""
+    """The DDL type a mirror declares for ``field`` (registered custom types first).
+
+    A class neither registered nor derived from a core Peewee field maps by the column type
+    it declares (``field_type``) when that is ``JSON`` or ``JSONB`` (playhouse's
+    ``postgres_ext.JSONField`` and ``BinaryJSONField``).
+    """
     if isinstance(field, peewee.ForeignKeyField):
         return sqlalchemy_type_for(field.rel_field)
     for klass in type(field).__mro__:
         factory = _custom.get(klass) or _BUILTIN.get(klass)
         if factory is not None:
             return factory(field)
+    by_type = _BY_FIELD_TYPE.get(str(getattr(field, "field_type", "")).upper())
+    if by_type is not None:
+        return by_type(field)
     model = getattr(field, "model", None)
     where = f"{model.__name__}.{field.name}" if model is not None else repr(field)
     raise UnmappedFieldError(
@@ -110,21 +129,71 @@ def sqlalchemy_type_for(field: peewee.Field) -> TypeEngine[Any]:
     )
 
 
-def _unwrap(field: peewee.Field, value: Any, node: peewee.Node) -> Any:
-    # Peewee 4's own JSONField hands SQLite `json(?)`, which stores the text minified, and
-    # MariaDB the dumps() text as it is (a Value node): store what Peewee would.
-    if isinstance(field, peewee.JSONField):
-        if isinstance(node, peewee.Value) and isinstance(node.value, str):
-            return node.value
-        args = [a.value if isinstance(a, peewee.Value) else a for a in getattr(node, "arguments", ())]
-        text = next((a for a in args if isinstance(a, str)), None)
-        if text is None:
-            text = getattr(field, "_dumps", json.dumps)(value)
+# What every driver takes as it is: db_value() results of these types pass unchanged.
+_PLAIN = frozenset(
+    {str, int, float, bool, bytes, decimal.Decimal, datetime.datetime, datetime.date, datetime.time}
+    | {datetime.timedelta, uuid.UUID, list, tuple, dict}
+)
+
+# SQL functions (and CAST targets) that only mark their argument, a JSON text, as JSON.
+_JSON_MARKERS = frozenset({"json", "json_compact"})
+
+
+def plain_value(stored: Any, field: peewee.Field | None = None) -> Any:
+    """What a Peewee field's ``db_value`` returned, in a form every driver takes.
+
+    ``db_value`` may return what only Peewee's own driver understands. All of those carry
+    the plain value inside, which is what is sent instead:
+
+    * a driver's adapter object -- psycopg 3's ``Json``/``Jsonb``/``Binary`` keep it in
+      ``.obj``, psycopg2's ``Json``/``Binary`` in ``.adapted``; a JSON wrapper (one with a
+      ``dumps``) becomes the text its own ``dumps`` makes, which the JSON column stores;
+    * ``memoryview`` / ``bytearray`` (``sqlite3.Binary``) become ``bytes``;
+    * a Peewee node: a ``Value`` gives its value, a JSON node with ``dumps`` (playhouse's
+      fallback ``Json``) the dumped text, and ``json(?)`` / ``JSON_COMPACT(?)`` /
+      ``CAST(? AS JSON)`` around a JSON text give that text compacted, as SQLite's
+      ``json()`` stores it.
+
+    Any other SQL expression has no value to send: :class:`UnmappedFieldError` names the field.
+    """
+    if type(stored) in _PLAIN or stored is None:
+        return stored
+    if isinstance(stored, peewee.Node):
+        return _from_node(stored, field)
+    if isinstance(stored, memoryview | bytearray):
+        return bytes(stored)
+    for slot in ("obj", "adapted"):  # psycopg 3, psycopg2
+        if hasattr(stored, slot):
+            inner = getattr(stored, slot)
+            if hasattr(stored, "dumps"):  # a JSON wrapper: the text it would send
+                return (stored.dumps or json.dumps)(inner)
+            return plain_value(inner, field)
+    return stored
+
+
+def _from_node(node: peewee.Node, field: peewee.Field | None) -> Any:
+    if isinstance(node, peewee.Value):
+        return plain_value(node.value, field)
+    inner: list[Any] = []
+    if isinstance(node, peewee.Function):  # (its __getattr__ makes up any attribute: test the class first)
+        if str(node.name).lower() in _JSON_MARKERS:
+            inner = list(node.arguments or ())
+    elif isinstance(node, peewee.Cast):
+        if str(getattr(node, "_cast", "")).lower() in _JSON_MARKERS:
+            inner = [node.node]
+    else:
+        own = getattr(node, "__dict__", {})
+        if "value" in own and callable(own.get("dumps")):  # playhouse.postgres_ext.Json
+            return own["dumps"](own["value"])
+    texts = [a.value if isinstance(a, peewee.Value) else a for a in inner]
+    if len(texts) == 1 and isinstance(texts[0], str):
+        text = texts[0]
         # SQLite's json() drops the whitespace between tokens and keeps everything else
         # (\u escapes included): the same text, compact.
         return json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=text.isascii())
+    where = f"{field.model.__name__}.{field.name}" if field is not None and hasattr(field, "model") else "a field"
     raise UnmappedFieldError(
-        f"{field.model.__name__}.{field.name}: db_value() returned an SQL expression, not a value",
+        f"{where}: db_value() returned an SQL expression, not a value ({type(node).__name__})",
         hint="register a field type whose db_value returns a plain value",
     )
 
@@ -208,13 +277,10 @@ class PeeweeValue(TypeDecorator[Any]):
         if value is None:
             return None
         stored = self.field.db_value(value)
-        if isinstance(stored, peewee.Node):
-            return _unwrap(self.field, value, stored)
-        if isinstance(self.field, peewee.BlobField):
-            # Peewee wraps bytes in its driver's Binary type; SQLAlchemy's drivers want bytes.
-            inner = getattr(stored, "obj", stored)
-            return bytes(inner) if isinstance(inner, bytes | bytearray | memoryview) else stored
-        return stored
+        if type(stored) in _PLAIN:
+            return stored
+        # Peewee's driver's wrappers (psycopg's Jsonb, Binary, ...), SQL around a JSON text.
+        return plain_value(stored, self.field)
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         """No per-row call for integer and text columns: the driver's value is already right."""
