@@ -59,10 +59,10 @@ def legacy_db(tmp_path: Path) -> Path:
 # -- backends -------------------------------------------------------------------------------
 #
 # Tests that are not SQLite-specific take the `any_url` fixture and run on SQLite,
-# PostgreSQL and MariaDB (servers and their helpers: helpers.py).
+# PostgreSQL, MariaDB and the 3-node Galera cluster (servers and their helpers: helpers.py).
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb", "galera"])
 def backend(request: pytest.FixtureRequest) -> str:
     """The backend a backend-independent test runs on."""
     if request.param != "sqlite":

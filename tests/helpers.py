@@ -174,6 +174,13 @@ SERVERS = {
         "url": "mariadb://root@127.0.0.1:3306/{db}",
         "start": "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
     },
+    # The 3-node Galera cluster of `python3 dev.py services up`: a test's database is made on
+    # node 1 (DDL replicates) and its URL lists the three nodes, so a bridge fails over.
+    "galera": {
+        "admin": "mysql+pymysql://root@127.0.0.1:13306/mysql",
+        "url": "mariadb://root@127.0.0.1:13306,127.0.0.1:13307,127.0.0.1:13308/{db}",
+        "start": "python3 dev.py services up",
+    },
 }
 _server_state: dict[str, str | None] = {}  # backend -> None (usable) or the skip reason
 
@@ -192,6 +199,8 @@ def admin_sql(backend: str, sql: str) -> None:
 
 def server_available(backend: str) -> str | None:
     """None when the server answers, else why not (cached for the session)."""
+    if backend == "galera":
+        return galera_available()  # every node Synced, checked each time (tests kill nodes)
     if backend not in _server_state:
         try:
             admin_sql(backend, "SELECT 1")
@@ -207,7 +216,7 @@ def server_available(backend: str) -> str | None:
 def make_server_database(backend: str) -> tuple[str, str]:
     """Create a throwaway database on ``backend``; return its name and its URL."""
     name = f"maim_test_{os.getpid()}_{secrets.token_hex(4)}"
-    suffix = " CHARACTER SET utf8mb4" if backend == "mariadb" else ""
+    suffix = " CHARACTER SET utf8mb4" if backend in ("mariadb", "galera") else ""
     admin_sql(backend, f"CREATE DATABASE {name}{suffix}")
     return name, SERVERS[backend]["url"].format(db=name)
 

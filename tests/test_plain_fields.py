@@ -70,7 +70,7 @@ class PlainMySQL(Plain):
         table_name = "plain_values_mysql"
 
 
-MODELS = {"sqlite": PlainSQLite, "postgresql": PlainPostgres, "mariadb": PlainMySQL}
+MODELS = {"sqlite": PlainSQLite, "postgresql": PlainPostgres, "mariadb": PlainMySQL, "galera": PlainMySQL}
 
 VALUES: dict[str, Any] = {
     "js": DOC,
