@@ -56,6 +56,7 @@ __all__ = ["AsyncAtomic", "Bridge", "default_bridge"]
 log = logging.getLogger("maim_db")
 
 T = TypeVar("T")
+E = TypeVar("E", Engine, AsyncEngine)
 
 _live: weakref.WeakSet[Bridge] = weakref.WeakSet()
 
@@ -266,14 +267,7 @@ class Bridge:
                 engine = self._sync_engine
                 if engine is None:
                     engine = build_sync_engine(self.url, self.sqlite_file)
-                    owner = weakref.ref(self)  # the engine must not keep its bridge alive
-
-                    @sa.event.listens_for(engine, "before_cursor_execute")
-                    def _refuse_on_loop(*_args: Any) -> None:
-                        bridge = owner()
-                        if bridge is not None:
-                            bridge._check_open()
-                            check_loop(bridge.on_loop)
+                    _guard_sync_engine(self, engine)
 
                     if self.slow_query_ms is not None:
                         install_sqlalchemy_hook(engine, self.slow_query_ms)
@@ -310,6 +304,13 @@ class Bridge:
         self._check_open()
         return engines.current()
 
+    def _read_only_copy(self, engine: E, options: dict[str, Any]) -> E:
+        """``engine.execution_options(**options)``, made once per engine (read-only sessions use it)."""
+        copy = self._readonly_engines.get(engine)
+        if copy is None:
+            copy = self._readonly_engines.setdefault(engine, engine.execution_options(**options))
+        return copy  # type: ignore[no-any-return]
+
     def _readonly_options(self) -> dict[str, Any]:
         """Execution options of read-only sessions: DEFERRED on SQLite, the server's own isolation level."""
         options: dict[str, Any] = {BEGIN_OPTION: "DEFERRED"}
@@ -331,9 +332,7 @@ class Bridge:
             return ScopedSession(bind=self._replica_engine(replica), expire_on_commit=False)
         engine = self.sync_engine
         if readonly:
-            engine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
-                engine, engine.execution_options(**self._readonly_options())
-            )
+            engine = self._read_only_copy(engine, self._readonly_options())
         return ScopedSession(bind=engine, expire_on_commit=False)
 
     def async_session(self, *, readonly: bool = False, primary: bool = False) -> AsyncSession:
@@ -360,9 +359,7 @@ class Bridge:
             )
         engine = self.async_engine
         if readonly:
-            engine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
-                engine, engine.execution_options(**self._readonly_options())
-            )
+            engine = self._read_only_copy(engine, self._readonly_options())
         return AsyncSession(bind=engine, expire_on_commit=False, sync_session_class=ScopedSession)
 
     def mirror(self, model: type[pw.Model]) -> type[Any]:
@@ -707,19 +704,10 @@ class Bridge:
                 if engine is None:
                     engine = build_sync_engine(replica.url)
                     _install_replica_hooks(self, engine)
-                    owner = weakref.ref(self)
-
-                    @sa.event.listens_for(engine, "before_cursor_execute")
-                    def _refuse_on_loop(*_args: Any) -> None:
-                        bridge = owner()
-                        if bridge is not None:
-                            bridge._check_open()
-                            check_loop(bridge.on_loop)
+                    _guard_sync_engine(self, engine)
 
                     replica.sync_engine = engine
-        deferred: Engine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
-            engine, engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
-        )
+        deferred: Engine = self._read_only_copy(engine, {BEGIN_OPTION: "DEFERRED"})
         return deferred
 
     def _replica_async_engine(self, replica: _Replica) -> AsyncEngine:
@@ -743,9 +731,7 @@ class Bridge:
                     )
         self._check_open()
         engine = engines.current()
-        deferred: AsyncEngine = self._readonly_engines.get(engine) or self._readonly_engines.setdefault(
-            engine, engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
-        )
+        deferred: AsyncEngine = self._read_only_copy(engine, {BEGIN_OPTION: "DEFERRED"})
         return deferred
 
     def _take_replica_resources(self) -> builtins.list[tuple[Any, Engine | None, LoopEngines | None]]:
@@ -1060,6 +1046,18 @@ def _then_return_connection(db: Any, fn: Callable[..., T], args: tuple[Any, ...]
     finally:
         if not db.is_closed() and not db.in_transaction():
             db.close()
+
+
+def _guard_sync_engine(bridge: Bridge, engine: Engine) -> None:
+    """Refuse a sync session's statements once the bridge is closed, and apply its ``on_loop`` policy."""
+    owner = weakref.ref(bridge)  # the engine must not keep its bridge alive
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _refuse_on_loop(*_args: Any) -> None:
+        live = owner()
+        if live is not None:
+            live._check_open()
+            check_loop(live.on_loop)
 
 
 def _new_async_engine(

@@ -155,7 +155,7 @@ def _bot_thread(
         db.close()
 
 
-def bot(path: str, seconds: float, barrier: Any, results: Any, seed: int, mode: str = "plain") -> None:
+def bot(path: str, seconds: float, seed: int, mode: str, barrier: Any, results: Any) -> None:
     with maim_db.Bridge(path) as bridge:
         bridge.bind(*MODELS)
         per_thread = [_stats() for _ in range(2)]
@@ -281,7 +281,7 @@ async def _session_task(
             _fail(stats, exc)
 
 
-def service(path: str, seconds: float, barrier: Any, results: Any, seed: int, mode: str = "plain") -> None:
+def service(path: str, seconds: float, seed: int, mode: str, barrier: Any, results: Any) -> None:
     async def main() -> dict[str, Any]:
         async with maim_db.Bridge(path) as bridge:
             bridge.bind(*MODELS)

@@ -8,7 +8,6 @@ TransactionConflictError, which the retrying APIs run again.
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import secrets
 import threading
 from collections.abc import Iterator
@@ -22,9 +21,9 @@ from procs import CHILDREN, MODELS, Child, Counter, Item, Parent, bot, prepare, 
 
 import maim_db
 from maim_db import Bridge
+from maim_db.bench.spawn import Job, run_spawned
 
 pytestmark = pytest.mark.slow
-SPAWN = mp.get_context("spawn")
 
 
 @pytest.fixture
@@ -84,21 +83,9 @@ def test_a_race_between_two_nodes_is_a_conflict_never_a_lost_update(cluster_db: 
 
 def _torture(urls: list[str], mode: str, seconds: float) -> dict[str, Any]:
     # Bots and services spread over the three nodes (each process's bridge on another node).
-    targets: list[tuple[Any, tuple[Any, ...]]] = [(bot, (urls[n % 3], n, mode)) for n in range(3)]
-    targets += [(service, (urls[(n + 1) % 3], 10 + n, mode)) for n in range(3)]
-    barrier = SPAWN.Barrier(len(targets))
-    results = SPAWN.Queue()
-    procs = [SPAWN.Process(target=fn, args=(args[0], seconds, barrier, results, *args[1:])) for fn, args in targets]
-    for p in procs:
-        p.start()
-    try:
-        outs = [results.get(timeout=seconds + 240) for _ in procs]
-    finally:
-        for p in procs:
-            p.join(60)
-            if p.is_alive():
-                p.kill()
-    assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
+    jobs: list[Job] = [(bot, (urls[n % 3], seconds, n, mode)) for n in range(3)]
+    jobs += [(service, (urls[(n + 1) % 3], seconds, 10 + n, mode)) for n in range(3)]
+    outs = run_spawned(jobs, timeout=seconds + 240)
     keys = ("increments", "inserted", "duplicates", "created", "deleted", "conflicts")
     total: dict[str, Any] = {k: sum(o[k] for o in outs) for k in keys}
     total["failures"] = [f for o in outs for f in o["failures"]]

@@ -36,26 +36,10 @@ from procs import (
 
 import maim_db
 from maim_db.bench import loop_lag
+from maim_db.bench.spawn import Job, run_spawned
 
 pytestmark = pytest.mark.slow
 SPAWN = mp.get_context("spawn")
-
-
-def _run_all(targets: list[tuple[Any, tuple[Any, ...]]], seconds: float) -> list[dict[str, Any]]:
-    barrier = SPAWN.Barrier(len(targets))
-    results = SPAWN.Queue()
-    procs = [SPAWN.Process(target=fn, args=(*args[:1], seconds, barrier, results, *args[1:])) for fn, args in targets]
-    for p in procs:
-        p.start()
-    try:
-        outs = [results.get(timeout=seconds + 180) for _ in procs]
-    finally:
-        for p in procs:
-            p.join(60)
-            if p.is_alive():
-                p.kill()
-    assert all(p.exitcode == 0 for p in procs), [p.exitcode for p in procs]
-    return outs
 
 
 @pytest.mark.parametrize("mode", ["retrying", "plain"])
@@ -67,10 +51,9 @@ def test_torture_bots_and_services_lose_nothing(any_url: str, backend: str, mode
     path = any_url  # an SQLite file, or a throwaway PostgreSQL / MariaDB database
     prepare(path)
     seconds = 8.0
-    outs = _run_all(
-        [(bot, (path, n, mode)) for n in range(3)] + [(service, (path, 10 + n, mode)) for n in range(2)],
-        seconds,
-    )
+    jobs: list[Job] = [(bot, (path, seconds, n, mode)) for n in range(3)]
+    jobs += [(service, (path, seconds, 10 + n, mode)) for n in range(2)]
+    outs = run_spawned(jobs, timeout=seconds + 180)
     failures = [f for o in outs for f in o["failures"]]
     assert failures == []
     keys = ("increments", "inserted", "duplicates", "created", "deleted", "conflicts")

@@ -10,7 +10,6 @@ COMMIT done. ``benchmarks/contention.py`` is the stand-alone script around this 
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import random
 import sqlite3
 import statistics
@@ -23,6 +22,7 @@ import peewee
 
 from ..bridge import Bridge
 from ..model import Model
+from .spawn import Job, run_spawned
 
 __all__ = ["MODES", "BenchAcct", "run_mode", "writer"]
 
@@ -65,7 +65,7 @@ def _peak_rss_mb() -> float | None:
 
 
 def writer(
-    path: str, profile: dict[str, Any], orm: str, seconds: float, think: float, barrier: Any, results: Any, seed: int
+    path: str, profile: dict[str, Any], orm: str, seconds: float, think: float, seed: int, barrier: Any, results: Any
 ) -> None:
     """One writer process: read-modify-write transactions until the time is up."""
     rnd = random.Random(seed)
@@ -109,38 +109,14 @@ def run_mode(
     """One round of one mode: its summary record and every transaction's latency (seconds)."""
     path = tmp / f"{mode}-{round_no}.db"
     _setup(path)
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(writers)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=writer,
-            args=(
-                str(path),
-                MODES[mode],
-                "peewee" if i % 2 == 0 else "sqlalchemy",
-                seconds,
-                think_ms / 1000,
-                barrier,
-                results,
-                i,
-            ),
-            name=f"maim-bench-writer-{i}",
+    jobs: list[Job] = [
+        (
+            writer,
+            (str(path), MODES[mode], "peewee" if i % 2 == 0 else "sqlalchemy", seconds, think_ms / 1000, i),
         )
         for i in range(writers)
     ]
-    for p in procs:
-        p.start()
-    try:
-        outs = [results.get(timeout=seconds + 180) for _ in procs]
-    finally:
-        for p in procs:
-            p.join(30)
-            if p.is_alive():
-                p.kill()
-                p.join()
-        results.close()
-        results.join_thread()
+    outs = run_spawned(jobs, timeout=seconds + 180, name="maim-bench-writer")
     lat = sorted(x for o in outs for x in o["latencies"])
     failures = [f for o in outs for f in o["failures"]]
     conn = sqlite3.connect(path)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import multiprocessing as mp
 import random
 import statistics
 import sys
@@ -32,6 +31,7 @@ from ..bridge import Bridge
 from ..errors import ConfigurationError, MaimDBError
 from ..model import Model
 from ..url import DatabaseURL
+from .spawn import Job, run_spawned
 
 __all__ = ["MODES", "WORKLOADS", "BenchServerAcct", "main", "run_cell", "writer"]
 
@@ -77,7 +77,7 @@ def _total(url: str) -> int:
 
 
 def writer(
-    url: str, workload: str, k: int, writers: int, seconds: float, barrier: Any, results: Any, seed: int
+    url: str, workload: str, k: int, writers: int, seconds: float, seed: int, barrier: Any, results: Any
 ) -> None:
     """One writer process: read-modify-write transactions (each through run_transaction) until the time is up."""
     rnd = random.Random(seed)
@@ -116,27 +116,10 @@ def run_cell(urls: Sequence[str], mode: str, workload: str, *, writers: int, sec
     """One (mode, workload) cell: set up, run the writers, check the total; its record."""
     mode_urls = [_with_mode(u, mode) for u in urls]
     _setup(mode_urls[0], writers)
-    ctx = mp.get_context("spawn")
-    barrier = ctx.Barrier(writers)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=writer,
-            args=(mode_urls[k % len(mode_urls)], workload, k, writers, seconds, barrier, results, k),
-            name=f"maim-bench-server-writer-{k}",
-        )
-        for k in range(writers)
+    jobs: list[Job] = [
+        (writer, (mode_urls[k % len(mode_urls)], workload, k, writers, seconds, k)) for k in range(writers)
     ]
-    for p in procs:
-        p.start()
-    try:
-        outs = [results.get(timeout=seconds + 180) for _ in procs]
-    finally:
-        for p in procs:
-            p.join(30)
-            if p.is_alive():
-                p.kill()
-                p.join()
+    outs = run_spawned(jobs, timeout=seconds + 180, name="maim-bench-server-writer")
     lat = sorted(x for o in outs for x in o["latencies"])
     failures = [f for o in outs for f in o["failures"]]
     attempts = sum(o["attempts"] for o in outs)
