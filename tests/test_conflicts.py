@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import peewee
@@ -243,3 +244,22 @@ def test_only_conflicts_are_retried_and_attempts_are_bounded(tally_bridge: Bridg
         with pytest.raises(maim_db.ConfigurationError):
             bridge.run_transaction(increment, **bad)
     assert Tally.get(Tally.name == "hot").n == 0
+
+
+def test_sqlite_busy_snapshot_is_a_conflict_and_run_transaction_is_immune(tmp_path: Path) -> None:
+    # A DEFERRED transaction that read, then tries to write after another writer committed,
+    # gets SQLITE_BUSY_SNAPSHOT at once: its snapshot is stale. That is a lost conflict.
+    with Bridge(tmp_path / "snap.db") as bridge:
+        bridge.bind(Tally)
+        bridge.create_tables()
+        Tally.create(name="hot", n=0)
+        db = bridge.peewee
+        with pytest.raises(TransactionConflictError) as info, db.atomic("DEFERRED"):
+            row = Tally.get(Tally.name == "hot")  # the snapshot starts here
+            assert run_threads(1, lambda: bridge.run_transaction(increment)) == []  # another writer commits
+            Tally.update(n=row.n + 1).where(Tally.id == row.id).execute()
+        orig = info.value.orig
+        while orig is not None and not hasattr(orig, "sqlite_errorname"):  # Peewee wraps sqlite3's error
+            orig = orig.__cause__ or orig.__context__
+        assert getattr(orig, "sqlite_errorname", None) == "SQLITE_BUSY_SNAPSHOT"
+        assert Tally.get(Tally.name == "hot").n == 1  # the other writer's increment, not lost, not doubled
