@@ -18,6 +18,7 @@ from typing import Any
 import peewee
 import pytest
 import sqlalchemy as sa
+from writers import FAST, Counter, assert_others_write_at_once, count
 
 import maim_db
 from maim_db import Bridge, TransactionConflictError, TransactionError
@@ -154,20 +155,14 @@ def test_plain_atomic_never_loses_an_update_conflicts_surface_as_one_error(tally
     assert all(kept)
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
-def test_two_read_modify_writes_that_race_one_loses_with_a_conflict(tally_bridge: Bridge) -> None:
-    # Both read the counter before either writes: under READ COMMITTED (or with MySQL's
-    # REPEATABLE READ) the second write would silently overwrite the first.
-    bridge = tally_bridge
+def race_two(bridge: Bridge, body: Any) -> TransactionConflictError:
+    """Run ``body(both_read)`` in two threads at once: one commits, the other's error is returned."""
     both_read = threading.Barrier(2)
     outcomes: list[object] = []
 
     def racer() -> None:
         try:
-            with bridge.peewee.atomic():
-                row = Tally.get(Tally.name == "hot")
-                both_read.wait(10)
-                Tally.update(n=row.n + 1).where(Tally.id == row.id).execute()
+            body(both_read)
             outcomes.append("committed")
         except BaseException as exc:
             outcomes.append(exc)
@@ -182,6 +177,22 @@ def test_two_read_modify_writes_that_race_one_loses_with_a_conflict(tally_bridge
     assert outcomes.count("committed") == 1, outcomes
     (lost,) = [o for o in outcomes if o != "committed"]
     assert isinstance(lost, TransactionConflictError), repr(lost)
+    return lost
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"], indirect=True)
+def test_two_read_modify_writes_that_race_one_loses_with_a_conflict(tally_bridge: Bridge) -> None:
+    # Both read the counter before either writes: under READ COMMITTED (or with MySQL's
+    # REPEATABLE READ) the second write would silently overwrite the first.
+    bridge = tally_bridge
+
+    def body(both_read: threading.Barrier) -> None:
+        with bridge.peewee.atomic():
+            row = Tally.get(Tally.name == "hot")
+            both_read.wait(10)
+            Tally.update(n=row.n + 1).where(Tally.id == row.id).execute()
+
+    lost = race_two(bridge, body)
     assert lost.hint and "run_transaction" in lost.hint
     assert Tally.get(Tally.name == "hot").n == 1
 
@@ -190,27 +201,14 @@ def test_two_read_modify_writes_that_race_one_loses_with_a_conflict(tally_bridge
 def test_a_sqlalchemy_session_that_loses_a_race_raises_the_same_error(tally_bridge: Bridge) -> None:
     bridge = tally_bridge
     mirror = bridge.mirror(Tally)
-    both_read = threading.Barrier(2)
-    outcomes: list[object] = []
 
-    def racer() -> None:
-        try:
-            with bridge.session() as session, session.begin():
-                row = session.execute(sa.select(mirror).where(mirror.name == "hot")).scalar_one()
-                both_read.wait(10)
-                row.n += 1
-            outcomes.append("committed")
-        except BaseException as exc:
-            outcomes.append(exc)
+    def body(both_read: threading.Barrier) -> None:
+        with bridge.session() as session, session.begin():
+            row = session.execute(sa.select(mirror).where(mirror.name == "hot")).scalar_one()
+            both_read.wait(10)
+            row.n += 1
 
-    threads = [threading.Thread(target=racer) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert outcomes.count("committed") == 1, outcomes
-    (lost,) = [o for o in outcomes if o != "committed"]
-    assert isinstance(lost, TransactionConflictError), repr(lost)
+    race_two(bridge, body)
     assert Tally.get(Tally.name == "hot").n == 1
 
 
@@ -263,3 +261,46 @@ def test_sqlite_busy_snapshot_is_a_conflict_and_run_transaction_is_immune(tmp_pa
             orig = orig.__cause__ or orig.__context__
         assert getattr(orig, "sqlite_errorname", None) == "SQLITE_BUSY_SNAPSHOT"
         assert Tally.get(Tally.name == "hot").n == 1  # the other writer's increment, not lost, not doubled
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_cancelled_retrying_transactions_leave_the_write_lock_free(tmp_path: Path) -> None:
+    # Cancelled mid-transaction -- an async session awaiting inside fn, and a task awaiting
+    # arun_transaction's hop -- then a thread and a process write at once.
+    path = tmp_path / "cancel.db"
+    async with Bridge(f"sqlite:///{path}{FAST}") as bridge:
+        bridge.bind(Counter)
+        await bridge.acreate_tables()
+        await Counter.acreate(id=1, n=0)
+        C = bridge.mirror(Counter)
+        in_session = asyncio.Event()
+
+        async def stalls(session: Any) -> None:
+            await session.execute(sa.update(C).values(n=C.n + 100))  # holds the write lock now
+            in_session.set()
+            await asyncio.sleep(60)
+
+        task = asyncio.create_task(bridge.arun_session(stalls))
+        await asyncio.wait_for(in_session.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(assert_others_write_at_once, bridge, path)
+        assert count(path) == 2  # the cancelled session's +100 was rolled back
+
+        entered, release = threading.Event(), threading.Event()
+
+        def waits() -> None:
+            Counter.update(n=Counter.n + 1).where(Counter.id == 1).execute()
+            entered.set()
+            release.wait(10)
+
+        task = asyncio.create_task(bridge.arun_transaction(waits))
+        assert await asyncio.to_thread(entered.wait, 10)
+        task.cancel()
+        release.set()  # the hop runs to its end on the worker, then commits and lets go
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(assert_others_write_at_once, bridge, path)
+        assert count(path) == 5
