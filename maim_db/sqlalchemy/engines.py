@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util.concurrency import await_
 
+from ..callsite import begun_at
 from ..errors import ConfigurationError, ReadOnlyDatabaseError, driver_error
 from ..servers import (
     MYSQL_GET_LOCK,
@@ -93,6 +94,9 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
         # statement (see onehop.py): no round trip of its own, and the loop stays free while
         # the lock is awaited there.
         where = keeper(conn.connection.dbapi_connection, conn.connection.info)
+        # Where the transaction began in the caller's code, found here (on the caller's
+        # thread, through the greenlet for AsyncSession) for the lock's holder record.
+        site = begun_at() if lock else None
 
         def begin(raw: sqlite3.Connection) -> None:
             # A transaction (and its turn) left by a session that was cancelled before its
@@ -100,7 +104,7 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
             finish(raw, where, "rollback")
             if lock:
                 assert write_lock is not None
-                where[_HOLD] = hold = write_lock.acquire(timeout, conn=raw)
+                where[_HOLD] = hold = write_lock.acquire(timeout, conn=raw, site=site)
             try:
                 raw.execute(f"BEGIN {mode}")
             except BaseException:
