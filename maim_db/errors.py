@@ -127,7 +127,7 @@ class WriteLockTimeoutError(MaimDBError):
 
     The message names the holder when it can be found, and so do the attributes (None
     when unknown): ``holder_pid`` (the holding process; on a server, the server's backend
-    pid or connection id), ``held_for`` (seconds it has held the lock), ``holder_site``
+    pid or connection id, named by ``holder_kind``), ``held_for`` (seconds it has held the lock), ``holder_site``
     (where its transaction began in its code, ``file:line in function``), ``holder_thread``
     and ``holder_detail`` (what else is known: a server's application name, client, query).
     """
@@ -143,8 +143,10 @@ class WriteLockTimeoutError(MaimDBError):
         holder_site: str | None = None,
         holder_thread: str | None = None,
         holder_detail: str | None = None,
+        holder_kind: str = "process",
     ) -> None:
         self.holder_pid = holder_pid
+        self.holder_kind = holder_kind
         self.held_for = held_for
         self.holder_site = holder_site
         self.holder_thread = holder_thread
@@ -155,7 +157,7 @@ class WriteLockTimeoutError(MaimDBError):
         """The part of the message that names the holder ("" when nothing is known)."""
         parts: list[str] = []
         if self.holder_pid is not None:
-            parts.append(f"process {self.holder_pid}")
+            parts.append(f"{self.holder_kind} {self.holder_pid}")
         if self.holder_thread is not None:
             parts.append(f"thread {self.holder_thread!r}")
         if self.held_for is not None:

@@ -212,3 +212,47 @@ def test_a_dead_writers_record_is_not_taken_for_the_current_holder(url: str, hol
         assert str(holder.pid) not in str(error)
         assert "its holder could not be told" in str(error)
         peewee_write(bridge)
+
+
+# -- servers with ?writer_lock=true: what the server can tell ----------------------------------
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_a_waiter_for_a_servers_writer_lock_names_the_holding_connection(backend: str, any_url: str) -> None:
+    held, done = threading.Event(), threading.Event()
+    holder: dict[str, object] = {}
+
+    with maim_db.Bridge(f"{any_url}?lock_timeout=0.5&writer_lock=true&application_name=lockholder") as bridge:
+        bridge.peewee.execute_sql("CREATE TABLE t (x INTEGER)")
+        who = "SELECT pg_backend_pid()" if backend == "postgresql" else "SELECT CONNECTION_ID()"
+
+        def hold() -> None:
+            try:
+                with bridge.peewee.atomic():
+                    bridge.peewee.execute_sql(INSERT)
+                    holder["id"] = bridge.peewee.execute_sql(who).fetchone()[0]
+                    held.set()
+                    done.wait(30)
+            except BaseException as exc:
+                holder["failure"] = exc
+                held.set()
+
+        thread = threading.Thread(target=hold)
+        thread.start()
+        try:
+            assert held.wait(30)
+            errors = [wait_in_vain(lambda: peewee_write(bridge)), wait_in_vain(lambda: session_write(bridge))]
+        finally:
+            done.set()
+            thread.join(30)
+        assert "failure" not in holder
+        for error, waited in errors:
+            assert error.holder_pid == holder["id"], str(error)
+            assert error.held_for is not None
+            assert error.held_for >= waited
+            kind = "PostgreSQL backend pid" if backend == "postgresql" else "MySQL connection id"
+            assert f"held by {kind} {holder['id']}" in str(error)
+            if backend == "postgresql":
+                assert "application_name 'lockholder'" in str(error)
+        peewee_write(bridge)  # the waiters left nothing open behind them
+        session_write(bridge)
