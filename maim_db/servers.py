@@ -306,18 +306,20 @@ def writer_lock_holder(
             if not row:
                 return {}
             pid, age, app, client, started, state, statement = row
-            detail = [f"backend started {started}", f"state {state!r}"]
-            if app:
-                detail.insert(0, f"application_name {app!r}")
-            if client:
-                detail.insert(1, f"client {client}")
-            if statement:
-                detail.append(f"last statement {statement!r}")
+            # Another role's session shows little without pg_read_all_stats: say what is there.
+            named = (
+                ("application_name", app and repr(app)),
+                ("client", client),
+                ("backend started", started),
+                ("state", state and repr(state)),
+                ("last statement", statement and repr(statement)),
+            )
+            detail = [f"{what} {value}" for what, value in named if value]
             return {
                 "holder_pid": int(pid),
                 "holder_kind": "PostgreSQL backend pid",
                 "held_for": None if age is None else float(age),
-                "holder_detail": ", ".join(detail),
+                "holder_detail": ", ".join(detail) or None,
             }
         row = query(_MYSQL_HOLDER_SQL, (writer_lock_name(url),))
         if not row:
