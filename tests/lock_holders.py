@@ -9,11 +9,14 @@ line (or the end) arrives on its stdin -- or until it is killed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+from typing import Any
 
 import sqlalchemy as sa
 
 import maim_db
+from maim_db.default import bridge_get_db
 
 INSERT = "INSERT INTO t (x) VALUES (1)"
 
@@ -45,6 +48,23 @@ async def hold_async_session(bridge: maim_db.Bridge) -> None:
     async with bridge.async_session() as session:
         await session.execute(sa.text(INSERT))  # HOLDER async_session
         await asyncio.to_thread(held)
+
+
+async def hold_get_db(bridge: maim_db.Bridge) -> None:
+    get_db = bridge_get_db(bridge)  # 1.0's request dependency
+    async with contextlib.asynccontextmanager(get_db)() as db:
+        await db.execute(sa.text(INSERT))  # HOLDER get_db
+        await asyncio.to_thread(held)
+
+
+def insert_and_hold(db: Any) -> None:
+    # Runs on a worker, inside the transaction arun_transaction began before calling it.
+    db.execute_sql(INSERT)
+    held()
+
+
+async def hold_arun_transaction(bridge: maim_db.Bridge) -> None:
+    await bridge.arun_transaction(insert_and_hold, bridge.peewee)  # HOLDER arun_transaction
 
 
 def main(kind: str, url: str) -> None:

@@ -2,7 +2,8 @@
 
 The holder is another process (each way of opening a write transaction: Peewee's
 ``atomic()``, a sync Session's first statement, ``async with bridge.atomic()``, an
-AsyncSession's first statement) or another thread; it holds the lock in a block that begins
+AsyncSession's first statement, 1.0's ``get_db`` dependency, ``bridge.arun_transaction``) or
+another thread; it holds the lock in a block that begins
 at a known line. The waiter's :class:`WriteLockTimeoutError` names the holder's pid, how
 long it has held the lock (at least as long as the waiter waited) and that line. A holder
 that was killed is never reported: the next writer gets the lock at once, and a record
@@ -130,7 +131,9 @@ def session_write(bridge: maim_db.Bridge) -> None:
         session.execute(sa.text(INSERT))
 
 
-@pytest.mark.parametrize("kind", ["peewee_atomic", "sa_session", "bridge_atomic", "async_session"])
+@pytest.mark.parametrize(
+    "kind", ["peewee_atomic", "sa_session", "bridge_atomic", "async_session", "get_db", "arun_transaction"]
+)
 def test_a_waiter_names_the_process_holding_the_lock_and_where_it_began(
     url: str, holders: list[Holder], kind: str
 ) -> None:
