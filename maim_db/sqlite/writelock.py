@@ -50,7 +50,6 @@ import stat
 import struct
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
@@ -202,10 +201,10 @@ def _clear_record(fd: int) -> None:
         log.debug("clearing the write lock's holder record failed", exc_info=True)
 
 
-def _write_record(fd: int, record: Callable[[int | None], bytes], ticket: int | None) -> bool:
+def _write_record(fd: int, hold: Hold, ticket: int | None) -> bool:
     """Publish the holder's record (called right after taking ``OWNER``); False if it could not be."""
     try:
-        os.pwrite(fd, record(ticket), _RECORD)
+        os.pwrite(fd, _record_of(hold, ticket), _RECORD)
     except OSError:  # pragma: no cover - a full disk: the lock works, the waiters learn less
         log.debug("writing the write lock's holder record failed", exc_info=True)
         return False
@@ -462,11 +461,11 @@ class _OFDQueue:
                 )
                 return True
 
-    def publish(self, record: Callable[[int | None], bytes]) -> None:
+    def publish(self, hold: Hold) -> None:
         """Write the current turn's holder record into the lock file."""
         helper = self._holder
         if helper is not None:
-            helper.published = _write_record(helper.fd, record, helper.ticket)
+            helper.published = _write_record(helper.fd, hold, helper.ticket)
 
     @staticmethod
     def _abandon(request: _Request) -> bool:
@@ -541,9 +540,9 @@ class _PollQueue:
         self._ticket = ticket
         return True
 
-    def publish(self, record: Callable[[int | None], bytes]) -> None:
+    def publish(self, hold: Hold) -> None:
         """Write the current turn's holder record into the lock file."""
-        self._published = _write_record(self._file(), record, self._ticket)
+        self._published = _write_record(self._file(), hold, self._ticket)
 
     @staticmethod
     def _drop(fd: int, ticket: int | None) -> None:
@@ -717,7 +716,7 @@ class WriteLock:
             self._local.release(hold)
             raise self._timeout(timeout)
         hold.since = time.monotonic()
-        self._cross.publish(lambda ticket: _record_of(hold, ticket))
+        self._cross.publish(hold)
         return hold
 
     def _release_hold(self, hold: Hold) -> bool:
