@@ -94,16 +94,13 @@ def _parent_greenlet_frame(hop: int) -> FrameType | None:
         return None
 
 
-def call_site(frame: FrameType | None = None) -> str | None:
-    """``file:line in function`` of the first frame of the caller's own code, or None.
-
-    The walk starts at ``frame`` (default: the caller of this function) and goes outwards,
-    through parent greenlets too.
-    """
-    if frame is None:
-        frame = sys._getframe(1)
+def _walk(frame: FrameType | None) -> str | None:
+    # The hot path of every lock turn: a dict lookup per frame, one string per turn.
+    verdicts = _verdicts
     hops = 0
-    for _ in range(_MAX_FRAMES):
+    budget = _MAX_FRAMES
+    while budget:
+        budget -= 1
         if frame is None:
             if hops >= _MAX_GREENLET_HOPS:
                 return None
@@ -113,10 +110,22 @@ def call_site(frame: FrameType | None = None) -> str | None:
                 return None
             continue
         code = frame.f_code
-        if not _is_machinery(code.co_filename):
+        machinery = verdicts.get(code.co_filename)
+        if machinery is None:
+            machinery = _is_machinery(code.co_filename)
+        if not machinery:
             return f"{code.co_filename}:{frame.f_lineno} in {code.co_name}"
         frame = frame.f_back
     return None
+
+
+def call_site(frame: FrameType | None = None) -> str | None:
+    """``file:line in function`` of the first frame of the caller's own code, or None.
+
+    The walk starts at ``frame`` (default: the caller of this function) and goes outwards,
+    through parent greenlets too.
+    """
+    return _walk(sys._getframe(1) if frame is None else frame)
 
 
 def begun_at() -> str | None:
@@ -124,7 +133,7 @@ def begun_at() -> str | None:
     given = _given.get()
     if given is not None:
         return given
-    return call_site(sys._getframe(1))
+    return _walk(sys._getframe(1))
 
 
 @contextlib.contextmanager

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import mmap
 import os
 import stat
 import struct
@@ -73,6 +74,7 @@ _COUNTER = 8  # 8 bytes: the next ticket
 _SERVING = 16  # 8 bytes: the ticket of the current writer (a hint for pollers)
 _RECORD = 64  # the holder's record (data, not a lock byte): see _HEAD
 _RECORD_MAX = 1024
+_PAGE = 4096  # the lock file's first page: counters and the holder's record
 _SLOT = 1 << 20  # ticket n holds byte _SLOT + n while queued or writing
 # magic, pid, ticket (-1: unqueued), time.monotonic() and time.time() when granted, payload
 # length; the payload is "site\0thread name" in UTF-8.
@@ -103,7 +105,7 @@ class Hold:
     connection was closed or whose transaction ended without a release.
     """
 
-    __slots__ = ("_released", "began", "conn", "depth", "lock", "since", "site", "thread")
+    __slots__ = ("_released", "began", "conn", "depth", "lock", "since", "site", "thread", "unqueued")
 
     def __init__(self, lock: WriteLock, conn: Any = None, site: str | None = None) -> None:
         self.lock = lock
@@ -113,6 +115,7 @@ class Hold:
         """Where the turn was asked for in the caller's code (``file:line in function``)."""
         self.since = 0.0
         """``time.monotonic()`` when the turn was granted (0.0 while it is still awaited)."""
+        self.unqueued = False  # granted without a ticket: its record is cleared at release
         self.began = False  # set by the caller once its BEGIN succeeded
         self.depth = 1
         self._released = False
@@ -191,24 +194,6 @@ def _take_ticket(fd: int, lock: Any) -> int | None:
     finally:
         lock(fd, fcntl.F_UNLCK, _MUTEX, block=False)
     return ticket
-
-
-def _clear_record(fd: int) -> None:
-    """Wipe the holder's record (called with ``OWNER`` still held, before letting go)."""
-    try:
-        os.pwrite(fd, _CLEARED, _RECORD)
-    except OSError:  # pragma: no cover - a record is a courtesy, never a reason to fail
-        log.debug("clearing the write lock's holder record failed", exc_info=True)
-
-
-def _write_record(fd: int, hold: Hold, ticket: int | None) -> bool:
-    """Publish the holder's record (called right after taking ``OWNER``); False if it could not be."""
-    try:
-        os.pwrite(fd, _record_of(hold, ticket), _RECORD)
-    except OSError:  # pragma: no cover - a full disk: the lock works, the waiters learn less
-        log.debug("writing the write lock's holder record failed", exc_info=True)
-        return False
-    return True
 
 
 def open_lock_file(path: Path, db_path: Path) -> int:
@@ -325,7 +310,6 @@ class _Helper:
         self.queue = owner
         self.fd = open_lock_file(owner.path, owner.db_path)
         self.ticket: int | None = None
-        self.published = False  # the lock file holds this turn's holder record
         self.busy = False  # its thread is inside a blocking wait
         self._requests: SimpleQueue[_Request | None] | None = None
 
@@ -394,10 +378,6 @@ class _Helper:
 
     def release_turn(self, ticket: int | None) -> None:
         assert fcntl is not None
-        if self.published:
-            self.published = False
-            if ticket is None:  # a queued holder's record goes stale with its slot (see _holder_in_file)
-                _clear_record(self.fd)
         _ofd(self.fd, fcntl.F_UNLCK, _OWNER, block=False)
         if ticket is not None:
             _ofd(self.fd, fcntl.F_UNLCK, _SLOT + ticket, block=False)
@@ -461,11 +441,11 @@ class _OFDQueue:
                 )
                 return True
 
-    def publish(self, hold: Hold) -> None:
-        """Write the current turn's holder record into the lock file."""
+    @property
+    def ticket(self) -> int | None:
+        """The ticket of the turn this process holds (None: none, or taken unqueued)."""
         helper = self._holder
-        if helper is not None:
-            helper.published = _write_record(helper.fd, hold, helper.ticket)
+        return None if helper is None else helper.ticket
 
     @staticmethod
     def _abandon(request: _Request) -> bool:
@@ -495,7 +475,6 @@ class _PollQueue:
         self.db_path = db_path
         self._fd: int | None = None
         self._ticket: int | None = None
-        self._published = False
 
     def _file(self) -> int:
         if self._fd is None:
@@ -540,9 +519,10 @@ class _PollQueue:
         self._ticket = ticket
         return True
 
-    def publish(self, hold: Hold) -> None:
-        """Write the current turn's holder record into the lock file."""
-        self._published = _write_record(self._file(), hold, self._ticket)
+    @property
+    def ticket(self) -> int | None:
+        """The ticket of the turn this process holds (None: none, or taken unqueued)."""
+        return self._ticket
 
     @staticmethod
     def _drop(fd: int, ticket: int | None) -> None:
@@ -554,10 +534,6 @@ class _PollQueue:
         assert fcntl is not None
         fd = self._file()
         ticket, self._ticket = self._ticket, None
-        if self._published:
-            self._published = False
-            if ticket is None:  # a queued holder's record goes stale with its slot
-                _clear_record(fd)
         _posix(fd, fcntl.F_UNLCK, _OWNER, block=False)
         self._drop(fd, ticket)
 
@@ -639,6 +615,62 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class _RecordPage:
+    """The lock file's first page, where the holder's record lives; its descriptor holds no lock.
+
+    The page is mapped, so that publishing a record is a memory copy rather than a system
+    call on every turn. Its blocks are allocated first (``posix_fallocate``): a write to a
+    mapped hole on a full disk would kill the process with SIGBUS. Where that cannot be
+    done, records are written with ``pwrite``. Readers use ``pread`` (the same page cache).
+    """
+
+    def __init__(self, path: Path, db_path: Path) -> None:
+        self.path = path
+        self.db_path = db_path
+        self._fd: int | None = None
+        self._map: mmap.mmap | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def fd(self) -> int:
+        """A descriptor of the lock file that never holds a lock (so F_OFD_GETLK sees every holder)."""
+        fd = self._fd
+        if fd is None:
+            with self._lock:
+                if self._fd is None:
+                    self._open()
+                fd = self._fd
+        assert fd is not None
+        return fd
+
+    def _open(self) -> None:
+        # Never closed, as every descriptor of the lock file.
+        self._fd = fd = open_lock_file(self.path, self.db_path)
+        try:
+            if os.fstat(fd).st_size < _PAGE:
+                os.posix_fallocate(fd, 0, _PAGE)  # keeps what is there (the ticket counter)
+            self._map = mmap.mmap(fd, _PAGE)
+        except (OSError, ValueError, AttributeError):  # no fallocate here, a full disk: pwrite
+            log.debug("the write lock's holder record is written with pwrite", exc_info=True)
+            self._map = None
+
+    def after_fork_in_child(self) -> None:
+        """Keep the descriptor and the mapping (they hold no lock); only the mutex starts over."""
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        """Put ``data`` at the record's place (called with ``OWNER`` held)."""
+        fd = self.fd
+        page = self._map
+        if page is not None:
+            page[_RECORD : _RECORD + len(data)] = data
+            return
+        try:
+            os.pwrite(fd, data, _RECORD)
+        except OSError:  # pragma: no cover - a record is a courtesy, never a reason to fail
+            log.debug("writing the write lock's holder record failed", exc_info=True)
+
+
 # -- the lock -------------------------------------------------------------------------------
 
 
@@ -651,7 +683,7 @@ class WriteLock:
         self._local = _LocalQueue()
         self._cross: _OFDQueue | _PollQueue = self._new_cross()
         self.reclaimed = 0  # holds taken back from dead threads or closed connections
-        self._probe_fd: int | None = None  # reads holder records; holds no lock, never closed
+        self._page = _RecordPage(self.path, db_path)
         self.poisoned: str | None = None  # a child forked during a write of its parent: why
         self._fork_hold: Hold | None = None
         self._fork_blocked: str | None = None
@@ -716,7 +748,9 @@ class WriteLock:
             self._local.release(hold)
             raise self._timeout(timeout)
         hold.since = time.monotonic()
-        self._cross.publish(hold)
+        ticket = self._cross.ticket
+        hold.unqueued = ticket is None
+        self._page.write(_record_of(hold, ticket))
         return hold
 
     def _release_hold(self, hold: Hold) -> bool:
@@ -729,6 +763,8 @@ class WriteLock:
                 return True
             hold._released = True
         try:
+            if hold.unqueued:  # a queued holder's record goes stale with its slot (see _holder_in_file)
+                self._page.write(_CLEARED)
             self._cross.release()
         finally:
             self._local.release(hold)
@@ -784,9 +820,7 @@ class WriteLock:
             return None
 
     def _holder_in_file(self) -> LockHolder | None:
-        if self._probe_fd is None:
-            self._probe_fd = open_lock_file(self.path, self.db_path)
-        fd = self._probe_fd
+        fd = self._page.fd
         found = _read_record(fd)
         if found is None or _locked_by_anyone(fd, _OWNER) is False:
             return None
@@ -867,7 +901,7 @@ class WriteLock:
         """
         self._local = _LocalQueue()
         self._cross = self._new_cross()
-        self._probe_fd = None  # the parent's open file description: never used here
+        self._page.after_fork_in_child()
         self._fork_hold = None
         self.poisoned, self._fork_blocked = self._fork_blocked, None
 
