@@ -95,12 +95,12 @@ def _parent_greenlet_frame(hop: int) -> FrameType | None:
 
 
 def _walk(frame: FrameType | None) -> str | None:
-    # The hot path of every lock turn: a dict lookup per frame, one string per turn.
+    # The hot path of every lock turn: the inner loop is kept to a dict lookup per frame.
     verdicts = _verdicts
     hops = 0
-    budget = _MAX_FRAMES
-    while budget:
-        budget -= 1
+    for _ in range(_MAX_FRAMES):
+        while frame is not None and verdicts.get(frame.f_code.co_filename) is True:
+            frame = frame.f_back
         if frame is None:
             if hops >= _MAX_GREENLET_HOPS:
                 return None
@@ -111,11 +111,9 @@ def _walk(frame: FrameType | None) -> str | None:
             continue
         code = frame.f_code
         machinery = verdicts.get(code.co_filename)
-        if machinery is None:
-            machinery = _is_machinery(code.co_filename)
-        if not machinery:
+        if not (_is_machinery(code.co_filename) if machinery is None else machinery):
             return f"{code.co_filename}:{frame.f_lineno} in {code.co_name}"
-        frame = frame.f_back
+        frame = frame.f_back  # a file seen for the first time, and it was machinery
     return None
 
 
