@@ -421,7 +421,7 @@ def test_admin_listing_without_an_agent_is_refused_and_names_the_fix(db: Bridge)
             agent_id=LEGACY_AGENT, session_id="s", user_message="hi", assistant_message="hello", user_id="u"
         )
         SystemMetrics.create(agent_id=LEGACY_AGENT, metric_name="latency", metric_value=1.5, tags={"k": "v"})
-    with pytest.raises(AgentContextError, match="no agent is set") as caught:
+    with pytest.raises(AgentContextError, match=r"no agent is set \(maim_db 1\.0's BusinessBaseModel") as caught:
         ChatHistory.select().count()  # 1.0 read every agent's rows here
     assert "unscoped()" in (caught.value.hint or "")
     with unscoped():  # the fix for admin views

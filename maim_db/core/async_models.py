@@ -6,6 +6,10 @@
 
 from ..compat import forward
 from ..domain import async_models, catalog, models
+from ..domain.models import Agent as MaimDbAgent  # noqa: F401 - 1.0's aliases of the models
+from ..domain.models import AgentActiveState as MaimDbAgentActiveState  # noqa: F401
+from ..domain.models import ApiKey as MaimDbApiKey  # noqa: F401
+from ..domain.models import Tenant as MaimDbTenant  # noqa: F401
 
 __all__ = ["AgentStatus", "ApiKeyStatus", "TenantStatus", "TenantType"]
 

@@ -3,6 +3,7 @@
 import peewee
 
 from ...compat import forward
+from ...context import get_current_agent_id  # noqa: F401 - 1.0 exposed it here
 from ...default import get_database  # noqa: F401 - 1.0 exposed it here
 from ...domain import business
 from ...scoped import BusinessBaseModel
