@@ -485,3 +485,23 @@ def test_old_names_warn_on_use_and_point_to_the_new_ones() -> None:
         from maim_db.core.models.system import Tenant as OldTenant
     assert OldTenant is system_v1.Tenant and OldTenant._meta.table_name == "tenants"
     assert "OldTenant" not in models.__all__  # so `import *` does not warn
+
+
+# -- the same calls on the servers ----------------------------------------------------------------
+
+
+def test_every_1_0_table_and_the_config_manager_on_each_backend(any_url: str) -> None:
+    from maim_db.core import AgentConfigManager
+    from maim_db.core.models import ALL_MODELS, Agent, APIProviderModel, Tenant
+
+    with Bridge(any_url) as b:
+        b.bind(*ALL_MODELS)
+        assert len(b.create_tables()) == len(ALL_MODELS)
+        Tenant.create(id=LEGACY_TENANT, tenant_name="t")
+        Agent.create(id=LEGACY_AGENT, tenant_id=LEGACY_TENANT, name="a")
+        manager = AgentConfigManager(LEGACY_AGENT)
+        manager.update_config_from_json(CONFIG)
+        assert manager.get_all_configs()["config_overrides"]["model"]["api_providers"][0]["api_key"] == "sk-secret"
+        with b.session() as s:
+            assert s.scalars(sa.select(b.mirror(APIProviderModel).name)).all() == ["openai"]
+        assert b.schema_drift() == []
