@@ -101,6 +101,18 @@ def test_all_models_is_a_list_and_creates_every_1_0_table_on_a_legacy_file(legac
         conn.close()
 
 
+def test_peewee_style_create_tables_safe_adds_the_config_tables_to_a_legacy_file(legacy_db: Path) -> None:
+    from maim_db.core.models import AGENT_CONFIG_MODELS, ALL_MODELS
+
+    with Bridge(legacy_db) as b:
+        b.bind(*ALL_MODELS)
+        for _ in range(2):  # 1.0's start-up ran this on every start
+            b.peewee.create_tables(AGENT_CONFIG_MODELS, safe=True)
+        tables = set(b.peewee.get_tables())
+        assert {m._meta.table_name for m in AGENT_CONFIG_MODELS} <= tables and "tenants" in tables
+        assert [d for d in b.schema_drift() if any(m._meta.table_name in d for m in AGENT_CONFIG_MODELS)] == []
+
+
 def test_agent_config_tables_are_mirrored_on_the_sqlalchemy_side(db: Bridge) -> None:
     from maim_db.core.models import APIProviderModel, ModelConfigOverrides
 
