@@ -4,3 +4,45 @@ New code imports from :mod:`maim_db` (the public surface), :mod:`maim_db.domain`
 tables), :mod:`maim_db.peewee` (the configured Peewee databases) and
 :mod:`maim_db.executor`.
 """
+
+from ..compat import forward
+from ..domain import agent_config as _agent_config
+from ..domain import agent_configs as _agent_configs
+from ..domain import async_models as _async_models
+from ..domain import catalog as _catalog
+from ..domain import models as _models
+
+# 1.0's models, agent configs and async wrappers (the old names warn when looked up; not in __all__).
+_MODEL_NAMES = [
+    "AGENT_CONFIG_MODELS",
+    "ALL_MODELS",
+    "BUSINESS_MODELS",
+    "CONFIG_TYPE_MAPPING",
+    "V2_MODELS",
+    "Agent",
+    "AgentActiveState",
+    "AgentConfigManager",
+    "AgentStatus",
+    "ApiKey",
+    "ApiKeyStatus",
+    "BaseModel",
+    "BusinessBaseModel",
+    "ChatHistory",
+    "ChatLogs",
+    "FileUpload",
+    "SystemMetrics",
+    "Tenant",
+    "TenantStatus",
+    "TenantType",
+    "User",
+    "UserSession",
+    "generate_config_id",
+    "parse_json_field",
+    "serialize_json_field",
+]
+
+__all__ = [*_MODEL_NAMES]
+
+__getattr__ = forward(
+    __name__, _catalog, _models, _agent_config, _agent_configs, _async_models, deprecated=_catalog.DEPRECATED
+)

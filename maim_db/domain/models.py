@@ -206,6 +206,11 @@ class ApiKey(BaseModel):
         """The permission list (1.0 API)."""
         return list(self.permissions) if isinstance(self.permissions, list) else []
 
+    def set_permissions(self, permissions: list[str]) -> None:
+        """Replace the permission list and save (1.0 API)."""
+        self.permissions = list(permissions)
+        self.save()
+
     def has_permission(self, permission: str) -> bool:
         """True when ``permission`` is granted (1.0 API)."""
         return permission in self.get_permissions()
@@ -287,8 +292,11 @@ class PluginSettings(BaseModel):
         indexes = ((("tenant_id", "agent_id", "plugin_name"), True),)
 
 
-ALL_MODELS: tuple[type[Model], ...] = (User, Tenant, Agent, ApiKey, AgentActiveState, PluginSettings)
-"""Every control-plane model, in dependency order (the business models are in BUSINESS_MODELS)."""
+ALL_MODELS: list[type[Model]] = [User, Tenant, Agent, ApiKey, AgentActiveState, PluginSettings]
+"""Every control-plane model, in dependency order (the business models are in BUSINESS_MODELS).
+
+A list, as in 1.0, so that ``ALL_MODELS + [MyModel]`` works.
+"""
 
 from ..scoped import BusinessBaseModel  # noqa: E402
 from .business import (  # noqa: E402 - 1.0 imported both kinds from maim_db.core.models
