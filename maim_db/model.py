@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import peewee
 
 from .errors import ConfigurationError
+from .peewee.aio import use_model_base
 from .peewee.unbound import UnboundDatabase, database_for
 
 __all__ = ["Model"]
@@ -131,3 +132,6 @@ class Model(peewee.Model):
         if field.name in self.__rel__:
             return self.__rel__[field.name]
         return await database_for(type(self)).run(getattr, self, field.name)
+
+
+use_model_base(Model)  # every database's ``db.Model`` (pwasyncio's name) is a maim_db.Model bound to it
