@@ -35,6 +35,7 @@ from .executor import Session as WorkerSession
 from .forks import park
 from .loopguard import OnLoop, check_loop
 from .peewee.base import MaimDatabaseMixin
+from .peewee.rows import is_dbapi_cursor, read_out
 from .peewee.servers import MySQLDatabase, PostgresqlDatabase, peewee_params
 from .peewee.sqlite import SqliteDatabase
 from .retry import RetryPolicy, retry_async, retry_sync
@@ -1200,9 +1201,15 @@ def _then_return_replica_connections(
 
 
 def _then_return_connection(db: Any, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-    """Run ``fn``, then hand this thread's pooled server connection back (outside a transaction)."""
+    """Run ``fn``, then hand this thread's pooled server connection back (outside a transaction).
+
+    A driver cursor ``fn`` returns is read out first, while the connection is still this thread's.
+    """
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
+        if is_dbapi_cursor(result):
+            return read_out(result)  # type: ignore[return-value]
+        return result
     finally:
         if not db.is_closed() and not db.in_transaction():
             db.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import gc
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -403,7 +402,8 @@ async def abandon(db: Any, enter: Any) -> None:
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(dirty)
-    gc.collect()  # trio has no done-callbacks: the task object's finalizer does it
+    # asyncio: the task's done-callback; trio (no done-callbacks): the finalizer of the task
+    # object, which reference counting frees as the task ends -- no gc.collect() needed.
 
 
 async def wait_for_idle_sessions(bridge: Bridge, expected: int) -> None:
