@@ -131,6 +131,11 @@ class Model(peewee.Model):
             )
         if field.name in self.__rel__:
             return self.__rel__[field.name]
+        if not field.lazy_load:
+            raise ConfigurationError(
+                f"{type(self).__name__}.{field.name} is declared with lazy_load=False: it holds the key, not the row",
+                hint=f"load the row itself: await {field.rel_model.__name__}.aget_by_id(obj.{field.name})",
+            )
         return await database_for(type(self)).run(getattr, self, field.name)
 
 

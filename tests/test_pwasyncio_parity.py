@@ -278,6 +278,53 @@ async def test_cancellation_inside_a_transaction_rolls_back(pbridge: Bridge) -> 
     assert await names(db) == ["next"]
 
 
+async def test_many_tasks_each_in_a_transaction_of_its_own(pbridge: Bridge) -> None:
+    db = pbridge.peewee
+    failed: list[int] = []
+
+    async def task(i: int) -> None:
+        try:
+            async with db.atomic():
+                await Item.acreate(name=f"t{i:02d}", value=i)
+                if i % 2:
+                    raise ValueError(i)
+        except ValueError:
+            failed.append(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(20):
+            tg.start_soon(task, i)
+    assert sorted(failed) == list(range(1, 20, 2))
+    assert await names(db) == [f"t{i:02d}" for i in range(0, 20, 2)]
+
+
+async def test_aget_or_create_from_two_tasks_creates_one_row(pbridge: Bridge) -> None:
+    results: list[tuple[Any, bool]] = []
+
+    async def attempt() -> None:
+        results.append(await Item.aget_or_create(name="race"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(attempt)
+        tg.start_soon(attempt)
+    assert sorted(created for _row, created in results) == [False, True]
+    assert results[0][0].id == results[1][0].id
+
+
+async def test_afetch_loads_a_lazy_foreign_key_and_refuses_a_non_lazy_one(pbridge: Bridge) -> None:
+    class Tag(maim_db.Model):
+        owner = peewee.ForeignKeyField(Owner, lazy_load=False)
+
+    pbridge.bind(Tag)
+    await pbridge.acreate_tables(Tag)
+    owner = await Owner.acreate(name="o")
+    pet = await Pet.aget_by_id((await Pet.acreate(owner=owner, name="p")).id)
+    assert (await pet.afetch("owner")).name == "o" and (await pet.afetch(Pet.owner)).name == "o"
+    tag = await Tag.aget_by_id((await Tag.acreate(owner=owner)).id)
+    with pytest.raises(ConfigurationError, match="lazy_load=False"):
+        await tag.afetch(Tag.owner)
+
+
 # -- iterate: chunks, one hop each ---------------------------------------------------------------
 
 
