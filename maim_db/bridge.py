@@ -543,12 +543,14 @@ class Bridge:
         """The async side of a sync transaction block of :attr:`peewee` (``async with db.atomic()`` calls this)."""
         return AsyncAtomic(self, cm=cm)
 
-    async def iterate(self, db: Any, query: Any, buffer_size: int | None = None) -> AsyncIterator[Any]:
-        """Stream ``query``'s rows from ``db``, ``buffer_size`` (100) at a time, one hop per chunk.
+    async def iterate(self, query: Any, buffer_size: int | None = None, *, db: Any = None) -> AsyncIterator[Any]:
+        """``async for row in bridge.iterate(query):`` the rows, ``buffer_size`` (100) at a time, one hop each.
 
         The cursor stays on one worker: the calling task's transaction's, or one pinned for
-        the iteration (and given back when it ends, early or not).
+        the iteration (and given back when it ends, breaks off or is ``aclose()``-d). It runs
+        on :attr:`peewee`, or on ``db`` when given (``db.iterate(query)`` passes itself).
         """
+        db = self.peewee if db is None else db
         size = 100 if buffer_size is None else buffer_size
         if size < 1:
             raise ConfigurationError(f"buffer_size={buffer_size} must be >= 1", hint="omit it for 100 rows a hop")
@@ -1128,8 +1130,9 @@ class _ReplicaRunner:
             hint="read in one hop instead: await bridge.run(fn), with `with bridge.replica.atomic('DEFERRED'):` in fn",
         )
 
-    def iterate(self, db: Any, query: Any, buffer_size: int | None) -> AsyncIterator[Any]:
-        return self._owner()[0].iterate(db, query, buffer_size)
+    def iterate(self, query: Any, buffer_size: int | None = None, *, db: Any = None) -> AsyncIterator[Any]:
+        bridge, replica_db = self._owner()
+        return bridge.iterate(query, buffer_size, db=replica_db if db is None else db)
 
     async def list(self, query: Any) -> builtins.list[Any]:
         return await self.run(_replica_list, query, self._owner()[1])

@@ -356,6 +356,7 @@ async def test_iterate_streams_in_chunks_one_hop_each(pbridge: Bridge, monkeypat
     assert dicts[0] == {"name": "item00"} and len(dicts) == 10
     tuples = [r async for r in db.iterate(Item.select(Item.name).order_by(Item.name).tuples(), buffer_size=100)]
     assert tuples[-1] == ("item09",)
+    assert len([r async for r in pbridge.iterate(Item.select(), 4)]) == 10  # the bridge's own name
 
 
 async def test_iterate_broken_off_frees_its_worker(any_url: str) -> None:

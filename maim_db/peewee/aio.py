@@ -44,8 +44,8 @@ class Runner(Protocol):
         """Run a sync transaction block's ``__enter__``/``__exit__`` in the calling task's async transaction."""
         ...
 
-    def iterate(self, db: Any, query: Any, buffer_size: int | None) -> AsyncIterator[Any]:
-        """Stream ``query``'s rows from ``db`` in chunks, one hop per chunk."""
+    def iterate(self, query: Any, buffer_size: int | None = None, *, db: Any = None) -> AsyncIterator[Any]:
+        """Stream ``query``'s rows from ``db`` (the owner's database by default) in chunks, one hop per chunk."""
         ...
 
     async def list(self, query: Any) -> builtins.list[Any]:
@@ -227,7 +227,7 @@ class AsyncNames:
         transaction's, or one pinned for the iteration); break out early or call
         ``aclose()`` on the iterator and it is closed and the worker freed.
         """
-        return self.bridge.iterate(self, query, buffer_size)
+        return self.bridge.iterate(query, buffer_size, db=self)
 
     # -- connections and schema -------------------------------------------------------
 
