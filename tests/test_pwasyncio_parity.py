@@ -525,6 +525,9 @@ async def test_unbound_models_database_says_how_to_bind() -> None:
             await call
     with pytest.raises(NotBoundError):
         db.iterate(Loose.select())
+    with pytest.raises(NotBoundError):
+        async with db.atomic():
+            pass
 
 
 async def test_the_default_database_proxy_offers_the_same_names(pbridge: Bridge) -> None:

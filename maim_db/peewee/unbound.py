@@ -67,6 +67,16 @@ class UnboundDatabase(peewee.Database):
         """Refuse: the model has no database yet."""
         raise self._fail()
 
+    def atomic(self, *args: Any, **kwargs: Any) -> Any:
+        """Refuse (``with`` and ``async with`` alike): the model has no database yet."""
+        raise self._fail()
+
+    transaction = atomic
+
+    def savepoint(self) -> Any:
+        """Refuse: the model has no database yet."""
+        raise self._fail()
+
 
 def database_for(model: type[peewee.Model]) -> MaimDatabaseMixin:
     """The maim_db database a model is bound to, or a :class:`NotBoundError` that says how to bind it."""
