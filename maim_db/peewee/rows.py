@@ -76,11 +76,13 @@ class ReadCursor:
 
 def is_dbapi_cursor(value: object) -> bool:
     """Whether ``value`` looks like a live DB-API cursor (and is not already a :class:`ReadCursor`)."""
+    # fetchall first: it is cheap and rare, while `description` may be a model's lazy
+    # foreign key, which getattr would load.
     return (
-        not isinstance(value, ReadCursor)
-        and hasattr(value, "description")
-        and callable(getattr(value, "fetchall", None))
+        callable(getattr(value, "fetchall", None))
         and callable(getattr(value, "execute", None))
+        and hasattr(value, "description")
+        and not isinstance(value, ReadCursor)
     )
 
 
