@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from .bridge import Bridge, default_bridge
+from .model import Model as MaimModel
 from .peewee.base import MaimDatabaseMixin
 
 __all__ = [
@@ -54,6 +55,39 @@ class DefaultDatabaseProxy(peewee.DatabaseProxy):
 
     def __exit__(self, *exc: Any) -> Any:
         return self.resolve().__exit__(*exc)  # type: ignore[attr-defined]
+
+    # Peewee's DatabaseProxy builds these blocks on the proxy itself, without the async half:
+    # hand out the default database's own (``async with default_database.atomic():`` works).
+
+    def atomic(self, *args: Any, **kwargs: Any) -> Any:
+        """The default database's ``atomic()`` (sync or ``async with``)."""
+        return self.resolve().atomic(*args, **kwargs)
+
+    def transaction(self, *args: Any, **kwargs: Any) -> Any:
+        """The default database's ``transaction()`` (sync or ``async with``)."""
+        return self.resolve().transaction(*args, **kwargs)
+
+    def savepoint(self) -> Any:
+        """The default database's ``savepoint()`` (sync or ``async with``)."""
+        return self.resolve().savepoint()
+
+    @property
+    def Model(self) -> Any:
+        """A ``maim_db.Model`` base class bound to this proxy (so it follows the default database)."""
+        try:
+            return object.__getattribute__(self, "_Model")
+        except AttributeError:
+            pass
+        meta = type("Meta", (), {"database": self})
+        model = type("BaseModel", (MaimModel,), {"Meta": meta, "__module__": __name__})
+        object.__setattr__(self, "_Model", model)
+        return model
+
+    async def __aenter__(self) -> Any:
+        return await self.resolve().__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self.resolve().__aexit__(*exc)
 
 
 default_database = DefaultDatabaseProxy()
