@@ -26,7 +26,7 @@ import maim_db
 
 ROOT = pathlib.Path(maim_db.__file__).resolve().parent
 PYPROJECT = ROOT.parent / "pyproject.toml"
-SHIMS = ("maim_db.core", "maim_db.maimconfig_models")
+SHIMS = ("maim_db.core", "maim_db.maimconfig_models", "maim_db.init_db")
 
 
 def module_files() -> Iterator[tuple[str, pathlib.Path]]:

@@ -277,9 +277,14 @@ def test_1_0_names_still_work(ib: Bridge) -> None:
         ib.peewee.close()
 
     t = threading.Thread(target=in_thread)
-    t.start()
-    t.join(30)
-    assert get_current_agent_id() is None  # the thread's agent never reached this thread
+    with pytest.warns(DeprecationWarning) as warned:  # each 1.0 call works and warns
+        t.start()
+        t.join(30)
+    assert not t.is_alive()
+    assert len(warned) == 5 and all(
+        "maim_db.agent_context" in str(w.message) or "current_agent_id" in str(w.message) for w in warned
+    )
+    assert maim_db.current_agent_id() is None  # the thread's agent never reached this thread
     assert maim_db.BusinessBaseModel is ScopedModel
     with pytest.raises(AgentContextError, match="non-empty string"):
         agent_context("")
