@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import AsyncIterator, Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import peewee
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -29,6 +29,8 @@ from .loopguard import on_event_loop
 from .peewee.base import MaimDatabaseMixin
 from .peewee.unbound import UnboundDatabase
 
+_T = TypeVar("_T")
+
 __all__ = [
     "AsyncSessionLocal",
     "DatabaseManager",
@@ -36,6 +38,7 @@ __all__ = [
     "bridge_get_db",
     "close_database",
     "close_default_database",
+    "create_default_tables",
     "db_manager",
     "default_async_engine",
     "default_database",
@@ -95,8 +98,15 @@ def bridge_get_db(
         async with target.async_session(readonly=readonly) as session:
             try:
                 yield session
-            except BaseException:
+            except Exception:
                 await session.rollback()
+                raise
+            except BaseException:
+                # The consumer left early (GeneratorExit: `async for session in get_db(): ...
+                # break`, as 1.0's scripts do) or was cancelled: closing discards the
+                # transaction, as 1.0's get_db did, and leaves what was read readable (a
+                # rollback would expire it).
+                await session.close()
                 raise
             else:
                 await session.commit()
@@ -131,24 +141,42 @@ class _Done:
         yield from ()
 
 
+def _off_the_loop(work: Callable[[], _T]) -> _T:
+    """Run 1.0's startup work; on an event loop's thread, on a helper thread that the loop waits for.
+
+    1.0's callers make these calls from an async lifespan (``init_database()``,
+    ``db_manager.create_tables(...)``): the loop waits once, at startup, instead of the
+    call tripping the loop guard.
+    """
+    if not on_event_loop():
+        return work()
+    with ThreadPoolExecutor(1, thread_name_prefix="maim_db-startup") as pool:
+        return pool.submit(contextvars.copy_context().run, _closing(work)).result()
+
+
+def _closing(work: Callable[[], _T]) -> Callable[[], _T]:
+    """``work``, then close the connection it opened on this (helper) thread."""
+
+    def run() -> _T:
+        try:
+            return work()
+        finally:
+            db: peewee.Database = default_database.resolve()  # type: ignore[assignment]
+            if not db.in_transaction():
+                db.close()
+
+    return run
+
+
 def _check_default_database(call: str) -> None:
     """One round trip to the default database; a server that does not answer raises, naming 1.0's fallback."""
 
     def check() -> None:
         db: peewee.Database = default_database.resolve()  # type: ignore[assignment]
-        try:
-            db.execute_sql("SELECT 1").fetchone()  # type: ignore[no-untyped-call]
-        finally:
-            if on_helper_thread and not db.in_transaction():
-                db.close()
+        db.execute_sql("SELECT 1").fetchone()  # type: ignore[no-untyped-call]
 
-    on_helper_thread = on_event_loop()
     try:
-        if on_helper_thread:  # startup code in an async lifespan: check off the loop, wait for it
-            with ThreadPoolExecutor(1, thread_name_prefix="maim_db-init") as pool:
-                pool.submit(contextvars.copy_context().run, check).result()
-        else:
-            check()
+        _off_the_loop(check)
     except DatabaseConnectionError as exc:
         raise DatabaseConnectionError(
             f"{call}: {exc.message}",
@@ -194,6 +222,24 @@ def close_database() -> None:
     close_default_database()
 
 
+def create_default_tables(models: Iterable[type[peewee.Model]]) -> list[str]:
+    """Create the missing tables of ``models`` on the default database, leaving them bound as they are.
+
+    Existing tables are left exactly as they are (no index is added to them), as
+    :meth:`Bridge.create_tables` does; returns the names of the tables created. Models on
+    no database are bound to :data:`default_database`.
+    """
+    todo = _on_default_database(models)
+    db: peewee.Database = default_database.resolve()  # type: ignore[assignment]
+    existing = set(db.get_tables())
+    ordered = peewee.sort_models(todo)  # type: ignore[attr-defined]
+    created = [m for m in ordered if m._meta.table_name not in existing]
+    with db.atomic():
+        for model in created:
+            model.create_table(safe=True)
+    return [m._meta.table_name for m in created]
+
+
 class DatabaseManager:
     """maim_db 1.0's ``DatabaseManager`` (``db_manager``), now a view of the default database.
 
@@ -225,20 +271,18 @@ class DatabaseManager:
         """
         warn_legacy("db_manager.create_tables(models)", "bridge.bind(*models); bridge.create_tables()")
         todo = _on_default_database(models)
-        db: peewee.Database = default_database.resolve()  # type: ignore[assignment]
-        existing = set(db.get_tables())
-        ordered = peewee.sort_models(todo)  # type: ignore[attr-defined]
-        created = [m for m in ordered if m._meta.table_name not in existing]
-        with db.atomic():
-            for model in created:
-                model.create_table(safe=True)
-        return [m._meta.table_name for m in created]
+        return _off_the_loop(lambda: create_default_tables(todo))
 
     def drop_tables(self, models: Iterable[type[peewee.Model]]) -> None:
         """Drop the tables of ``models`` that exist (their rows are lost: you asked for it by name)."""
         warn_legacy("db_manager.drop_tables(models)", "bridge.peewee.drop_tables(models, safe=True)")
-        db: peewee.Database = default_database.resolve()  # type: ignore[assignment]
-        db.drop_tables(_on_default_database(models), safe=True)
+        todo = _on_default_database(models)
+
+        def drop() -> None:
+            db: peewee.Database = default_database.resolve()  # type: ignore[assignment]
+            db.drop_tables(todo, safe=True)
+
+        _off_the_loop(drop)
 
 
 def _on_default_database(models: Iterable[type[peewee.Model]]) -> list[type[peewee.Model]]:
