@@ -33,7 +33,7 @@ import httpx
 import peewee
 import pytest
 import sqlalchemy as sa
-from helpers import child_env, legacy_sql_path
+from helpers import child_env, legacy_sql_path, wait_for
 
 import maim_db
 from maim_db import AgentContextError, DatabaseConnectionError
@@ -490,7 +490,9 @@ def other_service(default_file: Path, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.slow
-def test_1_0_register_flow_holding_the_write_lock_makes_the_other_service_fail(other_service: str) -> None:
+def test_1_0_register_flow_holding_the_write_lock_makes_the_other_service_fail(
+    other_service: str, tmp_path: Path
+) -> None:
     """As 1.0 wrote it: the get_db session has read (and holds the write lock) while it awaits the other service."""
     from maim_db.maimconfig_models.models import User
 
@@ -507,6 +509,8 @@ def test_1_0_register_flow_holding_the_write_lock_makes_the_other_service_fail(o
     status, waited = asyncio.run(register())
     assert status == 500  # the other service's write waited for our lock and gave up
     assert waited >= 0.9  # its whole busy timeout (1 s here, 5 s by default)
+    log = tmp_path / "service.log"  # the documented error, in the other service (logged after the 500)
+    wait_for(lambda: "WriteLockTimeoutError" in log.read_text(), 20, "the other service to log its error")
 
 
 @pytest.mark.slow
