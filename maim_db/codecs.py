@@ -38,6 +38,7 @@ __all__ = [
     "decimal_from_legacy",
     "decimal_to_db",
     "json_from_db",
+    "json_held",
     "json_to_db",
     "time_from_db",
     "time_to_db",
@@ -294,6 +295,26 @@ class JSONText(str):
 
     def __getnewargs__(self) -> tuple[str, Any]:  # type: ignore[override]
         return (str(self), self.value)
+
+
+def json_held(value: Any) -> Any:
+    """What a JSON column holds once ``value`` is assigned: objects and arrays (values or their text) as JSONText.
+
+    So an instance that was never saved reads like one loaded from the database, for 1.0
+    code (``json.loads``) and new code alike. Anything else is held as given (a value that
+    is not JSON-serializable is refused when it is saved).
+    """
+    if value is None or isinstance(value, JSONText):
+        return value
+    if isinstance(value, str):
+        decoded = _decoded(value)
+        return JSONText(value, decoded) if isinstance(decoded, dict | list) else value
+    if isinstance(value, dict | list):
+        try:
+            return JSONText(json.dumps(value, ensure_ascii=False), value)
+        except (TypeError, ValueError):
+            return value
+    return value
 
 
 def json_to_db(value: Any, where: str = "JSON") -> str | None:

@@ -182,6 +182,13 @@ def _one_value(rhs: Any) -> Any:
     return peewee.Value(rhs, unpack=False) if isinstance(rhs, list | tuple | set | frozenset) else rhs
 
 
+class _HeldAsJSONText(peewee.FieldAccessor):
+    """Assigned objects and arrays (or their JSON text) are held as JSONText, as a loaded row has them."""
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        super().__set__(instance, codecs.json_held(value))
+
+
 class JSONField(peewee.TextField):
     """JSON text in a TEXT column: values or JSON text in, :class:`~maim_db.codecs.JSONText` out.
 
@@ -195,6 +202,7 @@ class JSONField(peewee.TextField):
     """
 
     field_type = "TEXT"
+    accessor_class = _HeldAsJSONText
 
     def __eq__(self, rhs: Any) -> Any:
         # Peewee reads a list on the right of == as "one of these"; for JSON it is one value.

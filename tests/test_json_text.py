@@ -249,3 +249,15 @@ def test_1_0_writes_into_the_legacy_file_read_back_everywhere(legacy_db: Path) -
                 return (await s.get(b.mirror(Agent), "agent_aaaaaaaaaaaa")).config
 
         assert asyncio.run(read()) == CONFIG
+
+
+def test_an_unsaved_instance_reads_like_a_loaded_one() -> None:
+    old_style = Agent(id="agent_u", tenant="tenant_json", name="u", config=json.dumps(CONFIG))
+    new_style = Agent(id="agent_v", tenant="tenant_json", name="v", config=dict(CONFIG))
+    for agent in (old_style, new_style):
+        assert isinstance(agent.config, JSONText)
+        assert json.loads(agent.config) == CONFIG == agent.config and agent.config["persona"] == "cheerful"
+        assert agent.get_config() == CONFIG
+    assert str(old_style.config) == json.dumps(CONFIG)  # the text the 1.0 caller wrote, as it wrote it
+    key = ApiKey(permissions=json.dumps(None))  # json.dumps(None) stays text until saved: a NOT NULL column
+    assert key.permissions == "null"
