@@ -26,6 +26,7 @@ import inspect
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import peewee
 import pytest
@@ -516,3 +517,153 @@ def test_1_0_modules_import_opening_nothing(tmp_path: Path) -> None:
     report = import_probe(targets, tmp_path)
     assert report == dict.fromkeys(NAMES_1_0, NOTHING_DONE)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+# -- maim_db 1.0's runtime names (issue 17) ---------------------------------------------------
+#
+# Recorded from maim_db 1.0 itself (its src/maim_db/__init__.py, core/__init__.py,
+# core/database.py, core/config.py, core/settings.py, core/context_manager.py, init_db.py,
+# maimconfig_models/connection.py): the database entry points, the settings and the agent
+# context, at the paths its callers import them from. Names that warn when looked up (a
+# module attribute whose replacement differs) are in RUNTIME_WARN_ON_LOOKUP.
+
+RUNTIME_1_0_NAMES: dict[str, list[str]] = {
+    "maim_db": ["get_database", "init_database"],
+    "maim_db.core": [
+        "DatabaseConfig",
+        "agent_context",
+        "agent_context_manager",
+        "clear_current_agent_id",
+        "close_database",
+        "db_manager",
+        "get_current_agent_id",
+        "get_database",
+        "init_database",
+        "set_current_agent_id",
+        "settings",
+    ],
+    "maim_db.core.config": ["DatabaseConfig", "settings"],
+    "maim_db.core.context_manager": [
+        "AgentContext",
+        "agent_context",
+        "agent_context_manager",
+        "clear_current_agent_id",
+        "get_current_agent_id",
+        "set_current_agent_id",
+    ],
+    "maim_db.core.database": [
+        "DatabaseConfig",
+        "DatabaseManager",
+        "PooledMySQLDatabase",
+        "PooledPostgresqlDatabase",
+        "SqliteDatabase",
+        "close_database",
+        "database",
+        "db_manager",
+        "get_database",
+        "init_database",
+    ],
+    "maim_db.core.settings": ["Settings", "settings"],
+    "maim_db.init_db": ["init_db"],
+    "maim_db.maimconfig_models.connection": ["AsyncSession", "AsyncSessionLocal", "Base", "get_db", "init_database"],
+}
+RUNTIME_WARN_ON_LOOKUP = {("maim_db.core.database", "database")}
+
+
+@pytest.mark.parametrize("module_name", sorted(RUNTIME_1_0_NAMES))
+def test_every_1_0_runtime_name_resolves(module_name: str) -> None:
+    import warnings
+
+    from maim_db.errors import LegacyAPIWarning
+
+    module = importlib.import_module(module_name)
+    for name in RUNTIME_1_0_NAMES[module_name]:
+        if (module_name, name) in RUNTIME_WARN_ON_LOOKUP:
+            with pytest.warns(LegacyAPIWarning, match=rf"{module_name}\.{name} is maim_db 1\.0's API; use "):
+                assert getattr(module, name) is not None
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # looking a name up never warns: using it may
+                assert hasattr(module, name), f"{module_name} has no {name}"
+
+
+def test_the_1_0_runtime_names_are_the_new_homes_objects() -> None:
+    import maim_db.context
+    import maim_db.default
+    import maim_db.settings
+    from maim_db import core
+    from maim_db.core import config, context_manager, database
+
+    core_settings = importlib.import_module("maim_db.core.settings")  # the module (core.settings is 1.0's object)
+
+    for name in ("init_database", "close_database", "get_database", "db_manager"):
+        assert getattr(core, name) is getattr(database, name) is getattr(maim_db.default, name)
+    assert (
+        maim_db.get_database is maim_db.default.get_database and maim_db.init_database is maim_db.default.init_database
+    )
+    assert core.settings is config.settings is core_settings.settings is maim_db.settings.legacy_settings
+    assert core.DatabaseConfig is config.DatabaseConfig is maim_db.settings.DatabaseConfig
+    assert core.agent_context is context_manager.agent_context is maim_db.agent_context
+    assert isinstance(maim_db.agent_context, context_manager.AgentContext)
+    from maim_db.maimconfig_models import connection
+
+    assert connection.init_database is maim_db.default.init_database  # 1.0's awaited one: the same, awaitable
+
+
+def test_the_1_0_runtime_modules_import_opening_nothing(tmp_path: Path) -> None:
+    report = import_probe(dict(RUNTIME_1_0_NAMES), tmp_path)
+    assert report == dict.fromkeys(RUNTIME_1_0_NAMES, NOTHING_DONE)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_each_deprecated_1_0_call_warns_at_the_callers_line_naming_the_replacement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maim_db.core import (
+        DatabaseConfig,
+        agent_context,
+        agent_context_manager,
+        clear_current_agent_id,
+        close_database,
+        db_manager,
+        get_current_agent_id,
+        get_database,
+        init_database,
+        set_current_agent_id,
+        settings,
+    )
+    from maim_db.default import close_default_database
+    from maim_db.errors import LegacyAPIWarning
+
+    monkeypatch.setenv("MAIM_DB_URL", f"sqlite:///{tmp_path}/w.db")
+    close_default_database()
+    calls: list[tuple[str, Any, str]] = [
+        ("set_current_agent_id", lambda: set_current_agent_id("agent_w"), "maim_db.agent_context"),
+        ("get_current_agent_id", get_current_agent_id, "maim_db.current_agent_id()"),
+        ("clear_current_agent_id", clear_current_agent_id, "maim_db.agent_context"),
+        ("agent_context_manager", lambda: agent_context_manager("agent_w"), "maim_db.agent_context(agent_id)"),
+        ("agent_context.set_current_agent_id", lambda: agent_context.set_current_agent_id("a"), "agent_context"),
+        ("agent_context.agent_context", lambda: agent_context.agent_context("a"), "maim_db.agent_context"),
+        ("get_database", get_database, "default_database"),
+        ("init_database", init_database, "Bridge"),
+        ("db_manager.get_database", db_manager.get_database, "bridge.peewee"),
+        ("db_manager.connect", db_manager.connect, "bridge.health"),
+        ("db_manager.create_tables", lambda: db_manager.create_tables([]), "bridge.create_tables()"),
+        ("db_manager.close", db_manager.close, "bridge.close()"),
+        ("close_database", close_database, "bridge.close()"),
+        ("DatabaseConfig", DatabaseConfig, "resolve_url()"),
+        ("settings.log_level", lambda: settings.log_level, "LOG_LEVEL"),
+    ]
+    try:
+        for old, call, new in calls:
+            with pytest.warns(LegacyAPIWarning) as warned:
+                call()
+            assert len(warned) == 1, f"{old}: {[str(w.message) for w in warned]}"
+            message = str(warned[0].message)
+            assert old in message and new in message and "maim_db 1.0's API" in message, message
+            assert warned[0].filename == __file__, f"{old} warns at {warned[0].filename}, not at the caller"
+            assert issubclass(warned[0].category, DeprecationWarning)
+    finally:
+        with pytest.warns(LegacyAPIWarning):
+            clear_current_agent_id()  # agent_context.set_current_agent_id("a") above set one
+        close_default_database()

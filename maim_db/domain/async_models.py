@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import peewee
 
+from ..codecs import JSONText
 from ..errors import InvalidValueError
 from ..fields import EnumField
 from ..model import Model
@@ -61,6 +62,8 @@ class _Wrapper:
         setattr(self, self.row_attr, row)
 
     def _read(self, name: str, value: Any) -> Any:
+        if isinstance(value, JSONText):
+            return value.value  # 1.0's wrappers parsed JSON columns into dicts and lists
         field = self.model._meta.fields.get(name)
         if isinstance(field, EnumField) and value is not None and not isinstance(value, field.enum_class):
             try:
@@ -127,7 +130,7 @@ class AsyncTenant(_Wrapper):
 
     def _read(self, name: str, value: Any) -> Any:
         if name == "tenant_config":
-            return value or None  # 1.0 read an empty config as None
+            return super()._read(name, value) or None  # 1.0 read an empty config as None
         return super()._read(name, value)
 
     @classmethod
@@ -183,7 +186,7 @@ class AsyncAgent(_Wrapper):
 
     def _read(self, name: str, value: Any) -> Any:
         if name == "config":
-            return value or None  # 1.0 read an empty config as None
+            return super()._read(name, value) or None  # 1.0 read an empty config as None
         return super()._read(name, value)
 
     @classmethod
@@ -230,6 +233,7 @@ class AsyncApiKey(_Wrapper):
 
     def _read(self, name: str, value: Any) -> Any:
         if name == "permissions":
+            value = super()._read(name, value)
             if not value:
                 return []
             return list(value) if isinstance(value, list) else [str(value)]  # 1.0's reading
