@@ -5,7 +5,7 @@ The calls are those that MaimConfig (its routes and its maim_db adapter), MaimWe
 ``maim_db.core.agent_config_manager`` and ``maim_db.core.async_models`` -- written here as a
 1.0 caller writes them, through the 1.0 import paths. Each runs on a file built from the
 1.0 fixture and on a fresh file; each works unchanged, or fails with the documented error
-(see docs/_migrating_models.md).
+(see docs/migrating-from-1.0.md).
 """
 
 from __future__ import annotations
