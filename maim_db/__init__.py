@@ -6,6 +6,8 @@ variable; everything happens on first use of a :class:`Bridge`.
 
 from .bridge import Bridge
 from .context import agent_context, current_agent_id, unscoped
+from .default import get_database as get_database  # maim_db 1.0's top-level names (deprecated), not in __all__
+from .default import init_database as init_database
 from .errors import (
     AgentContextError,
     BridgeClosedError,

@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -31,11 +31,12 @@ from sqlalchemy.orm import Session
 
 from .callsite import call_site, starting_at
 from .errors import BridgeClosedError, ConfigurationError, NotBoundError, TransactionError
-from .executor import Executor, current_task
+from .executor import Call, Executor, current_task
 from .executor import Session as WorkerSession
 from .forks import park
 from .loopguard import OnLoop, check_loop
 from .peewee.base import MaimDatabaseMixin
+from .peewee.rows import is_dbapi_cursor, read_out
 from .peewee.servers import MySQLDatabase, PostgresqlDatabase, peewee_params
 from .peewee.sqlite import SqliteDatabase
 from .retry import RetryPolicy, retry_async, retry_sync
@@ -63,13 +64,17 @@ _live: weakref.WeakSet[Bridge] = weakref.WeakSet()
 
 
 class _Transaction:
-    """An open async transaction: the pinned session and the task that owns it."""
+    """An open async transaction: the pinned session and the task that owns it.
 
-    __slots__ = ("closed", "owner", "pid", "session")
+    The owner is held weakly: a task that ends (or is collected) without leaving its block
+    must not be kept alive by it; :meth:`watch` then rolls the transaction back.
+    """
+
+    __slots__ = ("__weakref__", "_end", "_finalizer", "_owner", "closed", "pid", "session")
 
     def __init__(self, session: WorkerSession, owner: object) -> None:
         self.session = session
-        self.owner = owner
+        self._owner: Callable[[], object] = _weak_or_strong(owner)
         # A forked child sees the parent's open transaction in its copy of the forking
         # task's context; its worker thread did not survive the fork.
         self.pid = os.getpid()
@@ -77,6 +82,44 @@ class _Transaction:
         # object in its context, and must not send work to a session that may by then
         # serve someone else's transaction.
         self.closed = False
+        self._end = [True]  # popped once: by the block's exit, or by the abandonment rollback
+        self._finalizer: weakref.finalize[Any, Any] | None = None
+
+    @property
+    def owner(self) -> object:
+        """The task that opened the transaction (None once it is gone)."""
+        return self._owner()
+
+    def claim_end(self) -> bool:
+        """True for the one caller that ends this transaction (list.pop is atomic)."""
+        try:
+            self._end.pop()
+        except IndexError:
+            return False
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        return True
+
+    def watch(self, task: object, abandon: Callable[[], None]) -> None:
+        """Call ``abandon`` if ``task`` ends -- or is garbage-collected -- before the block is left.
+
+        asyncio: a done-callback, at once when the task finishes; trio (no done-callbacks)
+        and a task dropped unfinished: a finalizer when the task object is collected.
+        """
+        if task is None:
+            return
+        with contextlib.suppress(TypeError):  # an object without weak references: nothing to watch
+            self._finalizer = weakref.finalize(task, abandon)
+        add_done_callback = getattr(task, "add_done_callback", None)
+        if callable(add_done_callback):
+            add_done_callback(lambda _task: abandon())
+
+
+def _weak_or_strong(obj: object) -> Callable[[], object]:
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: obj
 
 
 class Bridge:
@@ -477,19 +520,57 @@ class Bridge:
         return await self.executor.run(fn, args, kwargs, session=session)
 
     def _open_transaction(self) -> _Transaction | None:
-        """The ``async with bridge.atomic()`` block the calling task is in, if any."""
+        """The ``async with bridge.atomic()`` block the calling task opened, if any.
+
+        A child task started inside the block sees the block's transaction in its copy of
+        the context but is not its owner: its work runs outside (as with pwasyncio).
+        """
         txn = self._txn.get()
-        if txn is None or txn.closed or txn.pid != os.getpid():
+        if txn is None or txn.closed or txn.pid != os.getpid() or txn.owner is not current_task():
             return None
         return txn
 
-    def atomic(self, lock_type: str | None = None) -> AsyncAtomic:
-        """``async with bridge.atomic():`` a transaction (``BEGIN IMMEDIATE`` on SQLite).
+    def atomic(self, lock_type: str | None = None) -> Any:
+        """``async with bridge.atomic() as txn:`` a transaction (``BEGIN IMMEDIATE`` on SQLite).
 
-        Nested blocks become savepoints. Every statement inside runs on one connection;
-        an exception or a cancellation rolls back and frees the connection.
+        This is ``bridge.peewee.atomic(lock_type)``. Nested blocks become savepoints. Every
+        statement inside runs on one connection; an exception or a cancellation rolls back
+        and frees the connection; ``await txn.acommit()`` / ``arollback()`` end it early
+        (and begin again).
         """
-        return AsyncAtomic(self, lock_type)
+        return self.peewee.atomic(*((lock_type,) if lock_type else ()))
+
+    def block(self, cm: Any) -> AsyncAtomic:
+        """The async side of a sync transaction block of :attr:`peewee` (``async with db.atomic()`` calls this)."""
+        return AsyncAtomic(self, cm=cm)
+
+    async def iterate(self, query: Any, buffer_size: int | None = None, *, db: Any = None) -> AsyncIterator[Any]:
+        """``async for row in bridge.iterate(query):`` the rows, ``buffer_size`` (100) at a time, one hop each.
+
+        The cursor stays on one worker: the calling task's transaction's, or one pinned for
+        the iteration (and given back when it ends, breaks off or is ``aclose()``-d). It runs
+        on :attr:`peewee`, or on ``db`` when given (``db.iterate(query)`` passes itself).
+        """
+        db = self.peewee if db is None else db
+        size = 100 if buffer_size is None else buffer_size
+        if size < 1:
+            raise ConfigurationError(f"buffer_size={buffer_size} must be >= 1", hint="omit it for 100 rows a hop")
+        executor = self.executor
+        txn = self._open_transaction()
+        session = txn.session if txn is not None else await executor.acquire_session()
+        stream: builtins.list[Any] = []
+        try:
+            await executor.run(_open_stream, (db, query, stream), {}, session=session)
+            while True:
+                chunk = await executor.run(_next_chunk, (stream, size), {}, session=session)
+                for row in chunk:
+                    yield row
+                if len(chunk) < size:
+                    return
+        finally:
+            await executor.run(_close_stream, (db, stream, txn is None), {}, session=session, shielded=True)
+            if txn is None:
+                executor.release_session(session)
 
     async def list(self, query: Any, *, primary: bool = False) -> builtins.list[Any]:
         """Execute a select query and return all rows (on a replica, if any: see :attr:`replica`)."""
@@ -874,12 +955,20 @@ class Bridge:
 
 
 class AsyncAtomic:
-    """The context manager behind :meth:`Bridge.atomic`."""
+    """The async side of a transaction block: ``async with db.atomic()`` / ``bridge.atomic()``.
 
-    def __init__(self, bridge: Bridge, lock_type: str | None) -> None:
+    ``cm`` is the sync block (``db.atomic()``, ``db.transaction()``, ``db.savepoint()``): its
+    ``__enter__`` and ``__exit__`` run on the worker pinned to the calling task's transaction
+    -- a new one, taken from the executor, when the task has none open (child tasks never
+    join their parent's: pwasyncio keeps them out too), the task's own one when nested.
+    A task that ends inside the block without leaving it (or is collected) has its
+    transaction rolled back and the write lock released, on the pinned worker.
+    """
+
+    def __init__(self, bridge: Bridge, lock_type: str | None = None, *, cm: Any = None) -> None:
         self._bridge = bridge
         self._lock_type = lock_type
-        self._cm: Any = None
+        self._cm: Any = cm
         self._txn: _Transaction | None = None
         self._top = False
         self._token: contextvars.Token[_Transaction | None] | None = None
@@ -888,22 +977,15 @@ class AsyncAtomic:
         bridge = self._bridge
         executor = bridge.executor
         outer = bridge._open_transaction()
-        task = current_task()
+        if self._cm is None:
+            args = (self._lock_type,) if self._lock_type and outer is None else ()
+            self._cm = bridge.peewee.atomic(*args)
         if outer is not None:
-            if outer.owner is not task:
-                raise TransactionError(
-                    "this transaction belongs to another task",
-                    hint="a child task inherits the caller's transaction; give it its own work "
-                    "outside the block, or await it after the block ends",
-                )
             self._txn = outer
-            self._cm = bridge.peewee.atomic()
         else:
             self._top = True
             session = await executor.acquire_session()
-            self._txn = _Transaction(session, task)
-            args = (self._lock_type,) if self._lock_type else ()
-            self._cm = bridge.peewee.atomic(*args)
+            self._txn = _Transaction(session, current_task())
         entered = [False]
 
         def enter() -> Any:
@@ -921,10 +1003,12 @@ class AsyncAtomic:
                     self._cm.__exit__, (type(exc), exc, exc.__traceback__), {}, session=self._txn.session, shielded=True
                 )
             if self._top:
+                self._txn.claim_end()
                 executor.release_session(self._txn.session)
             raise
         if self._top:
             self._token = bridge._txn.set(self._txn)
+            self._txn.watch(current_task(), functools.partial(_abandon, bridge.peewee, executor, self._txn))
         return result
 
     async def __aexit__(
@@ -932,6 +1016,11 @@ class AsyncAtomic:
     ) -> bool:
         txn = self._txn
         assert txn is not None
+        if self._top and not txn.claim_end():
+            raise TransactionError(
+                "this transaction was already rolled back: the task that opened it had ended",
+                hint="leave an `async with db.atomic()` block in the task that entered it",
+            )
         executor = self._bridge.executor
         exit_fn: Callable[..., Any] = self._cm.__exit__
         if self._top and not self._bridge.url.is_sqlite:
@@ -952,6 +1041,30 @@ class AsyncAtomic:
                 finally:
                     executor.release_session(txn.session)
         return False
+
+
+def _abandon(db: Any, executor: Executor, txn: _Transaction) -> None:
+    """The owner task of ``txn`` is gone inside its block: roll back on its worker, free the worker.
+
+    Called from a done-callback (the loop's thread) or a finalizer (any thread): it only
+    queues the work on the pinned worker, behind anything still queued there.
+    """
+    if not txn.claim_end():
+        return
+    txn.closed = True
+    session = txn.session
+
+    def roll_back() -> None:
+        try:
+            db.rollback_abandoned()
+        except Exception:
+            log.warning("rolling back a transaction abandoned by its task failed", exc_info=True)
+        finally:
+            executor.release_session(session)
+
+    log.warning("a task ended inside `async with ...atomic()` without leaving it: its transaction is rolled back")
+    with contextlib.suppress(BridgeClosedError):  # closing the bridge closes (and so rolls back) the connection
+        session.submit(Call(roll_back, (), {}))
 
 
 # -- read replicas ---------------------------------------------------------------------------
@@ -1004,17 +1117,68 @@ class _ReplicaRunner:
         self._bridge = weakref.ref(bridge)
         self._db = weakref.ref(db)
 
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def _owner(self) -> tuple[Bridge, Any]:
         bridge, db = self._bridge(), self._db()
         if bridge is None or db is None:
             raise BridgeClosedError("the bridge of this replica database is gone", hint="use a live Bridge")
+        return bridge, db
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        bridge, db = self._owner()
         return await bridge._run_on(db, functools.partial(fn, **kwargs), *args)
+
+    def block(self, cm: Any) -> AsyncAtomic:
+        raise TransactionError(
+            "`async with` a transaction of a read replica's database is not supported",
+            hint="read in one hop instead: await bridge.run(fn), with `with bridge.replica.atomic('DEFERRED'):` in fn",
+        )
+
+    def iterate(self, query: Any, buffer_size: int | None = None, *, db: Any = None) -> AsyncIterator[Any]:
+        bridge, replica_db = self._owner()
+        return bridge.iterate(query, buffer_size, db=replica_db if db is None else db)
+
+    async def list(self, query: Any) -> builtins.list[Any]:
+        return await self.run(_replica_list, query, self._owner()[1])
+
+    async def get(self, query: Any) -> Any:
+        return await self.run(_replica_get, query, self._owner()[1])
+
+    async def first(self, query: Any, n: int = 1) -> Any:
+        return await self.run(_replica_first, query, n, self._owner()[1])
+
+    async def scalar(self, query: Any) -> Any:
+        return await self.run(query.clone().scalar, self._owner()[1])
+
+    async def count(self, query: Any) -> int:
+        return await self.run(query.clone().count, self._owner()[1])
+
+    async def exists(self, query: Any) -> bool:
+        return await self.run(query.clone().exists, self._owner()[1])
 
 
 def _install_replica_hooks(bridge: Bridge, engine: Engine) -> None:
     """A replica engine's slow-query log (a write it refused is named by the engine's own error hook)."""
     if bridge.slow_query_ms is not None:
         install_sqlalchemy_hook(engine, bridge.slow_query_ms)
+
+
+def _open_stream(db: Any, query: Any, stream: builtins.list[Any]) -> None:
+    """Execute ``query`` on ``db`` and keep its cursor and row iterator in ``stream``."""
+    cursor = db.execute(query)
+    stream[:] = [cursor, query._get_cursor_wrapper(cursor).iterator()]
+
+
+def _next_chunk(stream: builtins.list[Any], size: int) -> builtins.list[Any]:
+    return builtins.list(itertools.islice(stream[1], size))
+
+
+def _close_stream(db: Any, stream: builtins.list[Any], give_back: bool) -> None:
+    try:
+        if stream:
+            stream[0].close()
+    finally:
+        if give_back and not db.url.is_sqlite and not db.is_closed() and not db.in_transaction():
+            db.close()  # a pinned server worker's connection goes back to the pool
 
 
 def _replica_list(query: Any, db: Any) -> builtins.list[Any]:
@@ -1043,9 +1207,15 @@ def _then_return_replica_connections(
 
 
 def _then_return_connection(db: Any, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-    """Run ``fn``, then hand this thread's pooled server connection back (outside a transaction)."""
+    """Run ``fn``, then hand this thread's pooled server connection back (outside a transaction).
+
+    A driver cursor ``fn`` returns is read out first, while the connection is still this thread's.
+    """
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
+        if is_dbapi_cursor(result):
+            return read_out(result)  # type: ignore[return-value]
+        return result
     finally:
         if not db.is_closed() and not db.in_transaction():
             db.close()

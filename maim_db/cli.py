@@ -26,6 +26,7 @@ from typing import Any
 
 import peewee
 
+from .compat import warn_legacy
 from .errors import (
     ConfigurationError,
     CorruptDatabaseError,
@@ -35,7 +36,7 @@ from .errors import (
     driver_error,
 )
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "init_db", "main"]
 
 DEFAULT_MODELS = "maim_db.domain.models:ALL_MODELS"
 
@@ -553,6 +554,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+
+
+def init_db() -> None:
+    """maim_db 1.0's ``init_db()``: create MaiM's missing tables on the settings' database (deprecated).
+
+    It runs ``maim-db init`` and, as 1.0 did, exits the process when that fails.
+    """
+    warn_legacy("maim_db.init_db.init_db()", "the command `maim-db init` (or bridge.create_tables())")
+    status = main(["init"])
+    if status:
+        raise SystemExit(status)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ so what one side writes, the other reads back equal and finds with ``=``, ranges
   ``max_digits <= 18`` (so ``=``, ranges, ORDER BY and SUM are exact in SQL; raw SQL sees
   cents for a 2-place field); above that, fixed-width text that sorts like the numbers.
   Never REAL. Servers store native NUMERIC.
-* JSON: ``json.dumps(value, ensure_ascii=False)``.
+* JSON: ``json.dumps(value, ensure_ascii=False)``; a string that is already JSON text is
+  stored as its value (once), and objects and arrays read back as :class:`JSONText`.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ import datetime as dt
 import decimal
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from .errors import InvalidValueError
 
 __all__ = [
+    "JSONText",
     "date_from_db",
     "date_to_db",
     "datetime_from_db",
@@ -35,6 +38,7 @@ __all__ = [
     "decimal_from_legacy",
     "decimal_to_db",
     "json_from_db",
+    "json_held",
     "json_to_db",
     "time_from_db",
     "time_to_db",
@@ -212,10 +216,122 @@ def decimal_from_legacy(value: Any) -> Any:
 # -- JSON --------------------------------------------------------------------------------
 
 
+_NOT_JSON = object()
+
+
+def _decoded(text: str) -> Any:
+    """The value of JSON text, or ``_NOT_JSON`` when the text is not JSON."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _NOT_JSON
+
+
+class JSONText(str):
+    """A JSON object or array read from a JSON column: its text, and its value's lookups.
+
+    It *is* the JSON text (a ``str``), what maim_db 1.0's models returned for these
+    ``TextField`` columns, so 1.0 code keeps working: ``json.loads(agent.config)``, string
+    comparison, ``str``-typed pydantic fields. It also answers the decoded value's lookups,
+    what new code uses: ``config["lang"]``, ``config.get("x")``, ``.keys()`` / ``.items()``,
+    ``for key in config``, ``"chat" in permissions``, ``permissions[0]``,
+    ``config == {"lang": "zh"}`` and in-place changes (``config["lang"] = "en"``,
+    ``permissions.append("admin")``) that the model's next ``save()`` writes. ``.value`` is
+    the plain dict or list. Where a ``str`` and a dict disagree -- ``len()``, truth,
+    hashing, ``json.dumps(...)``, comparison with another string -- it behaves as the text:
+    use ``.value`` there.
+    """
+
+    value: Any
+    """The decoded dict or list (changes to it are what the next save writes)."""
+
+    def __new__(cls, text: str, value: Any = _NOT_JSON) -> JSONText:
+        """``JSONText('{"a": 1}')``; ``value`` skips decoding when the caller already has it."""
+        if value is _NOT_JSON:
+            value = _decoded(text)
+            if value is _NOT_JSON:
+                raise InvalidValueError(f"{text[:40]!r} is not JSON text", hint="pass the text json.dumps() makes")
+        if not isinstance(value, dict | list):
+            raise InvalidValueError(
+                f"JSONText holds a JSON object or array, not {type(value).__name__}",
+                hint="numbers, strings, booleans and null read back as plain Python values",
+            )
+        self = super().__new__(cls, text)
+        self.value = value
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, JSONText):
+            return bool(self.value == other.value)
+        if isinstance(other, str):
+            return str.__eq__(self, other)
+        return bool(self.value == other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = str.__hash__
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.value[key]
+
+    def __setitem__(self, key: Any, item: Any) -> None:
+        self.value[key] = item
+
+    def __delitem__(self, key: Any) -> None:
+        del self.value[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.value)
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.value
+
+    def __getattr__(self, name: str) -> Any:
+        # Only names a str does not have get here: get, keys, items, append, update, ...
+        if name.startswith("_") or name == "value":
+            raise AttributeError(name)
+        return getattr(self.value, name)
+
+    def __getnewargs__(self) -> tuple[str, Any]:  # type: ignore[override]
+        return (str(self), self.value)
+
+
+def json_held(value: Any) -> Any:
+    """What a JSON column holds once ``value`` is assigned: objects and arrays (values or their text) as JSONText.
+
+    So an instance that was never saved reads like one loaded from the database, for 1.0
+    code (``json.loads``) and new code alike. Anything else is held as given (a value that
+    is not JSON-serializable is refused when it is saved).
+    """
+    if value is None or isinstance(value, JSONText):
+        return value
+    if isinstance(value, str):
+        decoded = _decoded(value)
+        return JSONText(value, decoded) if isinstance(decoded, dict | list) else value
+    if isinstance(value, dict | list):
+        try:
+            return JSONText(json.dumps(value, ensure_ascii=False), value)
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
 def json_to_db(value: Any, where: str = "JSON") -> str | None:
-    """Python value -> JSON text (non-ASCII kept as is)."""
+    """Python value -> JSON text (non-ASCII kept as is).
+
+    A ``str`` that is already the JSON text of an object, an array or null -- what maim_db
+    1.0's callers pass (``json.dumps(config)``) -- is stored once, as that value, not
+    encoded a second time; any other string is stored as a JSON string.
+    """
     if value is None:
         return None
+    if isinstance(value, JSONText):
+        value = value.value
+    elif isinstance(value, str):
+        decoded = _decoded(value)
+        if decoded is None or isinstance(decoded, dict | list):
+            value = decoded
     try:
         return json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError) as exc:

@@ -5,24 +5,42 @@ Models that were never bound to a bridge use :data:`default_database`, which res
 ``DATABASE_URL`` > the per-user default file) on first use, never at import. ``get_db`` is
 a FastAPI-style dependency yielding an ``AsyncSession`` of that bridge; ``bridge_get_db``
 makes the same dependency for a bridge of your own.
+
+Also 1.0's runtime entry points, on the same default database: ``init_database``,
+``close_database``, ``get_database``, ``DatabaseManager`` / ``db_manager``. They work and
+warn (``DeprecationWarning``) with the call that replaces them; where 1.0 was wrong (a
+server that did not answer silently replaced by a local SQLite file) they raise instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+import contextvars
+from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import peewee
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from .bridge import Bridge, default_bridge
+from .compat import warn_legacy
+from .errors import DatabaseConnectionError
+from .loopguard import on_event_loop
+from .model import Model as MaimModel
 from .peewee.base import MaimDatabaseMixin
+from .peewee.unbound import UnboundDatabase
+
+_T = TypeVar("_T")
 
 __all__ = [
     "AsyncSessionLocal",
+    "DatabaseManager",
     "DefaultDatabaseProxy",
     "bridge_get_db",
+    "close_database",
+    "close_default_database",
+    "create_default_tables",
+    "db_manager",
     "default_async_engine",
     "default_database",
     "get_database",
@@ -55,14 +73,53 @@ class DefaultDatabaseProxy(peewee.DatabaseProxy):
     def __exit__(self, *exc: Any) -> Any:
         return self.resolve().__exit__(*exc)  # type: ignore[attr-defined]
 
+    # Peewee's DatabaseProxy builds these blocks on the proxy itself, without the async half:
+    # hand out the default database's own (``async with default_database.atomic():`` works).
+
+    def atomic(self, *args: Any, **kwargs: Any) -> Any:
+        """The default database's ``atomic()`` (sync or ``async with``)."""
+        return self.resolve().atomic(*args, **kwargs)
+
+    def transaction(self, *args: Any, **kwargs: Any) -> Any:
+        """The default database's ``transaction()`` (sync or ``async with``)."""
+        return self.resolve().transaction(*args, **kwargs)
+
+    def savepoint(self) -> Any:
+        """The default database's ``savepoint()`` (sync or ``async with``)."""
+        return self.resolve().savepoint()
+
+    @property
+    def Model(self) -> Any:
+        """A ``maim_db.Model`` base class bound to this proxy (so it follows the default database)."""
+        try:
+            return object.__getattribute__(self, "_Model")
+        except AttributeError:
+            pass
+        meta = type("Meta", (), {"database": self})
+        model = type("BaseModel", (MaimModel,), {"Meta": meta, "__module__": __name__})
+        object.__setattr__(self, "_Model", model)
+        return model
+
+    async def __aenter__(self) -> Any:
+        return await self.resolve().__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self.resolve().__aexit__(*exc)
+
 
 default_database = DefaultDatabaseProxy()
 """The database of models that were not bound explicitly (1.0 compatibility)."""
 
 
-def get_database() -> MaimDatabaseMixin:
-    """The default bridge's Peewee database (maim_db 1.0's ``get_database()``)."""
-    return default_database.resolve()
+def get_database() -> DefaultDatabaseProxy:
+    """maim_db 1.0's ``get_database()``: :data:`default_database` (deprecated: use it, or a Bridge's ``.peewee``).
+
+    1.0 returned the database it had built at import; this is the proxy that resolves to the
+    default bridge on first use (usable as ``Meta.database``, and still right after
+    :func:`close_database`, when the next use opens a new default bridge).
+    """
+    warn_legacy("get_database()", "maim_db.default.default_database, or your Bridge's .peewee")
+    return default_database
 
 
 def bridge_get_db(
@@ -75,8 +132,15 @@ def bridge_get_db(
         async with target.async_session(readonly=readonly) as session:
             try:
                 yield session
-            except BaseException:
+            except Exception:
                 await session.rollback()
+                raise
+            except BaseException:
+                # The consumer left early (GeneratorExit: `async for session in get_db(): ...
+                # break`, as 1.0's scripts do) or was cancelled: closing discards the
+                # transaction, as 1.0's get_db did, and leaves what was read readable (a
+                # rollback would expire it).
+                await session.close()
                 raise
             else:
                 await session.commit()
@@ -104,10 +168,167 @@ def AsyncSessionLocal(**kwargs: Any) -> AsyncSession:  # maim_db 1.0's name
     return default_bridge().async_session(**kwargs)
 
 
-async def init_database() -> None:
-    """Check that the default database answers (maim_db 1.0's ``init_database``)."""
-    async with default_bridge().async_engine.connect() as conn:
-        await conn.execute(sa.text("SELECT 1"))
+class _Done:
+    """What :func:`init_database` returns: the check already ran; ``await`` on it returns at once."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield from ()
+
+
+def _off_the_loop(work: Callable[[], _T]) -> _T:
+    """Run 1.0's startup work; on an event loop's thread, on a helper thread that the loop waits for.
+
+    1.0's callers make these calls from an async lifespan (``init_database()``,
+    ``db_manager.create_tables(...)``): the loop waits once, at startup, instead of the
+    call tripping the loop guard.
+    """
+    if not on_event_loop():
+        return work()
+    with ThreadPoolExecutor(1, thread_name_prefix="maim_db-startup") as pool:
+        return pool.submit(contextvars.copy_context().run, _closing(work)).result()
+
+
+def _closing(work: Callable[[], _T]) -> Callable[[], _T]:
+    """``work``, then close the connection it opened on this (helper) thread."""
+
+    def run() -> _T:
+        try:
+            return work()
+        finally:
+            db: peewee.Database = default_database.resolve()  # type: ignore[assignment]
+            if not db.in_transaction():
+                db.close()
+
+    return run
+
+
+def _check_default_database(call: str) -> None:
+    """One round trip to the default database; a server that does not answer raises, naming 1.0's fallback."""
+
+    def check() -> None:
+        db: peewee.Database = default_database.resolve()  # type: ignore[assignment]
+        db.execute_sql("SELECT 1").fetchone()  # type: ignore[no-untyped-call]
+
+    try:
+        _off_the_loop(check)
+    except DatabaseConnectionError as exc:
+        raise DatabaseConnectionError(
+            f"{call}: {exc.message}",
+            hint=(
+                f"{exc.hint or 'check the URL and that the server runs'} -- maim_db 1.0's {call} "
+                "fell back to a local SQLite file here, so writes went elsewhere without an error; "
+                "maim_db never falls back: fix MAIM_DB_URL / DATABASE_URL or start the server"
+            ),
+            orig=exc.orig or exc,
+        ) from exc
+
+
+def init_database() -> _Done:
+    """maim_db 1.0's ``init_database``: check now that the default database answers (deprecated).
+
+    1.0 had two: ``maim_db.core.init_database()`` (sync) and
+    ``maim_db.maimconfig_models.connection.init_database()`` (awaited); this one serves
+    both: the check runs when it is called, and the result can be awaited. On an event loop
+    the check runs on a helper thread (the loop waits for that one round trip, at startup).
+    A server that does not answer raises :class:`~maim_db.DatabaseConnectionError` (1.0 fell
+    back to a local SQLite file). New code: ``bridge.health`` or
+    ``maim_db.integrations.fastapi.lifespan``.
+    """
+    warn_legacy("init_database()", "a Bridge of your own (bridge.health; maim_db.integrations.fastapi.lifespan)")
+    _check_default_database("init_database()")
+    return _Done()
+
+
+def close_default_database() -> None:
+    """Close the default bridge (connections, engines, threads); the next use opens a new one."""
+    bridge = default_bridge()
+    default_database.initialize(None)
+    bridge.close()
+
+
+def close_database() -> None:
+    """maim_db 1.0's ``close_database()``: close the default database (deprecated).
+
+    New code closes its own bridge: ``bridge.close()`` / ``await bridge.aclose()``
+    (``maim_db.integrations.fastapi.lifespan`` does it on shutdown).
+    """
+    warn_legacy("close_database()", "bridge.close() on your own Bridge (the FastAPI lifespan closes it)")
+    close_default_database()
+
+
+def create_default_tables(models: Iterable[type[peewee.Model]]) -> list[str]:
+    """Create the missing tables of ``models`` on the default database, leaving them bound as they are.
+
+    Existing tables are left exactly as they are (no index is added to them), as
+    :meth:`Bridge.create_tables` does; returns the names of the tables created. Models on
+    no database are bound to :data:`default_database`.
+    """
+    todo = _on_default_database(models)
+    db: peewee.Database = default_database.resolve()  # type: ignore[assignment]
+    existing = set(db.get_tables())
+    ordered = peewee.sort_models(todo)  # type: ignore[attr-defined]
+    created = [m for m in ordered if m._meta.table_name not in existing]
+    with db.atomic():
+        for model in created:
+            model.create_table(safe=True)
+    return [m._meta.table_name for m in created]
+
+
+class DatabaseManager:
+    """maim_db 1.0's ``DatabaseManager`` (``db_manager``), now a view of the default database.
+
+    Deprecated: every method warns and names the :class:`~maim_db.Bridge` call that
+    replaces it. What 1.0 did wrong is gone: it never falls back to another database when a
+    server does not answer, and it builds nothing at import.
+    """
+
+    def get_database(self) -> DefaultDatabaseProxy:
+        """The default database (:data:`default_database`)."""
+        warn_legacy("db_manager.get_database()", "bridge.peewee (or maim_db.default.default_database)")
+        return default_database
+
+    def connect(self) -> None:
+        """Check that the default database answers (see :func:`init_database`)."""
+        warn_legacy("db_manager.connect()", "a Bridge of your own (bridge.health)")
+        _check_default_database("db_manager.connect()")
+
+    def close(self) -> None:
+        """Close the default database; the next use opens it again."""
+        warn_legacy("db_manager.close()", "bridge.close()")
+        close_default_database()
+
+    def create_tables(self, models: Iterable[type[peewee.Model]]) -> list[str]:
+        """Create the tables of ``models`` that do not exist yet; returns their names.
+
+        Models bound to no database are bound to the default one. Existing tables are left
+        exactly as they are (1.0's ``safe=True`` added missing indexes to them).
+        """
+        warn_legacy("db_manager.create_tables(models)", "bridge.bind(*models); bridge.create_tables()")
+        todo = _on_default_database(models)
+        return _off_the_loop(lambda: create_default_tables(todo))
+
+    def drop_tables(self, models: Iterable[type[peewee.Model]]) -> None:
+        """Drop the tables of ``models`` that exist (their rows are lost: you asked for it by name)."""
+        warn_legacy("db_manager.drop_tables(models)", "bridge.peewee.drop_tables(models, safe=True)")
+        todo = _on_default_database(models)
+
+        def drop() -> None:
+            db: peewee.Database = default_database.resolve()  # type: ignore[assignment]
+            db.drop_tables(todo, safe=True)
+
+        _off_the_loop(drop)
+
+
+def _on_default_database(models: Iterable[type[peewee.Model]]) -> list[type[peewee.Model]]:
+    todo = list(models)
+    for model in todo:
+        if isinstance(model._meta.database, UnboundDatabase):
+            model.bind(default_database, bind_refs=False, bind_backrefs=False)
+    return todo
+
+
+db_manager = DatabaseManager()
+"""maim_db 1.0's global ``db_manager`` (deprecated; see :class:`DatabaseManager`)."""
 
 
 def default_async_engine() -> AsyncEngine:

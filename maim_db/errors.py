@@ -27,6 +27,7 @@ wrong and how to fix it (``.hint``). Errors that wrap a driver's exception keep 
     └── MigrationError                         a migration could not be generated or applied
 
     LoopBlockingWarning (RuntimeWarning)       sync database work ran on an event loop (on_loop="warn")
+    LegacyAPIWarning (DeprecationWarning)      a maim_db 1.0 name that has a better replacement was used
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "DiskFullError",
     "DriverNotInstalledError",
     "InvalidValueError",
+    "LegacyAPIWarning",
     "LoopBlockedError",
     "LoopBlockingWarning",
     "MaimDBError",
@@ -355,3 +357,7 @@ def driver_error(exc: BaseException, *, target: object = None) -> MaimDBError | 
         hint="the connection was discarded and the next call reconnects; retry the transaction",
         orig=exc,
     )
+
+
+class LegacyAPIWarning(DeprecationWarning):
+    """A maim_db 1.0 name that still works but has a replacement was used; the message names it."""

@@ -36,6 +36,7 @@ import anyio
 import peewee
 
 from .errors import BridgeClosedError
+from .peewee.rows import is_dbapi_cursor, read_out
 
 __all__ = ["Call", "Executor", "Session", "current_inbox", "current_task"]
 
@@ -84,10 +85,14 @@ class Call(Generic[T]):
         except IndexError:
             return False
         try:
-            result = self.ctx.run(self.fn, *self.args, **self.kwargs)
+            result: Any = self.ctx.run(self.fn, *self.args, **self.kwargs)
             if isinstance(result, peewee.CursorWrapper):
                 # sqlite3 cursors belong to the thread that made them: read every row here.
                 result.fill_cache()
+            elif is_dbapi_cursor(result):
+                # A driver cursor (db.execute_sql's) would be read later on the loop, from a
+                # connection this worker goes on using or closes: read it out here.
+                result = read_out(result)
             self.result = result
         except StopIteration as exc:  # a Future refuses StopIteration: it would hang the caller
             self.error = RuntimeError(f"{getattr(self.fn, '__name__', self.fn)!r} raised StopIteration")

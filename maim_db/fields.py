@@ -6,7 +6,8 @@ Use them instead of Peewee's own where both ORMs share a column:
   aware values are converted to UTC.
 * ``DateField``, ``TimeField`` -- the same rules for dates and times of day.
 * ``DecimalField`` -- exact on SQLite (never REAL), native NUMERIC on servers.
-* ``JSONField`` -- JSON text in a TEXT column; dicts and lists in and out.
+* ``JSONField`` -- JSON text in a TEXT column; values (or 1.0's JSON strings) in, objects
+  and arrays out as ``JSONText`` (a ``str`` that answers the value's lookups).
 * ``EnumField`` -- an enum's value in a VARCHAR column; members out.
 
 Peewee's own fields keep working with the SQLAlchemy mirrors (the mirror uses each
@@ -181,14 +182,27 @@ def _one_value(rhs: Any) -> Any:
     return peewee.Value(rhs, unpack=False) if isinstance(rhs, list | tuple | set | frozenset) else rhs
 
 
-class JSONField(peewee.TextField):
-    """JSON text in a TEXT column: dicts and lists in, dicts and lists out.
+class _HeldAsJSONText(peewee.FieldAccessor):
+    """Assigned objects and arrays (or their JSON text) are held as JSONText, as a loaded row has them."""
 
-    Text that is not JSON (old rows written by hand) is returned as the raw string and
-    logged, instead of making the whole row unreadable.
+    def __set__(self, instance: Any, value: Any) -> None:
+        super().__set__(instance, codecs.json_held(value))
+
+
+class JSONField(peewee.TextField):
+    """JSON text in a TEXT column: values or JSON text in, :class:`~maim_db.codecs.JSONText` out.
+
+    What maim_db 1.0's callers write, ``json.dumps(config)``, is stored once, as that value;
+    objects and arrays read back as ``JSONText``: the JSON text (a ``str``, for 1.0 code's
+    ``json.loads``) that also answers the value's lookups (``config["lang"]``, ``== {...}``,
+    in-place changes; ``.value`` is the plain dict or list). The SQLAlchemy mirror reads
+    plain dicts and lists, as 1.0's ``JSON`` columns did. Text that is not JSON (old rows
+    written by hand) is returned as the raw string and logged, instead of making the whole
+    row unreadable.
     """
 
     field_type = "TEXT"
+    accessor_class = _HeldAsJSONText
 
     def __eq__(self, rhs: Any) -> Any:
         # Peewee reads a list on the right of == as "one of these"; for JSON it is one value.
@@ -206,10 +220,14 @@ class JSONField(peewee.TextField):
         return codecs.json_to_db(value, where=_where(self))
 
     def python_value(self, value: Any) -> Any:
-        """JSON text -> Python value."""
+        """JSON text -> an object or array as :class:`~maim_db.codecs.JSONText`, anything else as is."""
+        if isinstance(value, bytes):
+            value = value.decode()
         result = codecs.json_from_db(value)
         if isinstance(value, str) and result is value:
             log.warning("%s holds text that is not JSON; returning it as a string", _where(self))
+        elif isinstance(value, str) and isinstance(result, dict | list):
+            return codecs.JSONText(value, result)
         return result
 
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import peewee
 
 from .errors import ConfigurationError
+from .peewee.aio import use_model_base
 from .peewee.unbound import UnboundDatabase, database_for
 
 __all__ = ["Model"]
@@ -130,4 +131,12 @@ class Model(peewee.Model):
             )
         if field.name in self.__rel__:
             return self.__rel__[field.name]
+        if not field.lazy_load:
+            raise ConfigurationError(
+                f"{type(self).__name__}.{field.name} is declared with lazy_load=False: it holds the key, not the row",
+                hint=f"load the row itself: await {field.rel_model.__name__}.aget_by_id(obj.{field.name})",
+            )
         return await database_for(type(self)).run(getattr, self, field.name)
+
+
+use_model_base(Model)  # every database's ``db.Model`` (pwasyncio's name) is a maim_db.Model bound to it

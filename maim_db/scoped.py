@@ -45,7 +45,11 @@ class ScopedModel(Model):
             return None
         agent = current_agent_id()
         if agent is None:
-            raise AgentContextError(f"{cls.__name__} is tenant-scoped and no agent is set", hint=_hint())
+            raise AgentContextError(
+                f"{cls.__name__} is tenant-scoped and no agent is set (maim_db 1.0 returned every agent's"
+                f" rows here, e.g. from {cls.__name__}.select() in an admin route; that leak is gone)",
+                hint=_hint(),
+            )
         return agent
 
     @classmethod

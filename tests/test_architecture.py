@@ -26,7 +26,7 @@ import maim_db
 
 ROOT = pathlib.Path(maim_db.__file__).resolve().parent
 PYPROJECT = ROOT.parent / "pyproject.toml"
-SHIMS = ("maim_db.core", "maim_db.maimconfig_models")
+SHIMS = ("maim_db.core", "maim_db.maimconfig_models", "maim_db.init_db")
 
 
 def module_files() -> Iterator[tuple[str, pathlib.Path]]:
@@ -157,7 +157,8 @@ def test_big_modules_state_one_job_in_their_first_docstring_line() -> None:
 @pytest.mark.parametrize("where", ["maim_db", "tests", "examples", "benchmarks"])
 def test_nothing_imports_the_1_0_shims(where: str) -> None:
     base = ROOT.parent / where
-    allowed = {"test_legacy_paths.py"}  # the one test that checks every 1.0 path still resolves
+    # the tests that check every 1.0 path still resolves, and replay 1.0 callers through those paths
+    allowed = {"test_legacy_paths.py", "test_legacy_names_1_0.py", "test_replay_1_0.py", "test_replay_1_0_models.py"}
     offences = []
     for path in sorted(base.rglob("*.py")):
         if path.name in allowed:

@@ -14,7 +14,7 @@ import pytest
 from helpers import committed_rows
 
 import maim_db
-from maim_db import Bridge, BridgeClosedError, ConfigurationError, DatabaseURL, NotBoundError, TransactionError
+from maim_db import Bridge, BridgeClosedError, ConfigurationError, DatabaseURL, NotBoundError
 from maim_db.domain.models import ALL_MODELS, Agent, AgentStatus, PluginSettings, Tenant
 
 pytestmark = pytest.mark.anyio
@@ -326,21 +326,26 @@ async def test_cancel_while_begin_waits_for_the_lock(abridge: Bridge, target: st
     await tenant("works")
 
 
-async def test_child_task_cannot_nest_in_its_parents_transaction(abridge: Bridge) -> None:
-    errors: list[BaseException] = []
-    async with abridge.atomic():
-        await tenant("parent")
+async def test_child_task_opens_its_own_transaction_not_a_savepoint_of_its_parents(abridge: Bridge) -> None:
+    # pwasyncio's rule: a task started inside a block is not in the block's transaction;
+    # its own atomic() is a transaction of its own (on SQLite it waits for the parent's
+    # write lock, as any other writer does), and survives the parent's rollback.
+    class Rollback(Exception):
+        pass
 
-        async def child() -> None:
-            try:
-                async with abridge.atomic():
-                    pass
-            except TransactionError as exc:
-                errors.append(exc)
+    async with anyio.create_task_group() as tg:
+        with pytest.raises(Rollback):
+            async with abridge.atomic():
+                await tenant("parent")
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(child)
-    assert len(errors) == 1 and "another task" in str(errors[0])
+                async def child() -> None:
+                    async with abridge.atomic():
+                        await tenant("child")
+
+                tg.start_soon(child)  # inherits the block's context
+                raise Rollback
+    names = sorted(t.tenant_name for t in await abridge.list(Tenant.select()))
+    assert names == ["child"]
 
 
 async def test_transactions_beyond_the_limit_wait_without_blocking(target: str) -> None:

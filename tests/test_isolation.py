@@ -276,10 +276,16 @@ def test_1_0_names_still_work(ib: Bridge) -> None:
             assert [n.text for n in Note.select()] == ["legacy"]
         ib.peewee.close()
 
-    t = threading.Thread(target=in_thread)
-    t.start()
-    t.join(30)
-    assert get_current_agent_id() is None  # the thread's agent never reached this thread
+    def run_in_a_thread() -> None:
+        t = threading.Thread(target=in_thread)
+        t.start()
+        t.join(30)
+        assert not t.is_alive()
+
+    with pytest.warns(DeprecationWarning, match="maim_db 1.0's API") as warned:  # each 1.0 call works and warns
+        run_in_a_thread()
+    assert len(warned) == 5
+    assert maim_db.current_agent_id() is None  # the thread's agent never reached this thread
     assert maim_db.BusinessBaseModel is ScopedModel
     with pytest.raises(AgentContextError, match="non-empty string"):
         agent_context("")

@@ -172,9 +172,10 @@ def test_errors_share_one_root() -> None:
 
     classes = [getattr(errors, n) for n in errors.__all__ if isinstance(getattr(errors, n), type)]
     assert len(classes) == len(errors.__all__) - 1  # all but the driver_error function
-    for cls in classes:  # errors share the root; the one warning is a RuntimeWarning
-        assert issubclass(cls, errors.MaimDBError) or cls is errors.LoopBlockingWarning
+    for cls in classes:  # errors share the root; the two warnings are a RuntimeWarning and a DeprecationWarning
+        assert issubclass(cls, errors.MaimDBError) or cls in (errors.LoopBlockingWarning, errors.LegacyAPIWarning)
     assert issubclass(errors.LoopBlockingWarning, RuntimeWarning)
+    assert issubclass(errors.LegacyAPIWarning, DeprecationWarning)
 
 
 def test_errors_all_covers_every_exception_class() -> None:

@@ -22,7 +22,14 @@ import pytest
 import sqlalchemy as sa
 from helpers import drop_server_database, make_server_database, server_available
 
-from maim_db import Bridge, BridgeClosedError, ConfigurationError, DatabaseURL, ReadOnlyDatabaseError
+from maim_db import (
+    Bridge,
+    BridgeClosedError,
+    ConfigurationError,
+    DatabaseURL,
+    ReadOnlyDatabaseError,
+    TransactionError,
+)
 from maim_db.domain.models import Tenant
 
 STANDBY = ("127.0.0.1", 5433)
@@ -137,6 +144,34 @@ def test_readonly_sessions_read_the_replica(pair: tuple[str, str, str]) -> None:
             s.add(T(tenant_name="nope"))
         assert "read-only replica" in str(err.value) and "write through the primary" in str(err.value)
         assert read(readonly=True) == REPLICA
+
+
+def test_the_databases_pwasyncio_names_route_like_the_bridges(pair: tuple[str, str, str]) -> None:
+    # db.list/count/... on bridge.peewee are bridge.list/count/...: reads go to a replica, reads
+    # inside the task's write transaction stay on the primary; the replica's own database
+    # (bridge.replica) reads itself.
+    _backend, primary, replica = pair
+
+    async def main() -> None:
+        async with Bridge(primary, replicas=[replica]) as b:
+            b.bind(Tenant)
+            db = b.peewee
+            q = Tenant.select().order_by(Tenant.tenant_name)
+            assert names(await db.list(q)) == REPLICA and await db.count(q) == 1
+            assert (await db.get(q)).tenant_name == "r1" and (await db.first(q)).tenant_name == "r1"
+            assert await db.exists(q) and await db.scalar(Tenant.select(Tenant.tenant_name)) == "r1"
+            assert names(await db.aexecute(q.clone())) == PRIMARY  # aexecute runs on db itself
+            async with db.atomic():
+                await Tenant.acreate(tenant_name="p3")
+                assert await db.count(q) == 3
+            rdb = b.replica
+            assert names(await rdb.list(q)) == REPLICA and await rdb.count(q) == 1
+            assert names([row async for row in rdb.iterate(q)]) == REPLICA
+            with pytest.raises(TransactionError, match="read replica"):
+                async with rdb.atomic():
+                    pass
+
+    asyncio.run(main())
 
 
 def test_async_sessions_and_wrapper_calls_read_the_replica(pair: tuple[str, str, str]) -> None:

@@ -1,6 +1,7 @@
 """maim_db 1.0's ``maim_db.core.database``: re-exports (see :mod:`maim_db.peewee`, :mod:`maim_db.default`)."""
 
 from .. import default, errors, loopguard, servers
+from .. import settings as _settings
 from ..compat import forward
 from ..peewee import base, unbound
 from ..peewee import servers as peewee_servers
@@ -8,6 +9,8 @@ from ..peewee import sqlite as peewee_sqlite
 from ..sqlite import files, resources, writelock
 
 __all__ = [
+    "DatabaseConfig",
+    "DatabaseManager",
     "DefaultDatabaseProxy",
     "LoopBlockingWarning",
     "MaimDatabaseMixin",
@@ -16,12 +19,15 @@ __all__ = [
     "PostgresqlDatabase",
     "SqliteDatabase",
     "UnboundDatabase",
+    "close_database",
     "connect_pymysql",
     "connection_error",
     "connection_lost",
     "database_for",
+    "db_manager",
     "default_database",
     "get_database",
+    "init_database",
     "on_event_loop",
 ]
 
@@ -38,4 +44,6 @@ __getattr__ = forward(
     files,
     resources,
     writelock,
+    _settings,
+    renamed={"database": ("default_database", "maim_db.default.default_database")},
 )

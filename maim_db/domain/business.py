@@ -121,5 +121,5 @@ class UserSession(_Business):
         indexes = ((("agent_id", "session_id"), True), (("agent_id", "user_id"), False))
 
 
-BUSINESS_MODELS: tuple[type[ScopedModel], ...] = (ChatHistory, ChatLogs, FileUpload, SystemMetrics, UserSession)
-"""Every tenant-scoped business model."""
+BUSINESS_MODELS: list[type[ScopedModel]] = [ChatHistory, ChatLogs, FileUpload, SystemMetrics, UserSession]
+"""Every tenant-scoped business model (a list, as in 1.0)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..bridge import default_bridge
+from ..default import create_default_tables
 from ..sqlalchemy.mirror import mirror, mirror_all
 from . import models as domain
 from .models import ALL_MODELS, AgentStatus, ApiKeyStatus, TenantStatus, TenantType
@@ -45,7 +46,10 @@ def __dir__() -> list[str]:
 
 
 async def create_tables() -> None:
-    """Create MaiM's tables on the default bridge (maim_db 1.0's ``create_tables``)."""
-    bridge = default_bridge()
-    bridge.bind(*ALL_MODELS)
-    await bridge.acreate_tables()
+    """Create MaiM's missing tables on the default database (maim_db 1.0's ``create_tables``).
+
+    The models stay on :data:`~maim_db.default.default_database` (not bound to this one
+    bridge), so they follow it when ``close_database()`` closes it and the next use opens
+    a new one.
+    """
+    await default_bridge().run(create_default_tables, ALL_MODELS)

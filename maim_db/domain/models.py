@@ -2,7 +2,8 @@
 
 Table and column names are 1.0's (``users``, ``tenants``, ``agents``, ``api_keys``,
 ``agent_active_states``, ``plugin_settings``); so are the prefixed string ids. What
-changed: JSON columns read and write dicts, status/type columns read as enums (``str``
+changed: JSON columns take dicts or 1.0's JSON strings (stored once) and read back as
+``JSONText`` (1.0's JSON text that also answers the dict's lookups), status/type columns read as enums (``str``
 enums, so ``agent.status == "active"`` still holds), ``plugin_settings`` is a Peewee
 model like the rest, and the foreign keys that 1.0 declared on its SQLAlchemy side only
 are declared here, once, for both ORMs.
@@ -14,15 +15,18 @@ Importing this module opens nothing.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import enum
-from typing import Any
+from typing import Any, TypeVar
 
 import peewee
 
 from ..default import default_database
 from ..fields import DateTimeField, EnumField, JSONField, new_id, utcnow
 from ..model import Model
+
+T = TypeVar("T")
 
 __all__ = [
     "ALL_MODELS",
@@ -103,6 +107,12 @@ class BaseModel(Model):
         return super().save(force_insert=force_insert, only=only)
 
 
+def _plain(value: Any, kind: type[T]) -> T | None:
+    """A fresh copy of a JSON column's ``kind`` value (``JSONText`` or plain), as 1.0's ``json.loads`` gave."""
+    value = getattr(value, "value", value)
+    return copy.deepcopy(value) if isinstance(value, kind) else None
+
+
 class User(BaseModel):
     """An account that can own tenants."""
 
@@ -142,7 +152,7 @@ class Tenant(BaseModel):
 
     def get_config(self) -> dict[str, Any]:
         """The tenant's config as a dict (1.0 API; ``{}`` when unset)."""
-        return self.tenant_config if isinstance(self.tenant_config, dict) else {}
+        return _plain(self.tenant_config, dict) or {}
 
     def set_config(self, config: dict[str, Any]) -> None:
         """Replace the config and save (1.0 API)."""
@@ -173,7 +183,7 @@ class Agent(BaseModel):
 
     def get_config(self) -> dict[str, Any]:
         """The agent's config as a dict (1.0 API; ``{}`` when unset)."""
-        return self.config if isinstance(self.config, dict) else {}
+        return _plain(self.config, dict) or {}
 
     def set_config(self, config: dict[str, Any]) -> None:
         """Replace the config and save (1.0 API)."""
@@ -204,7 +214,12 @@ class ApiKey(BaseModel):
 
     def get_permissions(self) -> list[str]:
         """The permission list (1.0 API)."""
-        return list(self.permissions) if isinstance(self.permissions, list) else []
+        return _plain(self.permissions, list) or []
+
+    def set_permissions(self, permissions: list[str]) -> None:
+        """Replace the permission list and save (1.0 API)."""
+        self.permissions = list(permissions)
+        self.save()
 
     def has_permission(self, permission: str) -> bool:
         """True when ``permission`` is granted (1.0 API)."""
@@ -287,8 +302,11 @@ class PluginSettings(BaseModel):
         indexes = ((("tenant_id", "agent_id", "plugin_name"), True),)
 
 
-ALL_MODELS: tuple[type[Model], ...] = (User, Tenant, Agent, ApiKey, AgentActiveState, PluginSettings)
-"""Every control-plane model, in dependency order (the business models are in BUSINESS_MODELS)."""
+ALL_MODELS: list[type[Model]] = [User, Tenant, Agent, ApiKey, AgentActiveState, PluginSettings]
+"""Every control-plane model, in dependency order (the business models are in BUSINESS_MODELS).
+
+A list, as in 1.0, so that ``ALL_MODELS + [MyModel]`` works.
+"""
 
 from ..scoped import BusinessBaseModel  # noqa: E402
 from .business import (  # noqa: E402 - 1.0 imported both kinds from maim_db.core.models

@@ -13,7 +13,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import peewee
 
@@ -22,6 +22,7 @@ from ..forks import park
 from ..loopguard import OnLoop, check_loop
 from ..retry import RetryPolicy, retry_sync
 from ..url import DatabaseURL
+from .aio import AsyncNames, Runner
 
 __all__ = ["LOCK_TYPES", "MaimDatabaseMixin", "Runner", "lock_type"]
 
@@ -40,14 +41,6 @@ def lock_type(asked: str | None) -> str:
     return lock
 
 
-class Runner(Protocol):
-    """The owner of a database (a bridge): it runs sync code off the event loop."""
-
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` on a worker thread and return its result."""
-        ...
-
-
 class _ConnectionLocal(peewee._ConnectionLocal):
     """Peewee's per-thread connection state, remembering the process that opened it."""
 
@@ -60,8 +53,8 @@ class _ConnectionLocal(peewee._ConnectionLocal):
         self.pid = os.getpid()
 
 
-class MaimDatabaseMixin:
-    """What every maim_db Peewee database adds: the bridge link, async ``run``, safety checks."""
+class MaimDatabaseMixin(AsyncNames):
+    """What every maim_db Peewee database adds: the bridge link, pwasyncio's async names, safety checks."""
 
     def check_location(self) -> None:
         """Nothing to check for a server; SQLite overrides this."""
@@ -95,10 +88,6 @@ class MaimDatabaseMixin:
         """Link to the owning bridge (weakly: the bridge owns the database, not the reverse)."""
         self._bridge_ref = weakref.ref(bridge)
 
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run sync Peewee code on the bridge's executor (Peewee 4's ``aexecute`` calls this)."""
-        return await self.bridge.run(fn, *args, **kwargs)
-
     # -- transactions that retry themselves ------------------------------------------
 
     def run_transaction(
@@ -124,7 +113,7 @@ class MaimDatabaseMixin:
             )
 
         def attempt() -> T:
-            with self.atomic():  # type: ignore[attr-defined]
+            with self.atomic():
                 return fn(*args, **kwargs)
 
         return retry_sync(attempt, policy)
@@ -137,7 +126,7 @@ class MaimDatabaseMixin:
         that transaction and is the caller's to retry.
         """
         if self.in_transaction():  # type: ignore[attr-defined]
-            with self.atomic():  # type: ignore[attr-defined]
+            with self.atomic():
                 return fn(*args, **kwargs)
         return self.run_transaction(fn, *args, **kwargs)
 
@@ -191,6 +180,23 @@ class MaimDatabaseMixin:
     def after_fork_in_child(self) -> None:
         """Forget the connections inherited from the parent (they are never closed here)."""
         raise NotImplementedError
+
+    def rollback_abandoned(self) -> None:
+        """Roll back this thread's open transaction (its owner task is gone) and let go of its locks.
+
+        Every open block of the thread is dropped, savepoints included; on a server the
+        connection then goes back to the pool.
+        """
+        state = self._state
+        try:
+            if not state.closed and (state.transactions or getattr(state.conn, "in_transaction", False)):
+                self.rollback()
+        finally:
+            del state.transactions[:]
+            self._clear_commit_callbacks()  # type: ignore[attr-defined]
+            self._end_write()
+            if not self.url.is_sqlite and not self.is_closed():
+                self.close()  # type: ignore[attr-defined]
 
     def close_thread_connection(self) -> None:
         """Close the calling thread's connection, if any (an open transaction is rolled back by closing).

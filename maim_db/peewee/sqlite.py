@@ -38,6 +38,8 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
     Read-only transactions may ask for ``atomic(lock_type="DEFERRED")``.
     """
 
+    _timeout: float  # Peewee's: `db.timeout`, the busy timeout in seconds
+
     def __init__(
         self,
         url: DatabaseURL,
@@ -84,7 +86,7 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
         try:
             conn = sqlite3.connect(
                 self.database,
-                timeout=self.file.busy_timeout,
+                timeout=self._timeout,
                 isolation_level=None,
                 check_same_thread=False,
                 uri=url.memory,
@@ -98,6 +100,9 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
             ) from exc
         try:
             self.profile.apply(conn, memory=url.memory, path=url.path)
+            if self._timeout != self.file.busy_timeout:
+                # `db.timeout = 2.5` outlives reconnects (Peewee's own SqliteDatabase keeps it too)
+                conn.execute(f"PRAGMA busy_timeout={round(self._timeout * 1000)}")
             self._add_conn_hooks(conn)  # type: ignore[attr-defined]
         except sqlite3.OperationalError as exc:
             conn.close()
@@ -135,7 +140,7 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
         conn = self.connection()  # type: ignore[no-untyped-call]
         if not conn.in_transaction:
             self._end_write()  # a turn left by a transaction SQLite ended by itself (a full disk)
-        hold = queue.acquire(self.file.busy_timeout, conn=conn)
+        hold = queue.acquire(self._timeout, conn=conn)
         try:
             self._translated(super().begin, lock)
         except BaseException:
@@ -166,7 +171,7 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
             return self._translated(super().execute_sql, sql, params)
         self.guard()
         self.check_location()
-        hold = queue.acquire(self.file.busy_timeout, conn=self.connection())  # type: ignore[no-untyped-call]
+        hold = queue.acquire(self._timeout, conn=self.connection())  # type: ignore[no-untyped-call]
         try:
             return self._translated(super().execute_sql, sql, params)
         finally:

@@ -55,6 +55,28 @@ class UnboundDatabase(peewee.Database):
         """Refuse: the model has no database yet."""
         raise self._fail()
 
+    # pwasyncio's database-level names (maim_db's databases have them): each says how to bind.
+
+    async def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._fail()
+
+    aexecute = aexecute_sql = list = get = first = scalar = count = exists = _refuse
+    aprefetch = aconnect = aclose = acreate_tables = adrop_tables = _refuse
+
+    def iterate(self, query: Any, buffer_size: int | None = None) -> Any:
+        """Refuse: the model has no database yet."""
+        raise self._fail()
+
+    def atomic(self, *args: Any, **kwargs: Any) -> Any:
+        """Refuse (``with`` and ``async with`` alike): the model has no database yet."""
+        raise self._fail()
+
+    transaction = atomic
+
+    def savepoint(self) -> Any:
+        """Refuse: the model has no database yet."""
+        raise self._fail()
+
 
 def database_for(model: type[peewee.Model]) -> MaimDatabaseMixin:
     """The maim_db database a model is bound to, or a :class:`NotBoundError` that says how to bind it."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import threading
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import peewee
@@ -97,7 +98,7 @@ class Mirrors:
             _link(model, cls, self._mirrors)
             return cls
 
-    def mirror_all(self, models: list[type[peewee.Model]] | tuple[type[peewee.Model], ...]) -> list[type[Any]]:
+    def mirror_all(self, models: Sequence[type[peewee.Model]]) -> list[type[Any]]:
         """Mirrors of several models (their foreign-key targets included), relationships complete."""
         return [self.mirror(m) for m in models]
 
@@ -146,7 +147,7 @@ def mirrored_model(mirror_class: type[Any]) -> type[peewee.Model]:
         ) from None
 
 
-def mirror_all(models: list[type[peewee.Model]] | tuple[type[peewee.Model], ...]) -> list[type[Base]]:
+def mirror_all(models: Sequence[type[peewee.Model]]) -> list[type[Base]]:
     """Mirrors on :class:`Base` of several models (foreign-key targets included)."""
     return _default.mirror_all(models)
 

@@ -54,7 +54,10 @@ def _filter(state: ORMExecuteState) -> None:
     agent = current_agent_id()
     names = ", ".join(sorted(m.class_.__name__ for m in mappers))
     if agent is None:
-        raise AgentContextError(f"{names} is tenant-scoped and no agent is set", hint=_HINT)
+        raise AgentContextError(
+            f"{names} is tenant-scoped and no agent is set (maim_db 1.0 returned every agent's rows here)",
+            hint=_HINT,
+        )
     if state.is_insert:
         raise AgentContextError(
             f"ORM insert() statements on {names} are not scoped", hint="add objects with session.add() instead"

@@ -27,7 +27,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 from .. import fields as maim_fields
-from ..codecs import SCALED_MAX_DIGITS
+from ..codecs import SCALED_MAX_DIGITS, JSONText
 from ..errors import UnmappedFieldError
 
 __all__ = ["PeeweeValue", "plain_value", "register_field_type", "sqlalchemy_type_for"]
@@ -292,7 +292,10 @@ class PeeweeValue(TypeDecorator[Any]):
         """Stored form -> Python value, by the Peewee field."""
         if value is None:
             return None
-        return self.field.python_value(value)
+        result = self.field.python_value(value)
+        # maim_db's JSONField reads JSONText on the Peewee side (1.0's text); here the plain
+        # dict or list, as 1.0's SQLAlchemy models (JSON columns) gave.
+        return result.value if isinstance(result, JSONText) else result
 
     @property
     def python_type(self) -> type[Any]:
