@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
+from .callsite import call_site, starting_at
 from .errors import BridgeClosedError, ConfigurationError, NotBoundError, TransactionError
 from .executor import Call, Executor, current_task
 from .executor import Session as WorkerSession
@@ -656,7 +657,8 @@ class Bridge:
                 hint="call it outside the block: it opens the transaction itself",
             )
         run = functools.partial(self.run_transaction, fn, max_attempts=max_attempts, time_limit=time_limit)
-        return await self.run(run, *args, **kwargs)
+        with starting_at(call_site()):  # for the write lock's holder record (BEGIN runs on a worker)
+            return await self.run(run, *args, **kwargs)
 
     def run_session(
         self,
@@ -992,7 +994,8 @@ class AsyncAtomic:
             return result
 
         try:
-            result = await executor.run(enter, (), {}, session=self._txn.session, shielded=True)
+            with starting_at(call_site()):  # BEGIN runs on a worker: tell it where the block began
+                result = await executor.run(enter, (), {}, session=self._txn.session, shielded=True)
         except BaseException as exc:
             # BEGIN failed, or the task was cancelled while it was sent: undo what was begun.
             if entered[0]:

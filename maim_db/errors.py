@@ -125,7 +125,51 @@ class ConnectionLostError(DatabaseConnectionError):
 
 
 class WriteLockTimeoutError(MaimDBError):
-    """A writer waited longer than the busy (SQLite) or lock (servers) timeout for its turn."""
+    """A writer waited longer than the busy (SQLite) or lock (servers) timeout for its turn.
+
+    The message names the holder when it can be found, and so do the attributes (None
+    when unknown): ``holder_pid`` (the holding process; on a server, the server's backend
+    pid or connection id, named by ``holder_kind``), ``held_for`` (seconds it has held the lock), ``holder_site``
+    (where its transaction began in its code, ``file:line in function``), ``holder_thread``
+    and ``holder_detail`` (what else is known: a server's application name, client, query).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        orig: BaseException | None = None,
+        holder_pid: int | None = None,
+        held_for: float | None = None,
+        holder_site: str | None = None,
+        holder_thread: str | None = None,
+        holder_detail: str | None = None,
+        holder_kind: str = "process",
+    ) -> None:
+        self.holder_pid = holder_pid
+        self.holder_kind = holder_kind
+        self.held_for = held_for
+        self.holder_site = holder_site
+        self.holder_thread = holder_thread
+        self.holder_detail = holder_detail
+        super().__init__(message + self.holder_description(), hint=hint, orig=orig)
+
+    def holder_description(self) -> str:
+        """The part of the message that names the holder ("" when nothing is known)."""
+        parts: list[str] = []
+        if self.holder_pid is not None:
+            parts.append(f"{self.holder_kind} {self.holder_pid}")
+        if self.holder_thread is not None:
+            parts.append(f"thread {self.holder_thread!r}")
+        if self.held_for is not None:
+            parts.append(f"for {self.held_for:.2f} s")
+        if self.holder_site is not None:
+            parts.append(f"since its transaction began at {self.holder_site}")
+        text = f"; it is held by {', '.join(parts)}" if parts else ""
+        if self.holder_detail:
+            text += f" ({self.holder_detail})" if parts else f"; {self.holder_detail}"
+        return text
 
 
 class NotBoundError(MaimDBError):

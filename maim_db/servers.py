@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib
+import logging
 import select
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from .errors import (
     driver_error,
 )
 from .url import DatabaseURL
+
+log = logging.getLogger("maim_db")
 
 __all__ = [
     "DRIVERS",
@@ -49,6 +52,7 @@ __all__ = [
     "replica_write_refused",
     "require_driver",
     "server_options",
+    "writer_lock_holder",
     "writer_lock_key",
     "writer_lock_name",
     "writer_lock_on_galera",
@@ -237,13 +241,104 @@ MYSQL_RELEASE_LOCK = "SELECT RELEASE_LOCK(%s)"
 """Let go of the writer lock: parameter ``(writer_lock_name(url),)``."""
 
 
-def writer_lock_timeout(url: DatabaseURL, seconds: float, orig: BaseException | None = None) -> WriteLockTimeoutError:
-    """The error of a write transaction that waited ``seconds`` for the writer lock in vain."""
+def writer_lock_timeout(
+    url: DatabaseURL,
+    seconds: float,
+    orig: BaseException | None = None,
+    *,
+    query: Callable[[str, tuple[Any, ...]], Sequence[Any] | None] | None = None,
+) -> WriteLockTimeoutError:
+    """The error of a write transaction that waited ``seconds`` for the writer lock in vain.
+
+    ``query(sql, params)`` runs one statement on the waiter's connection (out of any failed
+    transaction) and returns its first row: with it the error names the holder as far as
+    the server can tell (:func:`writer_lock_holder`).
+    """
+    holder = writer_lock_holder(url, query) if query is not None else {}
     return WriteLockTimeoutError(
         f"waited {seconds:.1f} s for the writer lock of {url.safe_target()}",
-        hint="another writer holds a transaction open that long; keep write transactions short",
+        hint="another writer holds a transaction open that long; keep write transactions short. A transaction "
+        "that waits for another service (an HTTP call) which writes the same database waits for itself: read "
+        "in a deferred session, call the service, then write (docs/locking.md)",
         orig=orig,
+        **holder,
     )
+
+
+def _postgres_holder_sql(url: DatabaseURL) -> str:
+    # A bigint advisory key shows in pg_locks as classid (high half) and objid (low half),
+    # objsubid 1. The halves are integers computed here, so they are written into the SQL.
+    key = writer_lock_key(url) & 0xFFFF_FFFF_FFFF_FFFF
+    return (
+        "SELECT a.pid, EXTRACT(EPOCH FROM clock_timestamp() - COALESCE(a.xact_start, a.backend_start))::float8, "
+        "a.application_name, host(a.client_addr), a.backend_start::text, a.state, left(a.query, 200) "
+        "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        f"AND l.classid::bigint = {key >> 32} AND l.objid::bigint = {key & 0xFFFF_FFFF} "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) LIMIT 1"
+    )
+
+
+# The connection holding GET_LOCK's name, and how long its transaction has been open
+# (InnoDB knows once it has touched a table; else the time since its last statement).
+_MYSQL_HOLDER_SQL = (
+    "SELECT p.ID, TIMESTAMPDIFF(MICROSECOND, t.trx_started, NOW(6)) / 1000000, p.USER, p.HOST, p.DB, "
+    "p.COMMAND, p.TIME, LEFT(p.INFO, 200) FROM information_schema.PROCESSLIST p "
+    "LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID "
+    "WHERE p.ID = IS_USED_LOCK(%s) LIMIT 1"
+)
+
+
+def writer_lock_holder(
+    url: DatabaseURL, query: Callable[[str, tuple[Any, ...]], Sequence[Any] | None]
+) -> dict[str, Any]:
+    """What the server tells about the writer lock's holder: :class:`WriteLockTimeoutError` keywords.
+
+    PostgreSQL: ``pg_locks`` and ``pg_stat_activity`` (the backend pid, the age of its
+    transaction, its application name, client and query); MySQL/MariaDB: ``IS_USED_LOCK``
+    and the process list (the connection id, user, host and what it does). Best effort:
+    an empty dict when the server does not say (privileges, a lock just released), never
+    an exception -- this runs on the path of another error.
+    """
+    try:
+        if url.backend == "postgresql":
+            row = query(_postgres_holder_sql(url), ())
+            if not row:
+                return {}
+            pid, age, app, client, started, state, statement = row
+            # Another role's session shows little without pg_read_all_stats: say what is there.
+            named = (
+                ("application_name", app and repr(app)),
+                ("client", client),
+                ("backend started", started),
+                ("state", state and repr(state)),
+                ("last statement", statement and repr(statement)),
+            )
+            detail = [f"{what} {value}" for what, value in named if value]
+            return {
+                "holder_pid": int(pid),
+                "holder_kind": "PostgreSQL backend pid",
+                "held_for": None if age is None else float(age),
+                "holder_detail": ", ".join(detail) or None,
+            }
+        row = query(_MYSQL_HOLDER_SQL, (writer_lock_name(url),))
+        if not row:
+            return {}
+        conn_id, age, user, host, db, command, idle, statement = row
+        described = f"{user}@{host} on {db}, {command} for {idle} s"
+        if statement:
+            described += f", running {statement!r}"
+        if age is not None:
+            described += "; InnoDB dates a transaction's start to the second"
+        return {
+            "holder_pid": int(conn_id),
+            "holder_kind": "MySQL connection id",
+            "held_for": None if age is None else float(age),
+            "holder_detail": described,
+        }
+    except Exception:
+        log.debug("looking up the writer lock's holder failed", exc_info=True)
+        return {}
 
 
 # -- connecting ---------------------------------------------------------------------------------

@@ -207,6 +207,14 @@ class ServerDatabaseMixin(MaimDatabaseMixin):
         state = self._state
         return not state.closed and getattr(state, "dead", None) is state.conn
 
+    def _first_row(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """The first row of one statement on this thread's connection (to name the writer lock's holder)."""
+        if self._is_dead():
+            return None
+        cursor = self.cursor()
+        cursor.execute(sql, params or None)
+        return cursor.fetchone()
+
     def _transaction_lost(self) -> ConnectionLostError:
         orig = getattr(self._state, "dead_orig", None)
         return ConnectionLostError(
@@ -350,7 +358,7 @@ class PostgresqlDatabase(ServerDatabaseMixin, PooledPostgresqlDatabase):  # type
                 with contextlib.suppress(Exception):
                     self.cursor().execute("ROLLBACK")
             if "lock timeout" in str(exc):
-                raise writer_lock_timeout(self.url, self.lock_timeout, exc) from exc
+                raise writer_lock_timeout(self.url, self.lock_timeout, exc, query=self._first_row) from exc
             raise
 
 
@@ -398,7 +406,7 @@ class MySQLDatabase(ServerDatabaseMixin, PooledMySQLDatabase, _BoundedPyMySQL): 
             self._refuse_galera()
             got = self.execute_sql(MYSQL_GET_LOCK, (self._lock_name, self.lock_timeout)).fetchone()[0]
             if got != 1:
-                raise writer_lock_timeout(self.url, self.lock_timeout)
+                raise writer_lock_timeout(self.url, self.lock_timeout, query=self._first_row)
             self._state.holds_write_lock = True
         try:
             self._server_call(super().begin, isolation_level)

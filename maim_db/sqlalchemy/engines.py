@@ -9,6 +9,7 @@ with ``readonly=True`` begin DEFERRED and never take it.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util.concurrency import await_
 
+from ..callsite import begun_at
 from ..errors import ConfigurationError, ReadOnlyDatabaseError, driver_error
 from ..servers import (
     MYSQL_GET_LOCK,
@@ -93,6 +95,9 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
         # statement (see onehop.py): no round trip of its own, and the loop stays free while
         # the lock is awaited there.
         where = keeper(conn.connection.dbapi_connection, conn.connection.info)
+        # Where the transaction began in the caller's code, found here (on the caller's
+        # thread, through the greenlet for AsyncSession) for the lock's holder record.
+        site = begun_at() if lock else None
 
         def begin(raw: sqlite3.Connection) -> None:
             # A transaction (and its turn) left by a session that was cancelled before its
@@ -100,7 +105,7 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
             finish(raw, where, "rollback")
             if lock:
                 assert write_lock is not None
-                where[_HOLD] = hold = write_lock.acquire(timeout, conn=raw)
+                where[_HOLD] = hold = write_lock.acquire(timeout, conn=raw, site=site)
             try:
                 raw.execute(f"BEGIN {mode}")
             except BaseException:
@@ -281,7 +286,8 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
                     conn.exec_driver_sql(statement)
             except sa.exc.DBAPIError as exc:
                 if "lock timeout" in str(exc):
-                    raise writer_lock_timeout(url, opts["lock_timeout"], exc) from exc
+                    query = functools.partial(_first_row_after_rollback, conn.connection.dbapi_connection)
+                    raise writer_lock_timeout(url, opts["lock_timeout"], exc, query=query) from exc
                 raise
 
         return
@@ -302,7 +308,8 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
             galera_checked.append(True)
         got = conn.exec_driver_sql(MYSQL_GET_LOCK, (name, opts["lock_timeout"])).scalar()
         if got != 1:
-            raise writer_lock_timeout(url, opts["lock_timeout"])
+            query = functools.partial(_first_row_after_rollback, conn.connection.dbapi_connection)
+            raise writer_lock_timeout(url, opts["lock_timeout"], query=query)
         conn.connection.info[_HOLDS] = True
 
     def release(dbapi_connection: Any, info: dict[Any, Any]) -> None:
@@ -343,6 +350,22 @@ def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -
     @event.listens_for(engine, "invalidate")
     def _mysql_invalidate(_dbapi_connection: Any, record: Any, _exc: Any) -> None:
         record.info.pop(_HOLDS, None)  # GET_LOCK dies with the session: nothing to release
+
+
+def _first_row_after_rollback(dbapi_connection: Any, sql: str, params: tuple[Any, ...]) -> Any:
+    """One statement's first row on a connection whose transaction failed (to name the lock's holder).
+
+    The failed transaction is rolled back first (PostgreSQL refuses anything else in it),
+    and the statement's own after: the pool's reset then finds nothing open.
+    """
+    dbapi_connection.rollback()
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(sql, params or None)
+        return cursor.fetchone()
+    finally:
+        cursor.close()
+        dbapi_connection.rollback()
 
 
 def build_sync_engine(url: DatabaseURL, file: SQLiteFile | None = None) -> Engine:

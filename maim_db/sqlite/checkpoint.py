@@ -191,7 +191,7 @@ class Checkpointer:
             return frames, busy
         try:
             if self.write_lock is not None:
-                self.write_lock.acquire(self.lock_timeout)
+                self.write_lock.acquire(self.lock_timeout, site="maim_db's WAL checkpointer")
         except WriteLockTimeoutError:
             return frames, 1
         try:

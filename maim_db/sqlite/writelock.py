@@ -25,6 +25,14 @@ Liveness is as strict as safety:
 * a hold whose thread died or whose connection was closed (or is no longer inside the
   transaction it began) is reclaimed by the next waiter.
 
+Who holds the lock is never a mystery: the holder writes a small record into the lock file
+(its pid, thread, ticket, since when, and where in its code the transaction began) right
+after it takes ``OWNER``; the next holder overwrites it. A waiter that gives up names that
+holder in its :class:`WriteLockTimeoutError` -- but only after checking with the kernel
+that ``OWNER`` and the recorded ticket's slot are still locked, which they are not once
+that writer finished or was killed: a stale record is never reported. (An unqueued
+holder, which has no slot, clears its record before it lets go, and is checked by pid.)
+
 The file locks are ``fcntl`` record locks, which the kernel drops when a process dies: a
 killed writer never blocks the others (no PID files, no stale locks). On Linux they are
 open-file-description locks, waited for by a helper thread in a blocking call, so a turn
@@ -37,15 +45,18 @@ from __future__ import annotations
 
 import collections
 import logging
+import mmap
 import os
 import stat
 import struct
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
 
+from ..callsite import begun_at
 from ..errors import TransactionError, WriteLockTimeoutError
 
 try:
@@ -53,7 +64,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["HANDOVER_SECONDS", "Hold", "WriteLock", "WriteLockTimeoutError", "write_lock_for"]
+__all__ = ["HANDOVER_SECONDS", "Hold", "LockHolder", "WriteLock", "WriteLockTimeoutError", "write_lock_for"]
 
 log = logging.getLogger("maim_db.writelock")
 
@@ -61,7 +72,15 @@ _MUTEX = 0  # byte guarding the ticket counter (held for microseconds)
 _OWNER = 1  # the writer's byte: whoever holds it may BEGIN IMMEDIATE
 _COUNTER = 8  # 8 bytes: the next ticket
 _SERVING = 16  # 8 bytes: the ticket of the current writer (a hint for pollers)
+_RECORD = 64  # the holder's record (data, not a lock byte): see _HEAD
+_RECORD_MAX = 1024
+_PAGE = 4096  # the lock file's first page: counters and the holder's record
 _SLOT = 1 << 20  # ticket n holds byte _SLOT + n while queued or writing
+# magic, pid, ticket (-1: unqueued), time.monotonic() and time.time() when granted, payload
+# length; the payload is "site\0thread name" in UTF-8.
+_HEAD = struct.Struct("<4sqqddH")
+_MAGIC = b"MDH1"
+_CLEARED = b"\0" * len(_MAGIC)
 _POLL_NEXT = 0.00003  # pollers: the writer next in line looks often ...
 _POLL_FAR = 0.0005  # ... the ones further back less
 _HAS_OFD = fcntl is not None and hasattr(fcntl, "F_OFD_SETLKW")
@@ -86,12 +105,17 @@ class Hold:
     connection was closed or whose transaction ended without a release.
     """
 
-    __slots__ = ("_released", "began", "conn", "depth", "lock", "thread")
+    __slots__ = ("_released", "began", "conn", "depth", "lock", "since", "site", "thread", "unqueued")
 
-    def __init__(self, lock: WriteLock, conn: Any = None) -> None:
+    def __init__(self, lock: WriteLock, conn: Any = None, site: str | None = None) -> None:
         self.lock = lock
         self.thread = threading.current_thread()
         self.conn = conn
+        self.site = site
+        """Where the turn was asked for in the caller's code (``file:line in function``)."""
+        self.since = 0.0
+        """``time.monotonic()`` when the turn was granted (0.0 while it is still awaited)."""
+        self.unqueued = False  # granted without a ticket: its record is cleared at release
         self.began = False  # set by the caller once its BEGIN succeeded
         self.depth = 1
         self._released = False
@@ -417,6 +441,12 @@ class _OFDQueue:
                 )
                 return True
 
+    @property
+    def ticket(self) -> int | None:
+        """The ticket of the turn this process holds (None: none, or taken unqueued)."""
+        helper = self._holder
+        return None if helper is None else helper.ticket
+
     @staticmethod
     def _abandon(request: _Request) -> bool:
         """Give the request up; True if it was granted meanwhile (the caller then owns the turn)."""
@@ -489,6 +519,11 @@ class _PollQueue:
         self._ticket = ticket
         return True
 
+    @property
+    def ticket(self) -> int | None:
+        """The ticket of the turn this process holds (None: none, or taken unqueued)."""
+        return self._ticket
+
     @staticmethod
     def _drop(fd: int, ticket: int | None) -> None:
         assert fcntl is not None
@@ -503,6 +538,139 @@ class _PollQueue:
         self._drop(fd, ticket)
 
 
+# -- who holds it ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds a file's write lock: what a waiter that gave up is told."""
+
+    pid: int
+    """The holding process."""
+    thread: str | None
+    """The name of its thread that holds the turn."""
+    held_for: float
+    """Seconds since the turn was granted."""
+    site: str | None
+    """Where its transaction began in its code (``file:line in function``), if known."""
+
+    def error_fields(self) -> dict[str, Any]:
+        """The holder's keyword arguments for :class:`WriteLockTimeoutError`."""
+        return {
+            "holder_pid": self.pid,
+            "holder_thread": self.thread,
+            "held_for": self.held_for,
+            "holder_site": self.site,
+        }
+
+
+_payloads: dict[tuple[str | None, str], bytes] = {}  # (site, thread name) -> encoded; most repeat
+
+
+def _record_of(hold: Hold, ticket: int | None) -> bytes:
+    key = (hold.site, hold.thread.name)
+    payload = _payloads.get(key)
+    if payload is None:
+        if len(_payloads) >= 512:
+            _payloads.clear()
+        text = f"{hold.site or ''}\0{hold.thread.name}"
+        payload = _payloads[key] = text.encode("utf-8", "replace")[: _RECORD_MAX - _HEAD.size]
+    head = _HEAD.pack(_MAGIC, os.getpid(), -1 if ticket is None else ticket, hold.since, time.time(), len(payload))
+    return head + payload
+
+
+def _read_record(fd: int) -> tuple[int, int, float, float, str, str] | None:
+    """The holder record in the lock file (read until two reads agree), or None if there is none."""
+    for _ in range(5):
+        raw = os.pread(fd, _RECORD_MAX, _RECORD)
+        if raw != os.pread(fd, _RECORD_MAX, _RECORD):
+            continue  # written meanwhile: read again
+        if len(raw) < _HEAD.size:
+            return None
+        magic, pid, ticket, since, wall, size = _HEAD.unpack_from(raw)
+        if magic != _MAGIC or len(raw) < _HEAD.size + size:
+            return None
+        site, _, thread = raw[_HEAD.size : _HEAD.size + size].decode("utf-8", "replace").partition("\0")
+        return pid, ticket, since, wall, site, thread
+    return None
+
+
+def _locked_by_anyone(fd: int, byte: int) -> bool | None:
+    """Whether some open file description holds ``byte`` (Linux OFD locks), None where unknown."""
+    if not _HAS_OFD:
+        return None  # classic POSIX F_GETLK has a per-platform layout; the pid check stands in
+    assert fcntl is not None
+    probe = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, byte, 1, 0)
+    kind = struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_OFD_GETLK, probe))[0]
+    return bool(kind != fcntl.F_UNLCK)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: alive, another user's
+        return True
+    return True
+
+
+class _RecordPage:
+    """The lock file's first page, where the holder's record lives; its descriptor holds no lock.
+
+    The page is mapped, so that publishing a record is a memory copy rather than a system
+    call on every turn. Its blocks are allocated first (``posix_fallocate``): a write to a
+    mapped hole on a full disk would kill the process with SIGBUS. Where that cannot be
+    done, records are written with ``pwrite``. Readers use ``pread`` (the same page cache).
+    """
+
+    def __init__(self, path: Path, db_path: Path) -> None:
+        self.path = path
+        self.db_path = db_path
+        self._fd: int | None = None
+        self._map: mmap.mmap | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def fd(self) -> int:
+        """A descriptor of the lock file that never holds a lock (so F_OFD_GETLK sees every holder)."""
+        fd = self._fd
+        if fd is None:
+            with self._lock:
+                if self._fd is None:
+                    self._open()
+                fd = self._fd
+        assert fd is not None
+        return fd
+
+    def _open(self) -> None:
+        # Never closed, as every descriptor of the lock file.
+        self._fd = fd = open_lock_file(self.path, self.db_path)
+        try:
+            if os.fstat(fd).st_size < _PAGE:
+                os.posix_fallocate(fd, 0, _PAGE)  # keeps what is there (the ticket counter)
+            self._map = mmap.mmap(fd, _PAGE)
+        except (OSError, ValueError, AttributeError):  # no fallocate here, a full disk: pwrite
+            log.debug("the write lock's holder record is written with pwrite", exc_info=True)
+            self._map = None
+
+    def after_fork_in_child(self) -> None:
+        """Keep the descriptor and the mapping (they hold no lock); only the mutex starts over."""
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        """Put ``data`` at the record's place (called with ``OWNER`` held)."""
+        fd = self.fd
+        page = self._map
+        if page is not None:
+            page[_RECORD : _RECORD + len(data)] = data
+            return
+        try:
+            os.pwrite(fd, data, _RECORD)
+        except OSError:  # pragma: no cover - a record is a courtesy, never a reason to fail
+            log.debug("writing the write lock's holder record failed", exc_info=True)
+
+
 # -- the lock -------------------------------------------------------------------------------
 
 
@@ -515,6 +683,7 @@ class WriteLock:
         self._local = _LocalQueue()
         self._cross: _OFDQueue | _PollQueue = self._new_cross()
         self.reclaimed = 0  # holds taken back from dead threads or closed connections
+        self._page = _RecordPage(self.path, db_path)
         self.poisoned: str | None = None  # a child forked during a write of its parent: why
         self._fork_hold: Hold | None = None
         self._fork_blocked: str | None = None
@@ -538,11 +707,13 @@ class WriteLock:
         owner = self._local.owner
         return owner is not None and owner.thread is threading.current_thread()
 
-    def acquire(self, timeout: float, *, conn: Any = None) -> Hold:
+    def acquire(self, timeout: float, *, conn: Any = None, site: str | None = None) -> Hold:
         """Wait for this writer's turn (FIFO), at most ``timeout`` seconds; the turn is returned.
 
         ``conn`` is the sqlite3 connection that will write (it lets a later waiter reclaim
-        the turn should that connection be closed without a release).
+        the turn should that connection be closed without a release). ``site`` is where
+        the transaction began in the caller's code; by default it is found on the stack
+        (:func:`maim_db.callsite.begun_at`). A waiter that gives up is told both.
         """
         hold = Hold(self, conn)
         if not self.enabled:
@@ -565,6 +736,7 @@ class WriteLock:
                 "first transaction before starting another",
             )
         deadline = time.monotonic() + timeout
+        hold.site = begun_at() if site is None else site
         if not self._local.acquire(hold, deadline, self._reap_owner):
             raise self._timeout(timeout)
         try:
@@ -575,6 +747,10 @@ class WriteLock:
         if not ok:
             self._local.release(hold)
             raise self._timeout(timeout)
+        hold.since = time.monotonic()
+        ticket = self._cross.ticket
+        hold.unqueued = ticket is None
+        self._page.write(_record_of(hold, ticket))
         return hold
 
     def _release_hold(self, hold: Hold) -> bool:
@@ -587,6 +763,8 @@ class WriteLock:
                 return True
             hold._released = True
         try:
+            if hold.unqueued:  # a queued holder's record goes stale with its slot (see _holder_in_file)
+                self._page.write(_CLEARED)
             self._cross.release()
         finally:
             self._local.release(hold)
@@ -622,19 +800,68 @@ class WriteLock:
             log.warning("reclaimed the write lock of %s: %s", self.db_path, why)
         return why
 
-    def _timeout(self, timeout: float) -> WriteLockTimeoutError:
+    def current_holder(self) -> LockHolder | None:
+        """Who holds the lock now: a thread of this process, or the process the lock file names.
+
+        Another process's record counts only while the kernel says it still holds the lock
+        (``OWNER`` and its ticket's slot locked; an unqueued holder: its pid alive), so a
+        writer that was killed is never reported. None when nobody holds it, or the holder
+        cannot be told (it took the lock a moment ago and has not written its record yet).
+        """
+        if not self.enabled:
+            return None
         owner = self._local.owner
-        if owner is not None:
+        if owner is not None and owner.since:
+            return LockHolder(os.getpid(), owner.thread.name, time.monotonic() - owner.since, owner.site)
+        try:
+            return self._holder_in_file()
+        except OSError:  # pragma: no cover - best effort: the error path must not fail on it
+            log.debug("reading the write lock's holder record failed", exc_info=True)
+            return None
+
+    def _holder_in_file(self) -> LockHolder | None:
+        fd = self._page.fd
+        found = _read_record(fd)
+        if found is None or _locked_by_anyone(fd, _OWNER) is False:
+            return None
+        pid, ticket, since, wall, site, thread = found
+        if pid == os.getpid():
+            return None  # this process's threads are known first-hand: a record of ours is stale
+        slot_held = _locked_by_anyone(fd, _SLOT + ticket) if ticket >= 0 else None
+        if slot_held is False or (slot_held is None and not _alive(pid)):
+            return None  # its writer died (or finished) and another took OWNER a moment ago
+        held_for = time.monotonic() - since
+        if not 0 <= held_for < 10 * 365 * 86400:  # another clock (another host, a container's namespace)
+            held_for = max(0.0, time.time() - wall)
+        return LockHolder(pid, thread or None, held_for, site or None)
+
+    def _timeout(self, timeout: float) -> WriteLockTimeoutError:
+        holder = self.current_holder()
+        owner = self._local.owner
+        me = threading.current_thread()
+        if holder is not None and holder.pid == os.getpid():
             hint = (
-                f"a writer of this process (thread {owner.thread.name!r}) holds a transaction open that long; "
-                "keep write transactions short or raise busy_timeout"
+                "a writer of this process holds a transaction open that long; keep write transactions short "
+                "or raise busy_timeout"
             )
         else:
             hint = (
                 "another process holds a write transaction open that long (or is stopped while holding it: "
                 "a debugger, Ctrl-Z, docker pause); keep write transactions short or raise busy_timeout"
             )
-        return WriteLockTimeoutError(f"waited {timeout:.1f} s for the write lock of {self.db_path}", hint=hint)
+        hint += (
+            ". A transaction that waits for another service (an HTTP call) which writes the same file waits "
+            "for itself: read in a deferred session, call the service, then write (docs/locking.md)"
+        )
+        detail = None
+        if holder is None:
+            detail = "its holder could not be told (it took the lock a moment ago, or is not a maim_db writer)"
+        elif owner is not None and owner.thread is not me and not owner.since:
+            detail = f"this process's thread {owner.thread.name!r} waits for it ahead of this one"
+        fields = holder.error_fields() if holder is not None else {}
+        return WriteLockTimeoutError(
+            f"waited {timeout:.1f} s for the write lock of {self.db_path}", hint=hint, holder_detail=detail, **fields
+        )
 
     def before_fork(self, exempt: set[threading.Thread], timeout: float) -> None:
         """Hold fork() until no other thread of this process has a write open on the file.
@@ -674,6 +901,7 @@ class WriteLock:
         """
         self._local = _LocalQueue()
         self._cross = self._new_cross()
+        self._page.after_fork_in_child()
         self._fork_hold = None
         self.poisoned, self._fork_blocked = self._fork_blocked, None
 
