@@ -169,7 +169,7 @@ class MaimDatabaseMixin(AsyncNames):
             self.connect()  # type: ignore[attr-defined]
 
     def connection(self) -> Any:
-        """This thread's connection, opening it on first use."""
+        """The calling thread's connection, opening it on first use."""
         self._connect_thread()
         return super().connection()  # type: ignore[misc]
 
