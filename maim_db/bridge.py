@@ -69,7 +69,7 @@ class _Transaction:
     must not be kept alive by it; :meth:`watch` then rolls the transaction back.
     """
 
-    __slots__ = ("__weakref__", "_end", "_finalizer", "_owner", "closed", "owns_session", "pid", "session")
+    __slots__ = ("__weakref__", "_end", "_finalizer", "_owner", "_unwatch", "closed", "owns_session", "pid", "session")
 
     def __init__(self, session: WorkerSession, owner: object, *, owns_session: bool = True) -> None:
         self.session = session
@@ -86,6 +86,7 @@ class _Transaction:
         self.closed = False
         self._end = [True]  # popped once: by the block's exit, or by the abandonment rollback
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._unwatch: Callable[[], None] | None = None
 
     @property
     def owner(self) -> object:
@@ -100,6 +101,8 @@ class _Transaction:
             return False
         if self._finalizer is not None:
             self._finalizer.detach()
+        if self._unwatch is not None:  # a task that aconnect()s again and again keeps no callbacks
+            self._unwatch()
         return True
 
     def watch(self, task: object, abandon: Callable[[], None]) -> None:
@@ -114,7 +117,20 @@ class _Transaction:
             self._finalizer = weakref.finalize(task, abandon)
         add_done_callback = getattr(task, "add_done_callback", None)
         if callable(add_done_callback):
-            add_done_callback(lambda _task: abandon())
+
+            def done(_task: object) -> None:
+                abandon()
+
+            add_done_callback(done)
+            with contextlib.suppress(TypeError):
+                task_ref = weakref.ref(task)  # never keep the task alive: its finalizer must run
+
+                def unwatch() -> None:
+                    live = task_ref()
+                    if live is not None:
+                        live.remove_done_callback(done)  # type: ignore[attr-defined]
+
+                self._unwatch = unwatch
 
 
 def _weak_or_strong(obj: object) -> Callable[[], object]:
@@ -1185,9 +1201,10 @@ def _let_go(db: Any) -> None:
 
 def _let_go_for_good(db: Any) -> None:
     """A task's ``aclose()``: close its session's connection (its PRAGMAs and temp tables end with it)."""
-    if db.in_transaction():
-        _let_go(db)  # raises
-    db.close_thread_connection()
+    if db.url.is_sqlite and not db.in_transaction():
+        db.close_thread_connection()
+    else:
+        _let_go(db)  # refuses inside a transaction; a server's connection goes back to the pool
 
 
 # -- read replicas ---------------------------------------------------------------------------
