@@ -566,8 +566,8 @@ class Bridge:
         return conn
 
     def holds_task_connection(self) -> bool:
-        """True when the calling task holds a connection of its own (between ``aconnect()`` and ``aclose()``)."""
-        return self._task_connection() is not None
+        """True when the calling task holds a connection: after ``aconnect()`` (to ``aclose()``), in its transaction."""
+        return self._task_connection() is not None or self._open_transaction() is not None
 
     async def connect_task(self, db: Any) -> bool:
         """``await db.aconnect()``: give the calling task a connection of its own until :meth:`close_task`.

@@ -147,6 +147,25 @@ async def test_is_closed_answers_for_the_calling_task(tbridge: Bridge) -> None:
     async with db:
         assert not db.is_closed()
     assert db.is_closed()
+    async with db.atomic():  # a task's transaction is a connection it holds too
+        assert not db.is_closed()
+        with pytest.raises(TransactionError):
+            await db.aclose()
+    assert db.is_closed()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_connecting_again_and_again_leaves_no_callbacks_on_the_task(tbridge: Bridge) -> None:
+    import asyncio
+
+    task = asyncio.current_task()
+    assert task is not None
+    before = len(task._callbacks or ())  # type: ignore[attr-defined]
+    for _ in range(50):
+        async with tbridge.peewee, tbridge.peewee.atomic():
+            pass
+    assert len(task._callbacks or ()) == before  # type: ignore[attr-defined]
+    assert await busy_sessions(tbridge) == 0
 
 
 async def test_sync_code_on_the_loop_of_a_connected_task_still_gets_its_own_connection(any_url: str) -> None:
