@@ -163,8 +163,8 @@ class MaimDatabaseMixin(AsyncNames):
 
     def _connect_thread(self) -> None:
         # Sync code on an event loop in a task that holds a connection: is_closed() says
-        # False for the task, but this thread's own connection must still be opened.
-        self._forget_inherited()
+        # False for the task, but this thread's own connection must still be opened. (A
+        # connection inherited over fork() is forgotten by is_closed(), which Peewee asks next.)
         if self._state.closed and getattr(self, "autoconnect", True):
             self.connect()  # type: ignore[attr-defined]
 
