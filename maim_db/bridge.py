@@ -64,16 +64,19 @@ _live: weakref.WeakSet[Bridge] = weakref.WeakSet()
 
 
 class _Transaction:
-    """An open async transaction: the pinned session and the task that owns it.
+    """An open async transaction (or a task's own connection): the pinned session and the task that owns it.
 
     The owner is held weakly: a task that ends (or is collected) without leaving its block
     must not be kept alive by it; :meth:`watch` then rolls the transaction back.
     """
 
-    __slots__ = ("__weakref__", "_end", "_finalizer", "_owner", "closed", "pid", "session")
+    __slots__ = ("__weakref__", "_end", "_finalizer", "_owner", "_unwatch", "closed", "owns_session", "pid", "session")
 
-    def __init__(self, session: WorkerSession, owner: object) -> None:
+    def __init__(self, session: WorkerSession, owner: object, *, owns_session: bool = True) -> None:
         self.session = session
+        # False for a transaction on the session of its task's connection (``aconnect()``):
+        # the connection, not the transaction, gives the session back.
+        self.owns_session = owns_session
         self._owner: Callable[[], object] = _weak_or_strong(owner)
         # A forked child sees the parent's open transaction in its copy of the forking
         # task's context; its worker thread did not survive the fork.
@@ -84,6 +87,7 @@ class _Transaction:
         self.closed = False
         self._end = [True]  # popped once: by the block's exit, or by the abandonment rollback
         self._finalizer: weakref.finalize[Any, Any] | None = None
+        self._unwatch: Callable[[], None] | None = None
 
     @property
     def owner(self) -> object:
@@ -98,6 +102,8 @@ class _Transaction:
             return False
         if self._finalizer is not None:
             self._finalizer.detach()
+        if self._unwatch is not None:  # a task that aconnect()s again and again keeps no callbacks
+            self._unwatch()
         return True
 
     def watch(self, task: object, abandon: Callable[[], None]) -> None:
@@ -112,7 +118,20 @@ class _Transaction:
             self._finalizer = weakref.finalize(task, abandon)
         add_done_callback = getattr(task, "add_done_callback", None)
         if callable(add_done_callback):
-            add_done_callback(lambda _task: abandon())
+
+            def done(_task: object) -> None:
+                abandon()
+
+            add_done_callback(done)
+            with contextlib.suppress(TypeError):
+                task_ref = weakref.ref(task)  # never keep the task alive: its finalizer must run
+
+                def unwatch() -> None:
+                    live = task_ref()
+                    if live is not None:
+                        live.remove_done_callback(done)  # type: ignore[attr-defined]
+
+                self._unwatch = unwatch
 
 
 def _weak_or_strong(obj: object) -> Callable[[], object]:
@@ -205,6 +224,10 @@ class Bridge:
         )
         self._replica_turn = itertools.count()
         self._replica_local = threading.local()
+        # The calling task's own connection (``await db.aconnect()``): a pinned session.
+        self._conn: contextvars.ContextVar[_Transaction | None] = contextvars.ContextVar(
+            f"maim_db_conn_{id(self):x}", default=None
+        )
         self._primary_reads: contextvars.ContextVar[bool] = contextvars.ContextVar(
             f"maim_db_primary_reads_{id(self):x}", default=False
         )
@@ -503,10 +526,13 @@ class Bridge:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run sync Peewee code on the executor: one hop, however many statements.
 
-        Inside ``async with bridge.atomic()`` the call runs in that transaction.
+        Inside ``async with bridge.atomic()`` the call runs in that transaction; in a task
+        that holds a connection (``await db.aconnect()``), on that connection.
         Lazy results (a Peewee cursor) are read completely before they cross back.
         """
         txn = self._open_transaction()
+        if txn is None:
+            txn = self._task_connection()
         session = txn.session if txn is not None else None
         if session is None and not self.url.is_sqlite:
             # A worker gives its pooled server connection back after each call, so that
@@ -529,6 +555,66 @@ class Bridge:
         if txn is None or txn.closed or txn.pid != os.getpid() or txn.owner is not current_task():
             return None
         return txn
+
+    def _task_connection(self) -> _Transaction | None:
+        """The connection the calling task holds (``await db.aconnect()``), if any; child tasks hold none."""
+        conn = self._conn.get()
+        if conn is None or conn.closed or conn.pid != os.getpid():
+            return None
+        task = current_task()
+        if task is None or conn.owner is not task:
+            return None
+        return conn
+
+    def holds_task_connection(self) -> bool:
+        """True when the calling task holds a connection: after ``aconnect()`` (to ``aclose()``), in its transaction."""
+        return self._task_connection() is not None or self._open_transaction() is not None
+
+    async def connect_task(self, db: Any) -> bool:
+        """``await db.aconnect()``: give the calling task a connection of its own until :meth:`close_task`.
+
+        A pinned worker session (its connection opened now) serves every call of the task
+        -- ``run``, the read helpers, ``iterate``, ``atomic()`` -- until ``aclose()``, or
+        until the task ends, is cancelled or collected (then it is rolled back if it must
+        be, closed, and the worker freed). Child tasks do not share it. False (and nothing
+        new) when the task holds one already; inside the task's transaction (or outside a
+        task) it only checks that the database answers.
+        """
+        task = current_task()
+        if task is None or self._open_transaction() is not None:
+            await self.run(_touch, db)
+            return False
+        if self._task_connection() is not None:
+            return False
+        executor = self.executor
+        session = await executor.acquire_session()
+        conn = _Transaction(session, task)
+        try:
+            await executor.run(_touch, (db,), {}, session=session, shielded=True)
+        except BaseException:
+            conn.claim_end()
+            executor.release_session(session)
+            raise
+        self._conn.set(conn)
+        conn.watch(task, functools.partial(_release_abandoned_connection, db, executor, conn))
+        return True
+
+    async def close_task(self, db: Any) -> None:
+        """``await db.aclose()``: the calling task lets go of its connection (refused inside its transaction).
+
+        The connection is closed (a server's goes back to the pool) and its worker freed.
+        Without one: a server worker's pooled connection goes back to the pool.
+        """
+        conn = self._task_connection()
+        if conn is None:
+            await self.run(_let_go, db)
+            return
+        executor = self.executor
+        await executor.run(_let_go_for_good, (db,), {}, session=conn.session, shielded=True)
+        if conn.claim_end():
+            conn.closed = True
+            self._conn.set(None)
+            executor.release_session(conn.session)
 
     def atomic(self, lock_type: str | None = None) -> Any:
         """``async with bridge.atomic() as txn:`` a transaction (``BEGIN IMMEDIATE`` on SQLite).
@@ -556,7 +642,7 @@ class Bridge:
         if size < 1:
             raise ConfigurationError(f"buffer_size={buffer_size} must be >= 1", hint="omit it for 100 rows a hop")
         executor = self.executor
-        txn = self._open_transaction()
+        txn = self._open_transaction() or self._task_connection()
         session = txn.session if txn is not None else await executor.acquire_session()
         stream: builtins.list[Any] = []
         try:
@@ -744,8 +830,8 @@ class Bridge:
         """The replica for one unit of read-only work, or None when it must read the primary."""
         if primary or not self._replicas or self._primary_reads.get():
             return None
-        if self._open_transaction() is not None:  # async with bridge.atomic()
-            return None
+        if self._open_transaction() is not None or self._task_connection() is not None:
+            return None  # async with bridge.atomic(), or the task's own connection
         db: Any = self._peewee
         if db is not None and db.in_transaction():  # this thread's Peewee transaction
             return None
@@ -984,8 +1070,11 @@ class AsyncAtomic:
             self._txn = outer
         else:
             self._top = True
-            session = await executor.acquire_session()
-            self._txn = _Transaction(session, current_task())
+            conn = bridge._task_connection()
+            if conn is not None:  # the task's own connection (aconnect()) carries the transaction
+                self._txn = _Transaction(conn.session, current_task(), owns_session=False)
+            else:
+                self._txn = _Transaction(await executor.acquire_session(), current_task())
         entered = [False]
 
         def enter() -> Any:
@@ -1004,7 +1093,8 @@ class AsyncAtomic:
                 )
             if self._top:
                 self._txn.claim_end()
-                executor.release_session(self._txn.session)
+                if self._txn.owns_session:
+                    executor.release_session(self._txn.session)
             raise
         if self._top:
             self._token = bridge._txn.set(self._txn)
@@ -1023,7 +1113,7 @@ class AsyncAtomic:
             )
         executor = self._bridge.executor
         exit_fn: Callable[..., Any] = self._cm.__exit__
-        if self._top and not self._bridge.url.is_sqlite:
+        if self._top and txn.owns_session and not self._bridge.url.is_sqlite:
             exit_fn = functools.partial(_then_return_connection, self._bridge.peewee, exit_fn)
             exc_args: tuple[Any, ...] = ((exc_type, exc, tb), {})
         else:
@@ -1039,7 +1129,8 @@ class AsyncAtomic:
                 except ValueError:  # exited in another Context (an AsyncExitStack in another task)
                     pass
                 finally:
-                    executor.release_session(txn.session)
+                    if txn.owns_session:
+                        executor.release_session(txn.session)
         return False
 
 
@@ -1053,6 +1144,11 @@ def _abandon(db: Any, executor: Executor, txn: _Transaction) -> None:
         return
     txn.closed = True
     session = txn.session
+    if not txn.owns_session:
+        # On the task's own connection: the same task's end releases that connection,
+        # which rolls the transaction back first (_release_abandoned_connection).
+        log.warning("a task ended inside `async with ...atomic()` without leaving it: its transaction is rolled back")
+        return
 
     def roll_back() -> None:
         try:
@@ -1065,6 +1161,53 @@ def _abandon(db: Any, executor: Executor, txn: _Transaction) -> None:
     log.warning("a task ended inside `async with ...atomic()` without leaving it: its transaction is rolled back")
     with contextlib.suppress(BridgeClosedError):  # closing the bridge closes (and so rolls back) the connection
         session.submit(Call(roll_back, (), {}))
+
+
+def _release_abandoned_connection(db: Any, executor: Executor, conn: _Transaction) -> None:
+    """The task holding ``conn`` (``aconnect()``) is gone: roll back what it left open, close, free the worker.
+
+    Called from a done-callback or a finalizer, like :func:`_abandon`.
+    """
+    if not conn.claim_end():
+        return
+    conn.closed = True
+    session = conn.session
+
+    def let_go() -> None:
+        try:
+            db.rollback_abandoned()
+            db.close_thread_connection()
+        except Exception:
+            log.warning("closing the connection of a task that ended failed", exc_info=True)
+        finally:
+            executor.release_session(session)
+
+    with contextlib.suppress(BridgeClosedError):  # closing the bridge closes the connection
+        session.submit(Call(let_go, (), {}))
+
+
+def _touch(db: Any) -> None:
+    db.connect(reuse_if_open=True)
+
+
+def _let_go(db: Any) -> None:
+    """``aclose()`` without a task connection: a server worker's pooled connection goes back to the pool."""
+    if db.in_transaction():
+        raise TransactionError(
+            "aclose() inside an open transaction",
+            hint="leave the `async with db.atomic()` block first (pwasyncio raises here too)",
+        )
+    # SQLite: a shared worker keeps its own connection for as long as it lives; the bridge closes it.
+    if not db.url.is_sqlite and not db.is_closed():
+        db.close()
+
+
+def _let_go_for_good(db: Any) -> None:
+    """A task's ``aclose()``: close its session's connection (its PRAGMAs and temp tables end with it)."""
+    if db.url.is_sqlite and not db.in_transaction():
+        db.close_thread_connection()
+    else:
+        _let_go(db)  # refuses inside a transaction; a server's connection goes back to the pool
 
 
 # -- read replicas ---------------------------------------------------------------------------
@@ -1126,6 +1269,17 @@ class _ReplicaRunner:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         bridge, db = self._owner()
         return await bridge._run_on(db, functools.partial(fn, **kwargs), *args)
+
+    async def connect_task(self, db: Any) -> bool:
+        # A replica has no task connections: its calls go to shared workers (and back to the pool).
+        await self.run(_touch, db)
+        return False
+
+    async def close_task(self, db: Any) -> None:
+        await self.run(_let_go, db)
+
+    def holds_task_connection(self) -> bool:
+        return False
 
     def block(self, cm: Any) -> AsyncAtomic:
         raise TransactionError(

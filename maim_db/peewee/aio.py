@@ -48,6 +48,18 @@ class Runner(Protocol):
         """Stream ``query``'s rows from ``db`` (the owner's database by default) in chunks, one hop per chunk."""
         ...
 
+    async def connect_task(self, db: Any) -> bool:
+        """``db.aconnect()``: the calling task's own connection, used by its calls until ``close_task``."""
+        ...
+
+    async def close_task(self, db: Any) -> None:
+        """``db.aclose()``: the calling task lets go of its connection."""
+        ...
+
+    def holds_task_connection(self) -> bool:
+        """True when the calling task holds a connection of its own."""
+        ...
+
     async def list(self, query: Any) -> builtins.list[Any]:
         """Every row of a select."""
         ...
@@ -128,22 +140,6 @@ class async_savepoint(_AsyncBlock, peewee._savepoint):
 
 def _execute_read(db: Any, sql: str, params: Any) -> ReadCursor:
     return read_out(db.execute_sql(sql, params))
-
-
-def _touch(db: Any) -> None:
-    db.connect(reuse_if_open=True)
-
-
-def _let_go(db: Any) -> None:
-    if db.in_transaction():
-        raise TransactionError(
-            "aclose() inside an open transaction",
-            hint="leave the `async with db.atomic()` block first (pwasyncio raises here too)",
-        )
-    # Servers: the worker's pooled connection goes back to the pool. SQLite: a worker keeps
-    # its own connection for as long as it lives; the bridge closes it.
-    if not db.url.is_sqlite and not db.is_closed():
-        db.close()
 
 
 class AsyncNames:
@@ -232,15 +228,22 @@ class AsyncNames:
     # -- connections and schema -------------------------------------------------------
 
     async def aconnect(self) -> None:
-        """Check that the database answers: open a connection on a worker (workers own their connections)."""
-        await self.run(_touch, self)
+        """Give the calling task a connection of its own: all its calls run on it until :meth:`aclose`.
+
+        A pinned worker and its connection (PRAGMAs, temp tables, ``last_insert_rowid()``
+        carry from call to call), released by ``aclose()`` or when the task ends. Child
+        tasks do not share it. Already holding one: nothing happens (as in pwasyncio).
+        """
+        await self.bridge.connect_task(self)
 
     async def aclose(self) -> None:
         """Pwasyncio's "release my connection": refused inside an open transaction.
 
-        Else a server worker's connection goes back to the pool. ``bridge.aclose()`` closes everything.
+        The task's connection (from :meth:`aconnect`) is closed and its worker freed;
+        without one, a server worker's connection goes back to the pool. ``bridge.aclose()``
+        closes everything.
         """
-        await self.run(_let_go, self)
+        await self.bridge.close_task(self)
 
     async def __aenter__(self) -> Any:
         await self.aconnect()

@@ -147,13 +147,36 @@ class MaimDatabaseMixin(AsyncNames):
             state.reset()
 
     def is_closed(self) -> bool:
-        """True when this thread has no usable connection (an inherited one does not count)."""
+        """True when this thread has no usable connection (an inherited one does not count).
+
+        On an event loop, a task that holds a connection (``await db.aconnect()``) gets
+        False: the connection is its own, held by a worker.
+        """
         self._forget_inherited()
-        return bool(self._state.closed)
+        if not self._state.closed:
+            return False
+        return self._bridge_ref is None or not self._holds_task_connection()
+
+    def _holds_task_connection(self) -> bool:
+        bridge = self._bridge_ref() if self._bridge_ref is not None else None
+        return bridge is not None and bridge.holds_task_connection()
+
+    def _connect_thread(self) -> None:
+        # Sync code on an event loop in a task that holds a connection: is_closed() says
+        # False for the task, but this thread's own connection must still be opened. (A
+        # connection inherited over fork() is forgotten by is_closed(), which Peewee asks next.)
+        if self._state.closed and getattr(self, "autoconnect", True):
+            self.connect()  # type: ignore[attr-defined]
+
+    def connection(self) -> Any:
+        """The calling thread's connection, opening it on first use."""
+        self._connect_thread()
+        return super().connection()  # type: ignore[misc]
 
     def cursor(self, named_cursor: Any = None) -> Any:
         """A cursor on this thread's connection, opening it on first use."""
         self.guard()
+        self._connect_thread()
         return super().cursor(named_cursor)  # type: ignore[misc]
 
     def _end_write(self) -> None:

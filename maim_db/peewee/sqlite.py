@@ -137,7 +137,7 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
             return
         self.guard()
         self.check_location()  # before the lock file is created beside it
-        conn = self.connection()  # type: ignore[no-untyped-call]
+        conn = self.connection()
         if not conn.in_transaction:
             self._end_write()  # a turn left by a transaction SQLite ended by itself (a full disk)
         hold = queue.acquire(self._timeout, conn=conn)
@@ -171,7 +171,7 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
             return self._translated(super().execute_sql, sql, params)
         self.guard()
         self.check_location()
-        hold = queue.acquire(self._timeout, conn=self.connection())  # type: ignore[no-untyped-call]
+        hold = queue.acquire(self._timeout, conn=self.connection())
         try:
             return self._translated(super().execute_sql, sql, params)
         finally:
