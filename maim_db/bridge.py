@@ -35,6 +35,7 @@ from .executor import Call, Executor, current_task
 from .executor import Session as WorkerSession
 from .forks import park
 from .loopguard import OnLoop, check_loop
+from .peewee.aio import require_callable, require_count, require_query
 from .peewee.base import MaimDatabaseMixin
 from .peewee.rows import is_dbapi_cursor, read_out
 from .peewee.servers import MySQLDatabase, PostgresqlDatabase, peewee_params
@@ -530,6 +531,7 @@ class Bridge:
         that holds a connection (``await db.aconnect()``), on that connection.
         Lazy results (a Peewee cursor) are read completely before they cross back.
         """
+        require_callable(fn, "run(fn, *args)")
         txn = self._open_transaction()
         if txn is None:
             txn = self._task_connection()
@@ -637,10 +639,10 @@ class Bridge:
         the iteration (and given back when it ends, breaks off or is ``aclose()``-d). It runs
         on :attr:`peewee`, or on ``db`` when given (``db.iterate(query)`` passes itself).
         """
-        db = self.peewee if db is None else db
+        require_query(query, "iterate(query)")
         size = 100 if buffer_size is None else buffer_size
-        if size < 1:
-            raise ConfigurationError(f"buffer_size={buffer_size} must be >= 1", hint="omit it for 100 rows a hop")
+        require_count(size, "iterate(query, buffer_size)", "buffer_size")
+        db = self.peewee if db is None else db
         executor = self.executor
         txn = self._open_transaction() or self._task_connection()
         session = txn.session if txn is not None else await executor.acquire_session()
@@ -660,6 +662,7 @@ class Bridge:
 
     async def list(self, query: Any, *, primary: bool = False) -> builtins.list[Any]:
         """Execute a select query and return all rows (on a replica, if any: see :attr:`replica`)."""
+        require_query(query, "list(query)")
         db = self._replica_for(query, primary)
         if db is not None:
             return await self._run_on(db, _replica_list, query, db)
@@ -667,6 +670,7 @@ class Bridge:
 
     async def count(self, query: Any, *, primary: bool = False) -> int:
         """``query.count()`` (on a replica, if any)."""
+        require_query(query, "count(query)", "count")
         db = self._replica_for(query, primary)
         if db is not None:
             return await self._run_on(db, query.count, db)
@@ -674,6 +678,7 @@ class Bridge:
 
     async def exists(self, query: Any, *, primary: bool = False) -> bool:
         """``query.exists()`` (on a replica, if any)."""
+        require_query(query, "exists(query)", "exists")
         db = self._replica_for(query, primary)
         if db is not None:
             return await self._run_on(db, query.exists, db)
@@ -681,6 +686,7 @@ class Bridge:
 
     async def scalar(self, query: Any, *, primary: bool = False) -> Any:
         """``query.scalar()`` (on a replica, if any)."""
+        require_query(query, "scalar(query)", "scalar")
         db = self._replica_for(query, primary)
         if db is not None:
             return await self._run_on(db, query.scalar, db)
@@ -688,6 +694,7 @@ class Bridge:
 
     async def get(self, query: Any, *, primary: bool = False) -> Any:
         """``query.get()``; raises ``DoesNotExist`` when there is no row (on a replica, if any)."""
+        require_query(query, "get(query)", "get")
         db = self._replica_for(query, primary)
         if db is not None:
             return await self._run_on(db, _replica_get, query, db)
@@ -695,6 +702,8 @@ class Bridge:
 
     async def first(self, query: Any, n: int = 1, *, primary: bool = False) -> Any:
         """``query.first(n)`` (on a replica, if any)."""
+        require_query(query, "first(query)", "first")
+        require_count(n, "first(query, n)")
         db = self._replica_for(query, primary)
         if db is not None:
             return await self._run_on(db, _replica_first, query, n, db)

@@ -18,10 +18,20 @@ from typing import Any, Protocol, TypeVar
 
 import peewee
 
-from ..errors import TransactionError
+from ..errors import ConfigurationError, TransactionError
 from .rows import ReadCursor, read_out
 
-__all__ = ["AsyncNames", "Runner", "async_atomic", "async_savepoint", "async_transaction", "use_model_base"]
+__all__ = [
+    "AsyncNames",
+    "Runner",
+    "async_atomic",
+    "async_savepoint",
+    "async_transaction",
+    "require_callable",
+    "require_count",
+    "require_query",
+    "use_model_base",
+]
 
 T = TypeVar("T")
 
@@ -83,6 +93,34 @@ class Runner(Protocol):
     async def exists(self, query: Any) -> bool:
         """``query.exists()``."""
         ...
+
+
+def require_query(query: Any, call: str, method: str | None = None) -> None:
+    """Refuse, before any hop, what is not a Peewee query (with ``method``, when given) for ``call``."""
+    if isinstance(query, peewee.BaseQuery) and (method is None or callable(getattr(query, method, None))):
+        return
+    what = f"a Peewee query with .{method}()" if method else "a Peewee query"
+    raise ConfigurationError(
+        f"{call} takes {what}, not {type(query).__name__} {query!r:.60}",
+        hint="build it with the model (Model.select().where(...)); for SQL text use await db.aexecute_sql(sql, params)",
+    )
+
+
+def require_count(n: Any, call: str, name: str = "n") -> None:
+    """Refuse a count of rows that is not a whole number >= 1 (``bool`` included)."""
+    if isinstance(n, int) and not isinstance(n, bool) and n >= 1:
+        return
+    raise ConfigurationError(f"{call}: {name}={n!r} must be a whole number >= 1", hint=f"omit {name} for the default")
+
+
+def require_callable(fn: Any, call: str) -> None:
+    """Refuse what cannot be called (``bridge.run(query)`` instead of ``bridge.run(query.execute)``)."""
+    if callable(fn):
+        return
+    raise ConfigurationError(
+        f"{call} takes a function to run on a worker, not {type(fn).__name__} {fn!r:.60}",
+        hint="pass the function and its arguments: await bridge.run(fn, *args); a query: await db.aexecute(query)",
+    )
 
 
 def use_model_base(cls: type[peewee.Model]) -> None:
@@ -182,10 +220,16 @@ class AsyncNames:
 
     async def aexecute(self, query: Any) -> Any:
         """Execute ``query`` on this database in one hop: rows (filled) for a select, else the row count or id."""
+        require_query(query, "db.aexecute(query)", "execute")
         return await self.run(query.execute, self)
 
     async def aexecute_sql(self, sql: str, params: Any = None) -> ReadCursor:
         """Run one SQL statement; the rows come back already read (a :class:`~maim_db.peewee.rows.ReadCursor`)."""
+        if not isinstance(sql, str):
+            raise ConfigurationError(
+                f"db.aexecute_sql(sql) takes SQL text, not {type(sql).__name__}",
+                hint="a Peewee query runs with await db.aexecute(query)",
+            )
         return await self.run(_execute_read, self, sql, params)
 
     async def list(self, query: Any) -> builtins.list[Any]:
@@ -214,6 +258,10 @@ class AsyncNames:
 
     async def aprefetch(self, query: Any, *subqueries: Any) -> builtins.list[Any]:
         """Peewee's ``prefetch(query, *subqueries)`` in one hop: the rows with their related rows attached."""
+        require_query(query, "db.aprefetch(query, *subqueries)")
+        for sub in subqueries:
+            if not (isinstance(sub, type) and issubclass(sub, peewee.Model)):
+                require_query(sub, "db.aprefetch(query, *subqueries) (each subquery: a query or a model class)")
         return await self.run(peewee.prefetch, query, *subqueries)
 
     def iterate(self, query: Any, buffer_size: int | None = None) -> AsyncIterator[Any]:
