@@ -15,7 +15,7 @@ server that did not answer silently replaced by a local SQLite file) they raise 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -168,8 +168,27 @@ def AsyncSessionLocal(**kwargs: Any) -> AsyncSession:  # maim_db 1.0's name
     return default_bridge().async_session(**kwargs)
 
 
-class _Done:
-    """What :func:`init_database` returns: the check already ran; ``await`` on it returns at once."""
+class _Done(Coroutine[Any, Any, None]):
+    """What :func:`init_database` returns: a coroutine whose work (the check) already ran.
+
+    A real :class:`~collections.abc.Coroutine` (``send``/``throw``/``close``), so everything
+    that takes 1.0's ``async def init_database()`` takes it: ``await``, ``asyncio.run``,
+    ``create_task``, ``ensure_future``. It finishes at once with ``None``; dropped without
+    being awaited (1.0's sync form) it says nothing.
+    """
+
+    def send(self, value: Any) -> Any:
+        """Finish at once: the result is ``None``."""
+        raise StopIteration(None)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        """Raise the exception thrown in (nothing inside catches it)."""
+        if val is None:
+            val = typ() if isinstance(typ, type) else typ
+        raise val.with_traceback(tb) if tb is not None else val
+
+    def close(self) -> None:
+        """Nothing to close: the check already ran."""
 
     def __await__(self) -> Generator[Any, None, None]:
         yield from ()
@@ -228,7 +247,8 @@ def init_database() -> _Done:
 
     1.0 had two: ``maim_db.core.init_database()`` (sync) and
     ``maim_db.maimconfig_models.connection.init_database()`` (awaited); this one serves
-    both: the check runs when it is called, and the result can be awaited. On an event loop
+    both: the check runs when it is called, and the result is a coroutine that finishes at
+    once (``await``, ``asyncio.run``, ``create_task`` take it; dropped, it says nothing). On an event loop
     the check runs on a helper thread (the loop waits for that one round trip, at startup).
     A server that does not answer raises :class:`~maim_db.DatabaseConnectionError` (1.0 fell
     back to a local SQLite file). New code: ``bridge.health`` or

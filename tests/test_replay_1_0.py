@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import sqlite3
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,19 +114,33 @@ def test_maimconfig_lifespan_creates_the_tables_and_leaves_a_1_0_file_as_it_was(
         assert sqlite3.connect(default_file).execute("SELECT count(*) FROM agents").fetchone() == before
 
 
-def test_init_database_is_awaitable_too_as_maimconfig_models_connection_had_it(default_file: Path) -> None:
+def test_init_database_is_a_coroutine_too_as_maimconfig_models_connection_had_it(default_file: Path) -> None:
+    """1.0's maimconfig_models.connection.init_database was ``async def``: every way to run a coroutine works."""
     from maim_db.maimconfig_models.connection import init_database
 
+    async def lifespan() -> None:
+        await init_database()
+        await asyncio.create_task(init_database())
+        await asyncio.ensure_future(init_database())
+        await asyncio.wait_for(init_database(), timeout=30)
+
     with legacy_calls("init_database"):
-        asyncio.run(_await(init_database))
+        assert asyncio.run(init_database()) is None
+        asyncio.run(lifespan())
+        result = init_database()
+    assert asyncio.iscoroutine(result)
+    with pytest.raises(StopIteration):
+        result.send(None)  # the check already ran: it finishes at once
+    with pytest.raises(KeyError):
+        result.throw(KeyError("x"))
+    result.close()
     from maim_db import init_database as top_level  # 1.0's maim_db/__init__.py exported it
 
-    with legacy_calls("init_database"):
-        assert top_level() is not None  # sync, off the loop
-
-
-async def _await(fn: Any) -> None:
-    await fn()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        top_level()  # sync, off the loop, its result dropped: no "coroutine was never awaited"
+        gc.collect()
+    assert [w.category for w in caught] == [LegacyAPIWarning]
 
 
 # -- MaimConfig: src/database/connection.py's adapter (AsyncTenant, AsyncAgent, AsyncApiKey) -------
