@@ -53,7 +53,7 @@ from .sqlite.resources import SQLiteFile
 from .sqlite.writelock import fork_exempt
 from .url import DatabaseURL
 
-__all__ = ["AsyncAtomic", "Bridge", "default_bridge"]
+__all__ = ["AsyncAtomic", "Bridge", "close_default_bridge", "default_bridge"]
 
 log = logging.getLogger("maim_db")
 
@@ -1264,6 +1264,17 @@ def default_bridge() -> Bridge:
             _default = Bridge()
             log.info("maim_db default database: %s (from %s)", _default.url, _default.url_source)
         return _default
+
+
+def close_default_bridge() -> bool:
+    """Close the default bridge if one is open; builds none (reads no settings). True if it closed one."""
+    global _default
+    with _default_lock:
+        bridge, _default = _default, None
+    if bridge is None or bridge.closed:
+        return False
+    bridge.close()
+    return True
 
 
 def _close_all_at_exit() -> None:

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import peewee
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from .bridge import Bridge, default_bridge
+from .bridge import Bridge, close_default_bridge, default_bridge
 from .compat import warn_legacy
 from .errors import DatabaseConnectionError
 from .loopguard import on_event_loop
@@ -260,10 +260,13 @@ def init_database() -> _Done:
 
 
 def close_default_database() -> None:
-    """Close the default bridge (connections, engines, threads); the next use opens a new one."""
-    bridge = default_bridge()
+    """Close the default bridge if one is open (connections, engines, threads); the next use opens a new one.
+
+    A process that never used the default database has nothing to close: no bridge is built
+    and no setting is read.
+    """
     default_database.initialize(None)
-    bridge.close()
+    close_default_bridge()
 
 
 def close_database() -> None:

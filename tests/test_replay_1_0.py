@@ -384,6 +384,28 @@ def test_a_model_declared_on_get_database_works_as_in_1_0s_docs(default_file: Pa
     assert Note.select().count() == 1  # reopened on next use, as 1.0's Peewee reconnected
 
 
+def test_close_database_closes_the_default_bridge_it_finds_and_builds_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1.0's close_database() on a process that never used the database: nothing to build, read or close."""
+    from maim_db.core import close_database, db_manager
+
+    monkeypatch.setenv("MAIM_DB_URL", f"sqlite:///{tmp_path}/used.db")
+    bridge = default_bridge()
+    assert default_database.execute_sql("SELECT 1").fetchone() == (1,)
+    with legacy_calls("close_database"):
+        close_database()
+    assert bridge.closed
+    monkeypatch.setenv("MAIM_DB_URL", "postgress://u@h/db")  # building a bridge from it would raise
+    with legacy_calls("close_database"):
+        close_database()
+    with legacy_calls("db_manager.close"):
+        db_manager.close()
+    close_default_database()
+    with pytest.raises(maim_db.ConfigurationError, match="MAIM_DB_URL"):  # the next use reads the settings
+        default_bridge()
+
+
 def test_1_0_agent_context_object_and_helpers(default_file: Path) -> None:
     from maim_db.core import agent_context, agent_context_manager, get_current_agent_id
     from maim_db.core.context_manager import AgentContext
