@@ -28,6 +28,7 @@ from .errors import DatabaseConnectionError
 from .loopguard import on_event_loop
 from .model import Model as MaimModel
 from .peewee.base import MaimDatabaseMixin
+from .peewee.tables import create_missing_tables
 from .peewee.unbound import UnboundDatabase
 
 _T = TypeVar("_T")
@@ -280,21 +281,13 @@ def close_database() -> None:
 
 
 def create_default_tables(models: Iterable[type[peewee.Model]]) -> list[str]:
-    """Create the missing tables of ``models`` on the default database, leaving them bound as they are.
+    """Create the missing tables of ``models``, leaving them bound as they are; returns their names.
 
-    Existing tables are left exactly as they are (no index is added to them), as
-    :meth:`Bridge.create_tables` does; returns the names of the tables created. Models on
-    no database are bound to :data:`default_database`.
+    Models on no database are bound to :data:`default_database`; a model bound elsewhere
+    has its table looked for and created on its own database. Existing tables are left
+    exactly as they are (no index is added to them), as :meth:`Bridge.create_tables` does.
     """
-    todo = _on_default_database(models)
-    db: peewee.Database = default_database.resolve()  # type: ignore[assignment]
-    existing = set(db.get_tables())
-    ordered = peewee.sort_models(todo)  # type: ignore[attr-defined]
-    created = [m for m in ordered if m._meta.table_name not in existing]
-    with db.atomic():
-        for model in created:
-            model.create_table(safe=True)
-    return [m._meta.table_name for m in created]
+    return create_missing_tables(_on_default_database(models))
 
 
 class DatabaseManager:

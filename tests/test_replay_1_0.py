@@ -406,6 +406,32 @@ def test_close_database_closes_the_default_bridge_it_finds_and_builds_none(
         default_bridge()
 
 
+def test_db_manager_create_tables_checks_and_creates_each_table_on_its_models_own_database(
+    default_file: Path, tmp_path: Path
+) -> None:
+    """A model bound elsewhere: its table is looked for where it is created (1.0's db.create_tables did so)."""
+    from maim_db.core import db_manager
+
+    with maim_db.Bridge(tmp_path / "other.db") as other:
+
+        class Elsewhere(maim_db.Model):
+            text = peewee.TextField()
+
+        class Here(maim_db.Model):
+            text = peewee.TextField()
+
+        other.bind(Elsewhere)
+        default_database.execute_sql("CREATE TABLE elsewhere (id INTEGER PRIMARY KEY)")  # same name, other file
+        with legacy_calls("create_tables"):
+            created = db_manager.create_tables([Elsewhere, Here])
+        assert sorted(created) == ["elsewhere", "here"]
+        assert "elsewhere" in other.peewee.get_tables() and "here" not in other.peewee.get_tables()
+        assert "here" in default_database.get_tables()
+        Elsewhere.create(text="on its own file")
+        with legacy_calls("create_tables"):
+            assert db_manager.create_tables([Elsewhere, Here]) == []
+
+
 def test_1_0_agent_context_object_and_helpers(default_file: Path) -> None:
     from maim_db.core import agent_context, agent_context_manager, get_current_agent_id
     from maim_db.core.context_manager import AgentContext
