@@ -40,6 +40,7 @@ from .peewee.base import MaimDatabaseMixin
 from .peewee.rows import is_dbapi_cursor, read_out
 from .peewee.servers import MySQLDatabase, PostgresqlDatabase, peewee_params
 from .peewee.sqlite import SqliteDatabase
+from .peewee.tables import create_missing_tables
 from .retry import RetryPolicy, retry_async, retry_sync
 from .schema import schema_drift
 from .servers import READ_ISOLATION, server_options
@@ -54,7 +55,7 @@ from .sqlite.resources import SQLiteFile
 from .sqlite.writelock import fork_exempt
 from .url import DatabaseURL
 
-__all__ = ["AsyncAtomic", "Bridge", "default_bridge"]
+__all__ = ["AsyncAtomic", "Bridge", "close_default_bridge", "default_bridge"]
 
 log = logging.getLogger("maim_db")
 
@@ -311,17 +312,12 @@ class Bridge:
 
         Existing tables are left exactly as they are (no index is added to them); the
         differences show up in :meth:`schema_drift`. Returns the names of the tables created.
+        Each table is looked for on its model's database (a model since bound to another
+        bridge is created there, where Peewee creates it).
         """
         if models:
             self.bind(*models)
-        db = self.peewee
-        existing = set(db.get_tables())
-        ordered = pw.sort_models(models or self._models)  # type: ignore[attr-defined]
-        todo = [m for m in ordered if m._meta.table_name not in existing]
-        with db.atomic():
-            for model in todo:
-                model.create_table(safe=True)
-        return [m._meta.table_name for m in todo]
+        return create_missing_tables(models or self._models)
 
     # -- the SQLAlchemy side -------------------------------------------------------------
 
@@ -1427,6 +1423,17 @@ def default_bridge() -> Bridge:
             _default = Bridge()
             log.info("maim_db default database: %s (from %s)", _default.url, _default.url_source)
         return _default
+
+
+def close_default_bridge() -> bool:
+    """Close the default bridge if one is open; builds none (reads no settings). True if it closed one."""
+    global _default
+    with _default_lock:
+        bridge, _default = _default, None
+    if bridge is None or bridge.closed:
+        return False
+    bridge.close()
+    return True
 
 
 def _close_all_at_exit() -> None:

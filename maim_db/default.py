@@ -15,19 +15,20 @@ server that did not answer silently replaced by a local SQLite file) they raise 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import AsyncIterator, Callable, Generator, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import peewee
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from .bridge import Bridge, default_bridge
+from .bridge import Bridge, close_default_bridge, default_bridge
 from .compat import warn_legacy
 from .errors import DatabaseConnectionError
 from .loopguard import on_event_loop
 from .model import Model as MaimModel
 from .peewee.base import MaimDatabaseMixin
+from .peewee.tables import create_missing_tables
 from .peewee.unbound import UnboundDatabase
 
 _T = TypeVar("_T")
@@ -168,8 +169,27 @@ def AsyncSessionLocal(**kwargs: Any) -> AsyncSession:  # maim_db 1.0's name
     return default_bridge().async_session(**kwargs)
 
 
-class _Done:
-    """What :func:`init_database` returns: the check already ran; ``await`` on it returns at once."""
+class _Done(Coroutine[Any, Any, None]):
+    """What :func:`init_database` returns: a coroutine whose work (the check) already ran.
+
+    A real :class:`~collections.abc.Coroutine` (``send``/``throw``/``close``), so everything
+    that takes 1.0's ``async def init_database()`` takes it: ``await``, ``asyncio.run``,
+    ``create_task``, ``ensure_future``. It finishes at once with ``None``; dropped without
+    being awaited (1.0's sync form) it says nothing.
+    """
+
+    def send(self, value: Any) -> Any:
+        """Finish at once: the result is ``None``."""
+        raise StopIteration(None)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        """Raise the exception thrown in (nothing inside catches it)."""
+        if val is None:
+            val = typ() if isinstance(typ, type) else typ
+        raise val.with_traceback(tb) if tb is not None else val
+
+    def close(self) -> None:
+        """Nothing to close: the check already ran."""
 
     def __await__(self) -> Generator[Any, None, None]:
         yield from ()
@@ -228,7 +248,8 @@ def init_database() -> _Done:
 
     1.0 had two: ``maim_db.core.init_database()`` (sync) and
     ``maim_db.maimconfig_models.connection.init_database()`` (awaited); this one serves
-    both: the check runs when it is called, and the result can be awaited. On an event loop
+    both: the check runs when it is called, and the result is a coroutine that finishes at
+    once (``await``, ``asyncio.run``, ``create_task`` take it; dropped, it says nothing). On an event loop
     the check runs on a helper thread (the loop waits for that one round trip, at startup).
     A server that does not answer raises :class:`~maim_db.DatabaseConnectionError` (1.0 fell
     back to a local SQLite file). New code: ``bridge.health`` or
@@ -240,10 +261,13 @@ def init_database() -> _Done:
 
 
 def close_default_database() -> None:
-    """Close the default bridge (connections, engines, threads); the next use opens a new one."""
-    bridge = default_bridge()
+    """Close the default bridge if one is open (connections, engines, threads); the next use opens a new one.
+
+    A process that never used the default database has nothing to close: no bridge is built
+    and no setting is read.
+    """
     default_database.initialize(None)
-    bridge.close()
+    close_default_bridge()
 
 
 def close_database() -> None:
@@ -257,21 +281,13 @@ def close_database() -> None:
 
 
 def create_default_tables(models: Iterable[type[peewee.Model]]) -> list[str]:
-    """Create the missing tables of ``models`` on the default database, leaving them bound as they are.
+    """Create the missing tables of ``models``, leaving them bound as they are; returns their names.
 
-    Existing tables are left exactly as they are (no index is added to them), as
-    :meth:`Bridge.create_tables` does; returns the names of the tables created. Models on
-    no database are bound to :data:`default_database`.
+    Models on no database are bound to :data:`default_database`; a model bound elsewhere
+    has its table looked for and created on its own database. Existing tables are left
+    exactly as they are (no index is added to them), as :meth:`Bridge.create_tables` does.
     """
-    todo = _on_default_database(models)
-    db: peewee.Database = default_database.resolve()  # type: ignore[assignment]
-    existing = set(db.get_tables())
-    ordered = peewee.sort_models(todo)  # type: ignore[attr-defined]
-    created = [m for m in ordered if m._meta.table_name not in existing]
-    with db.atomic():
-        for model in created:
-            model.create_table(safe=True)
-    return [m._meta.table_name for m in created]
+    return create_missing_tables(_on_default_database(models))
 
 
 class DatabaseManager:

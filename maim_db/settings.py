@@ -2,7 +2,9 @@
 
 Order: an explicit argument, then ``MAIM_DB_URL``, then ``DATABASE_URL`` (what MaiM's
 maim_db 1.0 and most hosting platforms set), then a file under the per-user data
-directory of this OS (``platformdirs``). An empty variable counts as unset.
+directory of this OS (``platformdirs``). An empty variable counts as unset. maim_db 1.0's
+``DATABASE_HOST``/``DATABASE_PORT``/... are not a URL: set without one, they are an error
+(naming the URL to set), never a silent fall back to the per-user file.
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ __all__ = [
 
 ENV_VARS: tuple[str, ...] = ("MAIM_DB_URL", "DATABASE_URL")
 """Environment variables read, in order of precedence."""
+
+LEGACY_SERVER_VARS: tuple[str, ...] = (
+    "DATABASE_HOST",
+    "DATABASE_PORT",
+    "DATABASE_NAME",
+    "DATABASE_USER",
+    "DATABASE_PASSWORD",
+)
+"""maim_db 1.0's separate server settings: set without a URL variable, :func:`resolve_url` refuses them."""
 
 DEFAULT_FILENAME = "maim.db"
 
@@ -63,7 +74,33 @@ def resolve_url(
                 return URLChoice(DatabaseURL.parse(value, base_dir=base_dir), name)
             except ConfigurationError as exc:
                 raise ConfigurationError(f"{name}: {exc.message}", hint=exc.hint, orig=exc) from exc
+    _refuse_legacy_server_vars(env)
     return URLChoice(DatabaseURL.parse(default_database_path()), "default")
+
+
+def _refuse_legacy_server_vars(env: Mapping[str, str]) -> None:
+    """1.0's ``DATABASE_HOST``/... name a server; with no URL variable they must not mean the per-user file."""
+    given = [name for name in LEGACY_SERVER_VARS if env.get(name, "").strip()]
+    if not given:
+        return
+
+    def value(name: str) -> str:
+        variable, default, _ = _SETTINGS[name]
+        return env.get(variable, "").strip() or default
+
+    port = value("database_port")
+    scheme = "postgresql" if port == "5432" else "mysql"  # 1.0 chose the server by port; 3306 by default
+    suggested = (
+        f"{scheme}://{value('database_user')}:<password>@{value('database_host')}:{port}/{value('database_name')}"
+    )
+    raise ConfigurationError(
+        f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} set but no database URL is "
+        "(maim_db reads only MAIM_DB_URL / DATABASE_URL; maim_db 1.0 documented these variables)",
+        hint=(
+            f"set DATABASE_URL={suggested} (from these variables and 1.0's defaults; the password "
+            "percent-encoded), or unset them to use the per-user file " + str(default_database_path())
+        ),
+    )
 
 
 # -- maim_db 1.0's settings objects ------------------------------------------------------------
@@ -73,6 +110,8 @@ def resolve_url(
 # import: each attribute is read from the environment when it is looked up, and the database
 # URL is the one ``resolve_url()`` picks (``MAIM_DB_URL`` > ``DATABASE_URL`` > the per-user
 # file), the same URL the default bridge uses. No ``.env`` file is loaded.
+
+_PUBLIC_SECRET = "your-secret-key-here"  # 1.0's default, published in its .env.example
 
 _SETTINGS: dict[str, tuple[str, str, type]] = {
     # attribute: (variable, 1.0's default, type)
@@ -87,7 +126,7 @@ _SETTINGS: dict[str, tuple[str, str, type]] = {
     "log_level": ("LOG_LEVEL", "INFO", str),
     "api_v1_prefix": ("API_V1_PREFIX", "/api/v1", str),
     "api_v2_prefix": ("API_V2_PREFIX", "/api/v2", str),
-    "secret_key": ("SECRET_KEY", "your-secret-key-here", str),
+    "secret_key": ("SECRET_KEY", _PUBLIC_SECRET, str),
     "algorithm": ("ALGORITHM", "HS256", str),
     "access_token_expire_minutes": ("ACCESS_TOKEN_EXPIRE_MINUTES", "30", int),
     "app_name": ("APP_NAME", "MaiMBot API", str),
@@ -101,6 +140,13 @@ _SETTINGS: dict[str, tuple[str, str, type]] = {
 def _setting(name: str, environ: Mapping[str, str]) -> Any:
     variable, default, kind = _SETTINGS[name]
     raw = environ.get(variable, default)
+    if name == "secret_key" and raw.strip() in ("", _PUBLIC_SECRET):
+        # 1.0 handed out its public placeholder: tokens signed with it can be forged by anyone.
+        what = "unset" if not raw.strip() else f"{_PUBLIC_SECRET!r}, 1.0's published placeholder"
+        raise ConfigurationError(
+            f"SECRET_KEY is {what}",
+            hint="set SECRET_KEY to a long random value: python -c 'import secrets; print(secrets.token_urlsafe(32))'",
+        )
     if kind is bool:
         return raw.lower() == "true"
     if kind is int:

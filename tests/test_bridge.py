@@ -192,6 +192,18 @@ def test_bind_brings_the_models_foreign_keys_point_to(any_url: str) -> None:
         assert b.create_tables() == []
 
 
+def test_create_tables_looks_for_each_table_on_the_database_its_model_is_created_on(tmp_path: Path) -> None:
+    class Memo(maim_db.Model):
+        text = peewee.TextField()
+
+    with Bridge(tmp_path / "a.db") as a, Bridge(tmp_path / "b.db") as b:
+        a.bind(Memo)
+        b.bind(Memo)  # moved to b; a still lists it
+        assert a.create_tables() == ["memo"]
+        assert a.create_tables() == []  # it exists where Peewee created it
+        assert "memo" in b.peewee.get_tables() and "memo" not in a.peewee.get_tables()
+
+
 def test_unbound_model_says_how_to_bind_it() -> None:
     class Note(maim_db.Model):
         text = peewee.TextField()

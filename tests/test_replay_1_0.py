@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import sqlite3
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,19 +114,33 @@ def test_maimconfig_lifespan_creates_the_tables_and_leaves_a_1_0_file_as_it_was(
         assert sqlite3.connect(default_file).execute("SELECT count(*) FROM agents").fetchone() == before
 
 
-def test_init_database_is_awaitable_too_as_maimconfig_models_connection_had_it(default_file: Path) -> None:
+def test_init_database_is_a_coroutine_too_as_maimconfig_models_connection_had_it(default_file: Path) -> None:
+    """1.0's maimconfig_models.connection.init_database was ``async def``: every way to run a coroutine works."""
     from maim_db.maimconfig_models.connection import init_database
 
+    async def lifespan() -> None:
+        await init_database()
+        await asyncio.create_task(init_database())
+        await asyncio.ensure_future(init_database())
+        await asyncio.wait_for(init_database(), timeout=30)
+
     with legacy_calls("init_database"):
-        asyncio.run(_await(init_database))
+        assert asyncio.run(init_database()) is None
+        asyncio.run(lifespan())
+        result = init_database()
+    assert asyncio.iscoroutine(result)
+    with pytest.raises(StopIteration):
+        result.send(None)  # the check already ran: it finishes at once
+    with pytest.raises(KeyError):
+        result.throw(KeyError("x"))
+    result.close()
     from maim_db import init_database as top_level  # 1.0's maim_db/__init__.py exported it
 
-    with legacy_calls("init_database"):
-        assert top_level() is not None  # sync, off the loop
-
-
-async def _await(fn: Any) -> None:
-    await fn()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        top_level()  # sync, off the loop, its result dropped: no "coroutine was never awaited"
+        gc.collect()
+    assert [w.category for w in caught] == [LegacyAPIWarning]
 
 
 # -- MaimConfig: src/database/connection.py's adapter (AsyncTenant, AsyncAgent, AsyncApiKey) -------
@@ -366,6 +382,54 @@ def test_a_model_declared_on_get_database_works_as_in_1_0s_docs(default_file: Pa
 
         close_database()
     assert Note.select().count() == 1  # reopened on next use, as 1.0's Peewee reconnected
+
+
+def test_close_database_closes_the_default_bridge_it_finds_and_builds_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1.0's close_database() on a process that never used the database: nothing to build, read or close."""
+    from maim_db.core import close_database, db_manager
+
+    monkeypatch.setenv("MAIM_DB_URL", f"sqlite:///{tmp_path}/used.db")
+    bridge = default_bridge()
+    assert default_database.execute_sql("SELECT 1").fetchone() == (1,)
+    with legacy_calls("close_database"):
+        close_database()
+    assert bridge.closed
+    monkeypatch.setenv("MAIM_DB_URL", "postgress://u@h/db")  # building a bridge from it would raise
+    with legacy_calls("close_database"):
+        close_database()
+    with legacy_calls("db_manager.close"):
+        db_manager.close()
+    close_default_database()
+    with pytest.raises(maim_db.ConfigurationError, match="MAIM_DB_URL"):  # the next use reads the settings
+        default_bridge()
+
+
+def test_db_manager_create_tables_checks_and_creates_each_table_on_its_models_own_database(
+    default_file: Path, tmp_path: Path
+) -> None:
+    """A model bound elsewhere: its table is looked for where it is created (1.0's db.create_tables did so)."""
+    from maim_db.core import db_manager
+
+    with maim_db.Bridge(tmp_path / "other.db") as other:
+
+        class Elsewhere(maim_db.Model):
+            text = peewee.TextField()
+
+        class Here(maim_db.Model):
+            text = peewee.TextField()
+
+        other.bind(Elsewhere)
+        default_database.execute_sql("CREATE TABLE elsewhere (id INTEGER PRIMARY KEY)")  # same name, other file
+        with legacy_calls("create_tables"):
+            created = db_manager.create_tables([Elsewhere, Here])
+        assert sorted(created) == ["elsewhere", "here"]
+        assert "elsewhere" in other.peewee.get_tables() and "here" not in other.peewee.get_tables()
+        assert "here" in default_database.get_tables()
+        Elsewhere.create(text="on its own file")
+        with legacy_calls("create_tables"):
+            assert db_manager.create_tables([Elsewhere, Here]) == []
 
 
 def test_1_0_agent_context_object_and_helpers(default_file: Path) -> None:

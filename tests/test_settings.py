@@ -9,7 +9,8 @@ import sqlalchemy as sa
 
 from maim_db import Bridge, ConfigurationError, DatabaseURL
 from maim_db.domain.models import Tenant
-from maim_db.settings import default_database_path, resolve_url
+from maim_db.errors import LegacyAPIWarning
+from maim_db.settings import Settings, default_database_path, resolve_url
 
 
 def test_argument_beats_environment(tmp_path: Path) -> None:
@@ -93,3 +94,48 @@ def test_an_out_of_range_option_in_the_environment_names_variable_and_option(
         resolve_url(environ={name: value})
     assert err.value.message.startswith(f"{name}: URL option {needle}")
     assert err.value.hint is not None and err.value.hint.startswith("write for example ?")
+
+
+@pytest.mark.parametrize(
+    ("env", "suggested"),
+    [
+        (
+            {"DATABASE_HOST": "db.internal", "DATABASE_NAME": "maimbot"},
+            "mysql://username:<password>@db.internal:3306/maimbot",
+        ),
+        (
+            {"DATABASE_PORT": "5432", "DATABASE_USER": "maim", "DATABASE_PASSWORD": "pw"},
+            "postgresql://maim:<password>@localhost:5432/maimbot_api",
+        ),
+    ],
+)
+def test_1_0_database_variables_without_a_url_are_an_error_not_the_per_user_file(
+    env: dict[str, str], suggested: str
+) -> None:
+    """maim_db 1.0 documented DATABASE_HOST/... as a way to name a server: never silently use a local file instead."""
+    with pytest.raises(ConfigurationError) as err:
+        resolve_url(environ=env)
+    for name in env:
+        assert name in err.value.message
+    assert err.value.hint is not None and f"DATABASE_URL={suggested}" in err.value.hint
+    assert "pw" not in str(err.value)  # the password is never echoed
+    with pytest.raises(ConfigurationError):
+        Bridge(environ=env)
+
+
+def test_1_0_database_variables_next_to_a_url_or_empty_are_fine(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/x.db"
+    assert resolve_url(environ={"DATABASE_URL": url, "DATABASE_HOST": "localhost"}).source == "DATABASE_URL"
+    assert resolve_url(tmp_path / "arg.db", environ={"DATABASE_HOST": "localhost"}).source == "argument"
+    assert resolve_url(environ={"DATABASE_PASSWORD": "", "DATABASE_HOST": " "}).source == "default"
+
+
+@pytest.mark.parametrize("value", [None, "", "your-secret-key-here"])
+def test_1_0_settings_secret_key_is_never_the_public_placeholder(value: str | None) -> None:
+    """1.0 returned "your-secret-key-here" when SECRET_KEY was unset: anyone could sign tokens."""
+    settings = Settings({} if value is None else {"SECRET_KEY": value})
+    with pytest.warns(LegacyAPIWarning), pytest.raises(ConfigurationError, match="SECRET_KEY") as err:
+        settings.secret_key  # noqa: B018 - the lookup under test
+    assert err.value.hint is not None and "secrets.token_urlsafe" in err.value.hint
+    with pytest.warns(LegacyAPIWarning):
+        assert Settings({"SECRET_KEY": "k" * 40}).secret_key == "k" * 40

@@ -3,7 +3,8 @@
 * :mod:`.base` -- what they all share (the owner's async ``run``, the guards, fork safety);
 * :mod:`.sqlite` -- SQLite, with the file's fair write queue;
 * :mod:`.servers` -- pooled PostgreSQL and MySQL/MariaDB, with the writer lock;
-* :mod:`.unbound` -- the stand-in of a model that is not bound yet.
+* :mod:`.unbound` -- the stand-in of a model that is not bound yet;
+* :mod:`.tables` -- the missing tables, each created on its model's own database.
 """
 
 from .base import MaimDatabaseMixin
