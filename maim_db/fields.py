@@ -205,7 +205,8 @@ class JSONField(peewee.TextField):
     What maim_db 1.0's callers write, ``json.dumps(config)``, is stored once, as that value;
     objects and arrays read back as ``JSONText``: the JSON text (a ``str``, for 1.0 code's
     ``json.loads``) that also answers the value's lookups (``config["lang"]``, ``== {...}``,
-    in-place changes; ``.value`` is the plain dict or list). The SQLAlchemy mirror reads
+    in-place changes; ``.value`` is the plain dict or list). Assigned values and defaults
+    are held as ``JSONText`` too, so a new instance reads like a loaded one. The SQLAlchemy mirror reads
     plain dicts and lists, as 1.0's ``JSON`` columns did. Text that is not JSON (old rows
     written by hand) is returned as the raw string and logged, instead of making the whole
     row unreadable.
