@@ -40,6 +40,7 @@ __all__ = [
     "json_from_db",
     "json_held",
     "json_to_db",
+    "plain",
     "time_from_db",
     "time_to_db",
 ]
@@ -234,12 +235,17 @@ class JSONText(str):
     ``TextField`` columns, so 1.0 code keeps working: ``json.loads(agent.config)``, string
     comparison, ``str``-typed pydantic fields. It also answers the decoded value's lookups,
     what new code uses: ``config["lang"]``, ``config.get("x")``, ``.keys()`` / ``.items()``,
-    ``for key in config``, ``"chat" in permissions``, ``permissions[0]``,
-    ``config == {"lang": "zh"}`` and in-place changes (``config["lang"] = "en"``,
-    ``permissions.append("admin")``) that the model's next ``save()`` writes. ``.value`` is
-    the plain dict or list. Where a ``str`` and a dict disagree -- ``len()``, truth,
-    hashing, ``json.dumps(...)``, comparison with another string -- it behaves as the text:
-    use ``.value`` there.
+    ``for key in config``, ``reversed(...)``, ``"chat" in permissions``, ``permissions[0]``,
+    ``permissions.count("chat")`` / ``.index("chat")``, ``config == {"lang": "zh"}`` and
+    in-place changes (``config["lang"] = "en"``, ``permissions.append("admin")``) that the
+    model's next ``save()`` writes. ``.value`` is the plain dict or list, and what
+    :func:`plain` gives to anything that leaves the process (API responses, pydantic).
+
+    Where a ``str`` and a dict disagree it is the text: ``len()``, truth, hashing,
+    ``json.dumps(...)``, and ``==`` with a string or another ``JSONText`` (so equal objects
+    hash equal). The text is the one read or assigned: an in-place change updates
+    ``.value`` and what ``save()`` writes, not the text (a ``str`` cannot change); code that
+    reads the text after such a change reads the row again or assigns the value back.
     """
 
     value: Any
@@ -261,9 +267,7 @@ class JSONText(str):
         return self
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, JSONText):
-            return bool(self.value == other.value)
-        if isinstance(other, str):
+        if isinstance(other, str):  # another JSONText too: equal texts, equal hashes
             return str.__eq__(self, other)
         return bool(self.value == other)
 
@@ -287,6 +291,23 @@ class JSONText(str):
     def __contains__(self, item: object) -> bool:
         return item in self.value
 
+    def __reversed__(self) -> Iterator[Any]:
+        backwards: Iterator[Any] = reversed(self.value)  # a dict's keys or a list's items
+        return backwards
+
+    # A str has count() and index() too, so __getattr__ never sees them: a list answers them.
+    def count(self, item: Any, *args: Any) -> int:
+        """A list's ``count(item)``; for an object, ``str.count`` on the text."""
+        if isinstance(self.value, list):
+            return self.value.count(item)
+        return str.count(self, item, *args)
+
+    def index(self, item: Any, *args: Any) -> int:
+        """A list's ``index(item[, start[, stop]])``; for an object, ``str.index`` on the text."""
+        if isinstance(self.value, list):
+            return self.value.index(item, *args)
+        return str.index(self, item, *args)
+
     def __getattr__(self, name: str) -> Any:
         # Only names a str does not have get here: get, keys, items, append, update, ...
         if name.startswith("_") or name == "value":
@@ -295,6 +316,16 @@ class JSONText(str):
 
     def __getnewargs__(self) -> tuple[str, Any]:  # type: ignore[override]
         return (str(self), self.value)
+
+
+def plain(value: Any) -> Any:
+    """The plain dict or list of a :class:`JSONText`, anything else as is: for what leaves the process.
+
+    ``JSONText`` is a ``str``: JSON encoders (``json.dumps``, FastAPI's) write it as a
+    string and a pydantic ``dict`` field refuses it, so results, API responses and models
+    take ``plain(row.config)``.
+    """
+    return value.value if isinstance(value, JSONText) else value
 
 
 def json_held(value: Any) -> Any:

@@ -16,6 +16,7 @@ field's own conversion, so both sides always agree); these add exactness and ord
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import enum
 import logging
@@ -189,13 +190,23 @@ class _HeldAsJSONText(peewee.FieldAccessor):
         super().__set__(instance, codecs.json_held(value))
 
 
+def _held_default(default: Any) -> Any:
+    """A field default that gives each new instance its own value, held as JSONText like an assigned one."""
+
+    def make() -> Any:
+        return codecs.json_held(default() if callable(default) else copy.deepcopy(default))
+
+    return make
+
+
 class JSONField(peewee.TextField):
     """JSON text in a TEXT column: values or JSON text in, :class:`~maim_db.codecs.JSONText` out.
 
     What maim_db 1.0's callers write, ``json.dumps(config)``, is stored once, as that value;
     objects and arrays read back as ``JSONText``: the JSON text (a ``str``, for 1.0 code's
     ``json.loads``) that also answers the value's lookups (``config["lang"]``, ``== {...}``,
-    in-place changes; ``.value`` is the plain dict or list). The SQLAlchemy mirror reads
+    in-place changes; ``.value`` is the plain dict or list). Assigned values and defaults
+    are held as ``JSONText`` too, so a new instance reads like a loaded one. The SQLAlchemy mirror reads
     plain dicts and lists, as 1.0's ``JSON`` columns did. Text that is not JSON (old rows
     written by hand) is returned as the raw string and logged, instead of making the whole
     row unreadable.
@@ -203,6 +214,13 @@ class JSONField(peewee.TextField):
 
     field_type = "TEXT"
     accessor_class = _HeldAsJSONText
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Peewee puts defaults straight into a new instance's data, past the accessor: wrap
+        # them so ``json.loads(ApiKey().permissions)`` works as on an assigned or loaded value.
+        if self.default is not None:
+            self.default = _held_default(self.default)
 
     def __eq__(self, rhs: Any) -> Any:
         # Peewee reads a list on the right of == as "one of these"; for JSON it is one value.

@@ -436,3 +436,17 @@ def test_service_and_bot_share_one_file_over_real_http_and_lose_nothing(tmp_path
     finally:
         conn.close()
     assert set(threading.enumerate()) - threads_before == set()  # no thread of this test is left
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_example_service_answers_json_columns_as_objects_after_a_write_too(tmp_path: Path) -> None:
+    from maim_db.examples.service import create_app
+
+    app = create_app(f"sqlite:///{tmp_path}/svc.db")
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        tenant = (await client.post("/tenants", json={"tenant_name": "t1"})).json()
+        put = await client.put(f"/tenants/{tenant['id']}/plugins/p1", json={"enabled": True, "config": {"a": 1}})
+        got = await client.get(f"/tenants/{tenant['id']}/plugins/p1")
+    assert put.status_code == 200 and put.json()["config"] == {"a": 1}  # was the text '{"a": 1}'
+    assert got.json()["config"] == {"a": 1}

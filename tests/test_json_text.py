@@ -26,7 +26,7 @@ from helpers import models_bridge
 
 from maim_db import Bridge, InvalidValueError
 from maim_db.codecs import JSONText
-from maim_db.domain.models import ALL_MODELS, Agent, ApiKey, Tenant
+from maim_db.domain.models import ALL_MODELS, Agent, ApiKey, PluginSettings, Tenant
 
 CONFIG = {"persona": "cheerful", "reply_rate": 0.35, "名字": "麦麦", "nested": {"a": [1, 2, None]}}
 PERMISSIONS = ["chat", "config:read"]
@@ -201,7 +201,7 @@ def test_a_sqlalchemy_filter_finds_a_peewee_json_value(json_bridge: Bridge) -> N
 def test_json_text_is_the_text_for_strings_and_the_value_for_everything_else() -> None:
     text = JSONText('{"a": [1, 2]}')
     assert text == '{"a": [1, 2]}' and text != '{"a":[1,2]}'  # a str compares as text
-    assert text == {"a": [1, 2]} and text == JSONText('{"a":[1,2]}')  # anything else by value
+    assert text == {"a": [1, 2]} and text != JSONText('{"a":[1,2]}')  # a value by value, a JSONText as text
     assert str(text) == '{"a": [1, 2]}' and type(str(text)) is str
     assert hash(text) == hash('{"a": [1, 2]}') and {text: 1}['{"a": [1, 2]}'] == 1
     assert len(text) == len('{"a": [1, 2]}')  # a str's length: json.loads needs it
@@ -261,3 +261,48 @@ def test_an_unsaved_instance_reads_like_a_loaded_one() -> None:
     assert str(old_style.config) == json.dumps(CONFIG)  # the text the 1.0 caller wrote, as it wrote it
     key = ApiKey(permissions=json.dumps(None))  # json.dumps(None) stays text until saved: a NOT NULL column
     assert key.permissions == "null"
+
+
+# -- Python's rules: equality matches hashing, sequences answer as the list ---------------------
+
+
+def test_json_texts_are_equal_only_when_their_texts_are_so_equality_matches_hashing() -> None:
+    spaced, compact = JSONText('{"a": 1}'), JSONText('{"a":1}')
+    assert spaced != compact and not spaced == compact  # noqa: SIM201 -- both operators
+    assert len({spaced, compact}) == 2
+    twin = JSONText('{"a": 1}')
+    assert spaced == twin and hash(spaced) == hash(twin) and len({spaced, twin}) == 1
+    assert spaced == {"a": 1} == compact  # against a value: by value, as before
+
+
+def test_a_json_text_list_answers_count_index_and_reversed_as_the_list() -> None:
+    permissions = JSONText('["chat", "admin", "chat"]')
+    assert permissions.count("chat") == 2 and permissions.count("ch") == 0
+    assert permissions.index("admin") == 1 and permissions.index("chat", 1) == 2
+    with pytest.raises(ValueError, match="not in list"):
+        permissions.index("owner")
+    assert list(reversed(permissions)) == ["chat", "admin", "chat"]
+    assert list(reversed(JSONText('{"a": 1, "b": 2}'))) == ["b", "a"]
+    assert JSONText('{"a": 1}').count("a") == 1  # an object has no count: the text's, as a str
+
+
+def test_the_value_leaves_the_process_as_plain_dicts_and_lists() -> None:
+    from maim_db.codecs import plain
+
+    text = JSONText('{"a": [1, 2]}')
+    assert type(plain(text)) is dict and plain(text) == {"a": [1, 2]}
+    assert type(plain(JSONText("[1]"))) is list
+    for other in (None, "words", 7, {"b": 1}, [2]):
+        assert plain(other) is other
+
+
+def test_a_fresh_instance_holds_its_json_default_as_json_text_for_1_0_code() -> None:
+    from maim_db.domain.agent_config import PersonalityConfig
+
+    key, other = ApiKey(tenant="t", agent="a", name="k", api_key="x"), ApiKey()
+    assert isinstance(key.permissions, JSONText) and json.loads(key.permissions) == []
+    key.permissions.append("chat")
+    assert other.permissions == [] and ApiKey().permissions == []  # each instance its own default
+    persona = PersonalityConfig(agent_id="a")
+    assert isinstance(persona.states, JSONText) and json.loads(persona.states) == []
+    assert json.loads(PluginSettings().config) == {}

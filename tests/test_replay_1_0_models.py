@@ -503,3 +503,21 @@ def test_every_1_0_table_and_the_config_manager_on_each_backend(any_url: str) ->
         with b.session() as s:
             assert s.scalars(sa.select(b.mirror(APIProviderModel).name)).all() == ["openai"]
         assert b.schema_drift() == []
+
+
+def test_agent_config_manager_results_are_plain_json_as_1_0_gave(db: Bridge) -> None:
+    import json
+
+    from fastapi.encoders import jsonable_encoder
+
+    from maim_db.core import AgentConfigManager
+
+    manager = AgentConfigManager(LEGACY_AGENT)
+    manager.update_config_from_json(
+        {"persona": {"states": ["happy"]}, "config_overrides": {"chat": {"talk_value_rules": [{"a": 1}]}}}
+    )
+    got = manager.get_all_configs()
+    states, rules = got["persona"]["states"], got["config_overrides"]["chat"]["talk_value_rules"]
+    assert type(states) is list and type(rules) is list  # not JSONText: a str to every encoder
+    assert jsonable_encoder(got)["persona"]["states"] == ["happy"]
+    assert json.loads(json.dumps(got))["config_overrides"]["chat"]["talk_value_rules"] == [{"a": 1}]

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import peewee
 
+from ..codecs import plain
 from ..errors import InvalidValueError, SchemaDriftError
 from ..peewee.unbound import database_for
 from .agent_config import (
@@ -70,7 +71,8 @@ def _data_fields(model: type[AgentConfigBaseModel]) -> list[peewee.Field]:
 
 
 def _as_dict(row: AgentConfigBaseModel) -> dict[str, Any]:
-    return {f.name: getattr(row, f.name) for f in _data_fields(type(row))}
+    # JSON columns as plain lists and dicts, as 1.0 gave: this dict goes to API clients.
+    return {f.name: plain(getattr(row, f.name)) for f in _data_fields(type(row))}
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import peewee
 
-from ..codecs import JSONText
+from ..codecs import plain
 from ..errors import InvalidValueError
 from ..fields import EnumField
 from ..model import Model
@@ -62,8 +62,7 @@ class _Wrapper:
         setattr(self, self.row_attr, row)
 
     def _read(self, name: str, value: Any) -> Any:
-        if isinstance(value, JSONText):
-            return value.value  # 1.0's wrappers parsed JSON columns into dicts and lists
+        value = plain(value)  # 1.0's wrappers parsed JSON columns into dicts and lists
         field = self.model._meta.fields.get(name)
         if isinstance(field, EnumField) and value is not None and not isinstance(value, field.enum_class):
             try:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import peewee
 
+from ..codecs import plain
 from ..default import default_database
 from ..fields import DateTimeField, EnumField, JSONField, new_id, utcnow
 from ..model import Model
@@ -109,7 +110,7 @@ class BaseModel(Model):
 
 def _plain(value: Any, kind: type[T]) -> T | None:
     """A fresh copy of a JSON column's ``kind`` value (``JSONText`` or plain), as 1.0's ``json.loads`` gave."""
-    value = getattr(value, "value", value)
+    value = plain(value)
     return copy.deepcopy(value) if isinstance(value, kind) else None
 
 

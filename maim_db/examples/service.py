@@ -40,6 +40,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import maim_db
+from maim_db.codecs import plain
 from maim_db.domain import mirrors as rows  # SQLAlchemy mirrors of the same tables
 from maim_db.domain.models import Agent, PluginSettings, Tenant, TenantType
 from maim_db.fields import utcnow
@@ -109,7 +110,7 @@ def settings_json(s: Any) -> dict[str, Any]:
         "agent_id": s.agent_id,
         "plugin_name": s.plugin_name,
         "enabled": bool(s.enabled),
-        "config": s.config or {},
+        "config": plain(s.config) or {},  # a Peewee row's JSONText is a str to the JSON encoder
         "updated_at": _iso(s.updated_at),
     }
 

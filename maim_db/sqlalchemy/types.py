@@ -27,7 +27,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeDecorator, TypeEngine, UserDefinedType
 
 from .. import fields as maim_fields
-from ..codecs import SCALED_MAX_DIGITS, JSONText
+from ..codecs import SCALED_MAX_DIGITS, plain
 from ..errors import UnmappedFieldError
 
 __all__ = ["PeeweeValue", "plain_value", "register_field_type", "sqlalchemy_type_for"]
@@ -295,7 +295,7 @@ class PeeweeValue(TypeDecorator[Any]):
         result = self.field.python_value(value)
         # maim_db's JSONField reads JSONText on the Peewee side (1.0's text); here the plain
         # dict or list, as 1.0's SQLAlchemy models (JSON columns) gave.
-        return result.value if isinstance(result, JSONText) else result
+        return plain(result)
 
     @property
     def python_type(self) -> type[Any]:
