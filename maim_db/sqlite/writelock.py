@@ -853,20 +853,29 @@ class WriteLock:
         holder = self.current_holder()
         owner = self._local.owner
         me = threading.current_thread()
-        if holder is not None and holder.pid == os.getpid():
+        if owner is not None and owner.thread is not me and owner.since and owner.thread in _blocks_around_caller():
+            # The holder is a block this call's context is inside, yet this call does not run in
+            # its transaction: a task started inside the block (which may be waiting for it).
             hint = (
-                "a writer of this process holds a transaction open that long; keep write transactions short "
-                "or raise busy_timeout"
+                f"this task was started inside the atomic() block at {owner.site or 'an unknown line'}, which "
+                "holds the write lock until it ends; await it after the block (a task not awaited inside "
+                "the block writes once the block commits)"
             )
         else:
-            hint = (
-                "another process holds a write transaction open that long (or is stopped while holding it: "
-                "a debugger, Ctrl-Z, docker pause); keep write transactions short or raise busy_timeout"
+            if holder is not None and holder.pid == os.getpid():
+                hint = (
+                    "a writer of this process holds a transaction open that long; keep write transactions short "
+                    "or raise busy_timeout"
+                )
+            else:
+                hint = (
+                    "another process holds a write transaction open that long (or is stopped while holding it: "
+                    "a debugger, Ctrl-Z, docker pause); keep write transactions short or raise busy_timeout"
+                )
+            hint += (
+                ". A transaction that waits for another service (an HTTP call) which writes the same file waits "
+                "for itself: read in a deferred session, call the service, then write (docs/locking.md)"
             )
-        hint += (
-            ". A transaction that waits for another service (an HTTP call) which writes the same file waits "
-            "for itself: read in a deferred session, call the service, then write (docs/locking.md)"
-        )
         detail = None
         if holder is None:
             detail = "its holder could not be told (it took the lock a moment ago, or is not a maim_db writer)"
@@ -936,6 +945,23 @@ def write_lock_for(db_path: Path) -> WriteLock:
 
 FORK_WAIT_SECONDS = 30.0
 """The longest a fork() waits for other threads' writes to end (their transactions)."""
+
+blocks_in_context: list[Any] = []
+"""Callables returning the threads that run the open transactions whose blocks the calling
+context is inside, whichever task opened them (the bridge adds one: the workers of
+``async with ...atomic()`` blocks, which a task started inside a block sees in its copy of
+the context). A waiter that gives up behind one of them is told it was started inside it."""
+
+
+def _blocks_around_caller() -> set[threading.Thread]:
+    threads: set[threading.Thread] = set()
+    for find in blocks_in_context:
+        try:
+            threads |= set(find())
+        except Exception:  # best effort: the error path must not fail on it
+            log.debug("looking up the blocks around a waiter failed", exc_info=True)
+    return threads
+
 
 fork_exempt: list[Any] = []
 """Callables returning threads whose write the forking thread itself owns (the bridge adds
