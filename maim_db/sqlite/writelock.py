@@ -819,8 +819,9 @@ class WriteLock:
         Another process's record counts only while the kernel says it still holds the lock
         (``OWNER`` and its ticket's slot locked; where that cannot be asked -- an unqueued
         holder, a host without OFD locks -- the record is cleared at release and its pid must
-        be alive), so a writer that finished or was killed is never reported. None when nobody holds it, or the holder
-        cannot be told (it took the lock a moment ago and has not written its record yet).
+        be alive), so a writer that finished or was killed is never reported. None when
+        nobody holds it, or the holder cannot be told (it took the lock a moment ago and has
+        not written its record yet).
         """
         if not self.enabled:
             return None
