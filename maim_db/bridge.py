@@ -52,7 +52,7 @@ from .sqlalchemy.mirror import mirrors_for
 from .sqlalchemy.scoping import ScopedSession
 from .sqlite.profile import SQLiteProfile
 from .sqlite.resources import SQLiteFile
-from .sqlite.writelock import fork_exempt
+from .sqlite.writelock import blocks_in_context, fork_exempt
 from .url import DatabaseURL
 
 __all__ = ["AsyncAtomic", "Bridge", "close_default_bridge", "default_bridge"]
@@ -1461,6 +1461,17 @@ def _threads_of_open_transactions() -> set[threading.Thread]:
     return threads
 
 
+def _threads_of_blocks_in_context() -> set[threading.Thread]:
+    """Workers of the open async transactions this context is inside, whichever task opened them."""
+    threads: set[threading.Thread] = set()
+    for bridge in list(_live):
+        txn = bridge._txn.get()
+        if txn is not None and not txn.closed and txn.pid == os.getpid():
+            threads.add(txn.session.thread)
+    return threads
+
+
 atexit.register(_close_all_at_exit)
 os.register_at_fork(after_in_child=_after_fork_in_child)
 fork_exempt.append(_threads_of_open_transactions)
+blocks_in_context.append(_threads_of_blocks_in_context)

@@ -31,7 +31,9 @@ from writers import (
     write_from_thread,
 )
 
-from maim_db import Bridge, TransactionError
+from maim_db import Bridge, TransactionError, WriteLockTimeoutError
+
+BUMP = "UPDATE counter SET n = n + 1"
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork() and fcntl locks")
 
@@ -353,6 +355,56 @@ def test_fork_inside_async_atomic_neither_hangs_nor_inherits_the_transaction(liv
     code, words = asyncio.run(fork_in_transaction())
     assert code == 3 and words.startswith("TransactionError"), words
     assert count(path) == 1
+    assert_others_write_at_once(bridge, path)
+
+
+# -- a task started inside a write block ----------------------------------------------------------
+
+
+def test_a_task_started_inside_a_write_block_is_told_where_and_the_lock_is_free_after(
+    live: tuple[Bridge, Path],
+) -> None:
+    # Was: the child waited out the busy timeout and was told that "a writer of this process
+    # holds a transaction open that long" -- its own parent, which waits for it.
+    bridge, path = live
+    short = Bridge(f"sqlite:///{path}?busy_timeout=300")
+    db = short.peewee
+
+    async def parent() -> None:
+        async with db.atomic():  # BLOCK gather
+            await db.aexecute_sql(BUMP)
+            await asyncio.gather(db.aexecute_sql(BUMP))
+
+    try:
+        with pytest.raises(WriteLockTimeoutError) as caught:
+            asyncio.run(parent())
+    finally:
+        short.close()
+    lines = Path(__file__).read_text(encoding="utf-8").splitlines()
+    number = next(n for n, line in enumerate(lines, 1) if line.rstrip().endswith("# BLOCK gather"))
+    site = f"{Path(__file__).resolve()}:{number} in parent"
+    words = str(caught.value)
+    assert caught.value.holder_site == site
+    assert f"this task was started inside the atomic() block at {site}" in words
+    assert "await it after the block" in words
+    assert "holds a transaction open that long" not in words
+    assert count(path) == 0  # the parent's block rolled back on the child's error
+    assert_others_write_at_once(bridge, path)
+
+
+def test_a_task_started_inside_a_write_block_waits_for_its_commit(live: tuple[Bridge, Path]) -> None:
+    # Not a mistake: a child that is not awaited inside the block writes once the block commits.
+    bridge, path = live
+
+    async def parent() -> None:
+        async with bridge.atomic():
+            await Counter.update(n=Counter.n + 1).aexecute()
+            child = asyncio.create_task(Counter.update(n=Counter.n + 1).aexecute())
+            await asyncio.sleep(0)  # the child starts and queues for the lock behind the block
+        await asyncio.wait_for(child, 10)
+
+    asyncio.run(parent())
+    assert count(path) == 2
     assert_others_write_at_once(bridge, path)
 
 

@@ -12,6 +12,7 @@ left in the lock file by the dead writer is not taken for the truth.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
@@ -29,6 +30,7 @@ from helpers import child_env
 
 import maim_db
 from maim_db import WriteLockTimeoutError
+from maim_db.sqlite import writelock
 from maim_db.sqlite.writelock import WriteLock, write_lock_for
 
 pytestmark = pytest.mark.skipif(not WriteLock(Path("/nonexistent")).enabled, reason="needs fcntl")
@@ -275,3 +277,81 @@ def test_a_waiter_for_a_servers_writer_lock_names_the_holding_connection(backend
                 assert "application_name 'lockholder'" in str(error)
         peewee_write(bridge)  # the waiters left nothing open behind them
         session_write(bridge)
+
+
+# -- the holder record: publishing it never costs the turn, and it never outlives the turn ---------
+
+
+def test_a_failure_to_publish_the_record_neither_fails_the_write_nor_keeps_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was: the record page's first open (EMFILE) raised out of acquire() with the turn still
+    # owned: every later writer of the file waited in vain.
+    lock = WriteLock(tmp_path / "x.db")
+
+    def no_descriptors_left() -> None:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(lock._page, "_open", no_descriptors_left)
+    hold = lock.acquire(1.0)  # the record is a courtesy: the write goes on without it
+    assert lock.current_holder() is not None  # this process still knows its holder first-hand
+    hold.release()
+    monkeypatch.undo()
+
+    got: list[object] = []
+    other = threading.Thread(target=lambda: got.append(lock.acquire(TIMEOUT_MS / 1000).release()))
+    other.start()
+    other.join(30)
+    assert got == [True]
+
+
+NON_OFD_WRITER = """
+import sys
+from pathlib import Path
+from maim_db.sqlite import writelock
+writelock._HAS_OFD = False  # what a host without OFD locks (macOS, the BSDs) runs
+lock = writelock.WriteLock(Path(sys.argv[1]))
+hold = lock.acquire(5.0)
+print("held", flush=True)
+sys.stdin.readline()
+hold.release()
+print("released", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_without_ofd_locks_a_finished_writers_record_is_not_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was: without OFD locks the kernel cannot be asked about a queued holder's slot; its
+    # record was checked by pid alone, so a live process that had finished its turn was
+    # reported as the holder.
+    db = tmp_path / "x.db"
+    db.touch()
+    monkeypatch.setattr(writelock, "_HAS_OFD", False)
+    lock = writelock.WriteLock(db)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", NON_OFD_WRITER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(dict(os.environ)),
+    )
+    try:
+        assert writer.stdin is not None and writer.stdout is not None
+        assert writer.stdout.readline().strip() == "held"
+        holding = lock.current_holder()
+        assert holding is not None and holding.pid == writer.pid
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        assert writer.stdout.readline().strip() == "released"
+        assert lock.current_holder() is None  # the writer lives on, its turn is over
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
+        _, err = writer.communicate(timeout=30)
+        assert writer.returncode == 0, err
+    finally:
+        if writer.returncode is None:
+            writer.kill()
+            writer.communicate(timeout=30)

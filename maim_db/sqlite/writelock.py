@@ -30,8 +30,10 @@ Who holds the lock is never a mystery: the holder writes a small record into the
 after it takes ``OWNER``; the next holder overwrites it. A waiter that gives up names that
 holder in its :class:`WriteLockTimeoutError` -- but only after checking with the kernel
 that ``OWNER`` and the recorded ticket's slot are still locked, which they are not once
-that writer finished or was killed: a stale record is never reported. (An unqueued
-holder, which has no slot, clears its record before it lets go, and is checked by pid.)
+that writer finished or was killed: a stale record is never reported. (A holder the
+kernel cannot vouch for -- an unqueued one, which has no slot, or any holder where there
+are no OFD locks to ask about slots -- clears its record before it lets go, and is
+checked by pid. Publishing the record never fails a turn: it is a courtesy.)
 
 The file locks are ``fcntl`` record locks, which the kernel drops when a process dies: a
 killed writer never blocks the others (no PID files, no stale locks). On Linux they are
@@ -105,7 +107,7 @@ class Hold:
     connection was closed or whose transaction ended without a release.
     """
 
-    __slots__ = ("_released", "began", "conn", "depth", "lock", "since", "site", "thread", "unqueued")
+    __slots__ = ("_released", "began", "clears_record", "conn", "depth", "lock", "since", "site", "thread")
 
     def __init__(self, lock: WriteLock, conn: Any = None, site: str | None = None) -> None:
         self.lock = lock
@@ -115,7 +117,9 @@ class Hold:
         """Where the turn was asked for in the caller's code (``file:line in function``)."""
         self.since = 0.0
         """``time.monotonic()`` when the turn was granted (0.0 while it is still awaited)."""
-        self.unqueued = False  # granted without a ticket: its record is cleared at release
+        # Its record is cleared at release: it was granted without a ticket, or the kernel
+        # cannot be asked about tickets here (no OFD locks); see _holder_in_file.
+        self.clears_record = False
         self.began = False  # set by the caller once its BEGIN succeeded
         self.depth = 1
         self._released = False
@@ -160,7 +164,8 @@ def _ofd(fd: int, kind: int, start: int, *, block: bool) -> bool:
 
 def _posix(fd: int, kind: int, start: int, *, block: bool) -> bool:
     assert fcntl is not None
-    op = {fcntl.F_WRLCK: fcntl.LOCK_EX, fcntl.F_UNLCK: fcntl.LOCK_UN}[kind] | (0 if block else fcntl.LOCK_NB)
+    # lockf() takes LOCK_UN alone (LOCK_UN | LOCK_NB is refused with ValueError); an unlock never blocks.
+    op = fcntl.LOCK_UN if kind == fcntl.F_UNLCK else fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB)
     try:
         fcntl.lockf(fd, op, 1, start, os.SEEK_SET)
     except (BlockingIOError, PermissionError):
@@ -659,15 +664,19 @@ class _RecordPage:
         self._lock = threading.Lock()
 
     def write(self, data: bytes) -> None:
-        """Put ``data`` at the record's place (called with ``OWNER`` held)."""
-        fd = self.fd
-        page = self._map
-        if page is not None:
-            page[_RECORD : _RECORD + len(data)] = data
-            return
+        """Put ``data`` at the record's place (called with ``OWNER`` held); never fails on I/O.
+
+        A record is a courtesy, never a reason to fail the turn: an error (the lock file
+        cannot be opened -- no descriptors left -- or written) is logged at debug level.
+        """
         try:
-            os.pwrite(fd, data, _RECORD)
-        except OSError:  # pragma: no cover - a record is a courtesy, never a reason to fail
+            fd = self.fd
+            page = self._map
+            if page is not None:
+                page[_RECORD : _RECORD + len(data)] = data
+            else:
+                os.pwrite(fd, data, _RECORD)
+        except OSError:
             log.debug("writing the write lock's holder record failed", exc_info=True)
 
 
@@ -747,10 +756,14 @@ class WriteLock:
         if not ok:
             self._local.release(hold)
             raise self._timeout(timeout)
-        hold.since = time.monotonic()
-        ticket = self._cross.ticket
-        hold.unqueued = ticket is None
-        self._page.write(_record_of(hold, ticket))
+        try:
+            hold.since = time.monotonic()
+            ticket = self._cross.ticket
+            hold.clears_record = ticket is None or not _HAS_OFD
+            self._page.write(_record_of(hold, ticket))
+        except BaseException:  # interrupted while publishing: pass the turn on (the record never fails it)
+            self._release_hold(hold)
+            raise
         return hold
 
     def _release_hold(self, hold: Hold) -> bool:
@@ -763,7 +776,7 @@ class WriteLock:
                 return True
             hold._released = True
         try:
-            if hold.unqueued:  # a queued holder's record goes stale with its slot (see _holder_in_file)
+            if hold.clears_record:  # else the kernel tells a finished turn's record by its slot
                 self._page.write(_CLEARED)
             self._cross.release()
         finally:
@@ -804,9 +817,11 @@ class WriteLock:
         """Who holds the lock now: a thread of this process, or the process the lock file names.
 
         Another process's record counts only while the kernel says it still holds the lock
-        (``OWNER`` and its ticket's slot locked; an unqueued holder: its pid alive), so a
-        writer that was killed is never reported. None when nobody holds it, or the holder
-        cannot be told (it took the lock a moment ago and has not written its record yet).
+        (``OWNER`` and its ticket's slot locked; where that cannot be asked -- an unqueued
+        holder, a host without OFD locks -- the record is cleared at release and its pid must
+        be alive), so a writer that finished or was killed is never reported. None when
+        nobody holds it, or the holder cannot be told (it took the lock a moment ago and has
+        not written its record yet).
         """
         if not self.enabled:
             return None
@@ -839,20 +854,29 @@ class WriteLock:
         holder = self.current_holder()
         owner = self._local.owner
         me = threading.current_thread()
-        if holder is not None and holder.pid == os.getpid():
+        if owner is not None and owner.thread is not me and owner.since and owner.thread in _blocks_around_caller():
+            # The holder is a block this call's context is inside, yet this call does not run in
+            # its transaction: a task started inside the block (which may be waiting for it).
             hint = (
-                "a writer of this process holds a transaction open that long; keep write transactions short "
-                "or raise busy_timeout"
+                f"this task was started inside the atomic() block at {owner.site or 'an unknown line'}, which "
+                "holds the write lock until it ends; await it after the block (a task not awaited inside "
+                "the block writes once the block commits)"
             )
         else:
-            hint = (
-                "another process holds a write transaction open that long (or is stopped while holding it: "
-                "a debugger, Ctrl-Z, docker pause); keep write transactions short or raise busy_timeout"
+            if holder is not None and holder.pid == os.getpid():
+                hint = (
+                    "a writer of this process holds a transaction open that long; keep write transactions short "
+                    "or raise busy_timeout"
+                )
+            else:
+                hint = (
+                    "another process holds a write transaction open that long (or is stopped while holding it: "
+                    "a debugger, Ctrl-Z, docker pause); keep write transactions short or raise busy_timeout"
+                )
+            hint += (
+                ". A transaction that waits for another service (an HTTP call) which writes the same file waits "
+                "for itself: read in a deferred session, call the service, then write (docs/locking.md)"
             )
-        hint += (
-            ". A transaction that waits for another service (an HTTP call) which writes the same file waits "
-            "for itself: read in a deferred session, call the service, then write (docs/locking.md)"
-        )
         detail = None
         if holder is None:
             detail = "its holder could not be told (it took the lock a moment ago, or is not a maim_db writer)"
@@ -922,6 +946,23 @@ def write_lock_for(db_path: Path) -> WriteLock:
 
 FORK_WAIT_SECONDS = 30.0
 """The longest a fork() waits for other threads' writes to end (their transactions)."""
+
+blocks_in_context: list[Any] = []
+"""Callables returning the threads that run the open transactions whose blocks the calling
+context is inside, whichever task opened them (the bridge adds one: the workers of
+``async with ...atomic()`` blocks, which a task started inside a block sees in its copy of
+the context). A waiter that gives up behind one of them is told it was started inside it."""
+
+
+def _blocks_around_caller() -> set[threading.Thread]:
+    threads: set[threading.Thread] = set()
+    for find in blocks_in_context:
+        try:
+            threads |= set(find())
+        except Exception:  # best effort: the error path must not fail on it
+            log.debug("looking up the blocks around a waiter failed", exc_info=True)
+    return threads
+
 
 fork_exempt: list[Any] = []
 """Callables returning threads whose write the forking thread itself owns (the bridge adds
