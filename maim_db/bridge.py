@@ -72,10 +72,22 @@ class _Transaction:
     must not be kept alive by it; :meth:`watch` then rolls the transaction back.
     """
 
-    __slots__ = ("__weakref__", "_end", "_finalizer", "_owner", "_unwatch", "closed", "owns_session", "pid", "session")
+    __slots__ = (
+        "__weakref__",
+        "_end",
+        "_finalizer",
+        "_owner",
+        "_unwatch",
+        "closed",
+        "owns_session",
+        "pid",
+        "session",
+        "streams",
+    )
 
     def __init__(self, session: WorkerSession, owner: object, *, owns_session: bool = True) -> None:
         self.session = session
+        self.streams: builtins.list[builtins.list[Any]] = []  # db.iterate() cursors open on its worker
         # False for a transaction on the session of its task's connection (``aconnect()``):
         # the connection, not the transaction, gives the session back.
         self.owns_session = owns_session
@@ -554,6 +566,19 @@ class Bridge:
             return None
         return txn
 
+    def _slot_wait(self) -> dict[str, Any]:
+        """How long a task waits for a transaction worker: the lock wait (SQLite) or the pool's.
+
+        Names the wait that can never end: a task started inside another task's open block
+        (or inside its own) that waits for a worker while that block holds one.
+        """
+        timeout = float(self.peewee.timeout) if self.url.is_sqlite else server_options(self.url)["pool_timeout"]
+        inherited = self._txn.get()
+        holding = None
+        if inherited is not None and not inherited.closed and inherited.pid == os.getpid():
+            holding = "an open transaction block of this task or of the task that started it"
+        return {"timeout": timeout, "holding": holding}
+
     def _task_connection(self) -> _Transaction | None:
         """The connection the calling task holds (``await db.aconnect()``), if any; child tasks hold none."""
         conn = self._conn.get()
@@ -585,7 +610,7 @@ class Bridge:
         if self._task_connection() is not None:
             return False
         executor = self.executor
-        session = await executor.acquire_session()
+        session = await executor.acquire_session(**self._slot_wait())
         conn = _Transaction(session, task)
         try:
             await executor.run(_touch, (db,), {}, session=session, shielded=True)
@@ -608,11 +633,19 @@ class Bridge:
             await self.run(_let_go, db)
             return
         executor = self.executor
-        await executor.run(_let_go_for_good, (db,), {}, session=conn.session, shielded=True)
-        if conn.claim_end():
-            conn.closed = True
-            self._conn.set(None)
-            executor.release_session(conn.session)
+        refused = False
+        try:
+            await executor.run(_let_go_for_good, (db,), {}, session=conn.session, shielded=True)
+        except TransactionError:
+            refused = True  # inside the task's transaction: it keeps its connection
+            raise
+        finally:
+            # Also when a cancellation (a deadline) lands as the shielded hop returns: the
+            # connection is closed, so the task must not keep its worker.
+            if not refused and conn.claim_end():
+                conn.closed = True
+                self._conn.set(None)
+                executor.release_session(conn.session)
 
     def atomic(self, lock_type: str | None = None) -> Any:
         """``async with bridge.atomic() as txn:`` a transaction (``BEGIN IMMEDIATE`` on SQLite).
@@ -641,18 +674,28 @@ class Bridge:
         db = self.peewee if db is None else db
         executor = self.executor
         txn = self._open_transaction() or self._task_connection()
-        session = txn.session if txn is not None else await executor.acquire_session()
+        session = txn.session if txn is not None else await executor.acquire_session(**self._slot_wait())
         stream: builtins.list[Any] = []
+        if txn is not None:
+            txn.streams.append(stream)
         try:
             await executor.run(_open_stream, (db, query, stream), {}, session=session)
             while True:
+                if txn is not None and not _holds(txn.streams, stream):
+                    raise TransactionError(
+                        "iterate(query): its transaction block ended before the rows were read "
+                        "(the block closed the cursor)",
+                        hint="read the rows inside the `async with db.atomic()` block, or iterate outside it",
+                    )
                 chunk = await executor.run(_next_chunk, (stream, size), {}, session=session)
                 for row in chunk:
                     yield row
                 if len(chunk) < size:
                     return
         finally:
-            await executor.run(_close_stream, (db, stream, txn is None), {}, session=session, shielded=True)
+            # A block that ended first closed the cursor already, and its worker is no longer ours.
+            if txn is None or _drop(txn.streams, stream):
+                await executor.run(_close_stream, (db, stream, txn is None), {}, session=session, shielded=True)
             if txn is None:
                 executor.release_session(session)
 
@@ -1079,7 +1122,7 @@ class AsyncAtomic:
             if conn is not None:  # the task's own connection (aconnect()) carries the transaction
                 self._txn = _Transaction(conn.session, current_task(), owns_session=False)
             else:
-                self._txn = _Transaction(await executor.acquire_session(), current_task())
+                self._txn = _Transaction(await executor.acquire_session(**bridge._slot_wait()), current_task())
         entered = [False]
 
         def enter() -> Any:
@@ -1118,6 +1161,11 @@ class AsyncAtomic:
             )
         executor = self._bridge.executor
         exit_fn: Callable[..., Any] = self._cm.__exit__
+        if self._top and txn.streams:
+            # An iterator still open when its block ends: its cursor (and its read snapshot)
+            # is closed with the block, not left on a worker that goes back to the pool.
+            streams, txn.streams = txn.streams, []
+            exit_fn = functools.partial(_closing_streams, streams, exit_fn)
         if self._top and txn.owns_session and not self._bridge.url.is_sqlite:
             exit_fn = functools.partial(_then_return_connection, self._bridge.peewee, exit_fn)
             exc_args: tuple[Any, ...] = ((exc_type, exc, tb), {})
@@ -1329,6 +1377,27 @@ def _open_stream(db: Any, query: Any, stream: builtins.list[Any]) -> None:
 
 def _next_chunk(stream: builtins.list[Any], size: int) -> builtins.list[Any]:
     return builtins.list(itertools.islice(stream[1], size))
+
+
+def _holds(streams: builtins.list[builtins.list[Any]], stream: builtins.list[Any]) -> bool:
+    return any(s is stream for s in streams)
+
+
+def _drop(streams: builtins.list[builtins.list[Any]], stream: builtins.list[Any]) -> bool:
+    """Remove ``stream`` (by identity) from ``streams``; False when it was no longer there."""
+    for i, s in enumerate(streams):
+        if s is stream:
+            del streams[i]
+            return True
+    return False
+
+
+def _closing_streams(streams: builtins.list[builtins.list[Any]], exit_fn: Callable[..., Any], *args: Any) -> Any:
+    """Close the cursors of iterators left open in a block, then end the block (on its worker)."""
+    for stream in streams:
+        if stream:
+            stream[0].close()
+    return exit_fn(*args)
 
 
 def _close_stream(db: Any, stream: builtins.list[Any], give_back: bool) -> None:

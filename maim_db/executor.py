@@ -35,7 +35,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import peewee
 
-from .errors import BridgeClosedError
+from .errors import BridgeClosedError, TransactionError
 from .peewee.rows import is_dbapi_cursor, read_out
 
 __all__ = ["Call", "Executor", "Session", "current_inbox", "current_task"]
@@ -327,6 +327,7 @@ def _serve(
             if pool is None:
                 if call.execute():
                     call.deliver()
+                del call
                 continue
             now = time.perf_counter()
             pool._progress[0] = now
@@ -526,8 +527,13 @@ class Executor:
             self._all_sessions.append(session)
         return session
 
-    async def acquire_session(self) -> Session:
-        """A pinned worker; waits (without blocking the loop) when all are in use."""
+    async def acquire_session(self, timeout: float | None = None, *, holding: str | None = None) -> Session:
+        """A pinned worker; waits (without blocking the loop) when all are in use.
+
+        ``timeout`` bounds that wait in seconds: then a :class:`TransactionError` names the
+        limit (``max_transactions``) and, with ``holding`` (the open transaction the caller
+        runs inside), the wait that may never end.
+        """
         with self._lock:
             self._check_open()
             if self._busy_sessions < self.max_sessions:
@@ -546,7 +552,20 @@ class Executor:
                     self._session_waiters.append(c)
 
         try:
-            return await current_inbox().wait(waiter, enqueue, shielded=False)
+            if timeout is None:
+                return await current_inbox().wait(waiter, enqueue, shielded=False)
+            with anyio.fail_after(timeout):
+                return await current_inbox().wait(waiter, enqueue, shielded=False)
+        except TimeoutError:
+            if isinstance(waiter.result, Session):  # handed over as the wait ran out
+                self.release_session(waiter.result)
+            held = f"; it runs inside {holding}, which keeps a worker until it ends" if holding else ""
+            raise TransactionError(
+                f"all {self.max_sessions} transaction workers (max_transactions={self.max_sessions}) stayed in use "
+                f"for {timeout:g} s{held}",
+                hint="end transactions and aclose() task connections sooner, or raise Bridge(max_transactions=...); "
+                "a task inside a block must not await another task's block",
+            ) from None
         except BaseException:
             if isinstance(waiter.result, Session):  # handed over as we were cancelled
                 self.release_session(waiter.result)

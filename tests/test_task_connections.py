@@ -264,7 +264,7 @@ async def test_without_aconnect_nothing_is_pinned(tbridge: Bridge) -> None:
 # -- a task that ends holding a connection gives it back ---------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["ends", "ends inside atomic", "is cancelled"])
+@pytest.mark.parametrize("how", ["ends", "ends inside atomic", "is cancelled", "times out inside atomic"])
 async def test_a_connection_is_given_back_when_its_task_ends(tmp_path: Path, how: str) -> None:
     path = tmp_path / "task.db"
     async with Bridge(f"sqlite:///{path}{FAST}") as b:
@@ -280,6 +280,13 @@ async def test_a_connection_is_given_back_when_its_task_ends(tmp_path: Path, how
             if how == "ends inside atomic":
                 await db.atomic().__aenter__()
                 await Counter.update(n=Counter.n + 100).where(Counter.id == 1).aexecute()
+            if how == "times out inside atomic":  # a request's deadline passes inside the block
+                with anyio.move_on_after(0.05):
+                    async with db.atomic():
+                        await Counter.update(n=Counter.n + 100).where(Counter.id == 1).aexecute()
+                        connected.set()
+                        await anyio.sleep_forever()
+                return  # and the task ends without aclose()
             connected.set()
             if how == "is cancelled":
                 await anyio.sleep_forever()
@@ -315,3 +322,96 @@ async def test_an_ended_tasks_connection_frees_its_worker_on_every_backend(any_u
             async with b.peewee, b.peewee.atomic():
                 await Counter.update(n=Counter.n + 1).where(Counter.id == 1).aexecute()
         assert (await Counter.aget_by_id(1)).n == 2
+
+
+async def test_a_deadline_during_aclose_still_gives_the_worker_back(tmp_path: Path) -> None:
+    path = tmp_path / "aclose.db"
+    async with Bridge(f"sqlite:///{path}{FAST}", max_transactions=1) as b:
+        b.bind(Counter)
+        await b.acreate_tables()
+        await Counter.acreate(id=1, n=0)
+        db = b.peewee
+        closed, stop = anyio.Event(), anyio.Event()
+
+        async def long_lived() -> None:  # a bot's main loop: it lives on after aclose()
+            await db.aconnect()
+            with anyio.move_on_after(0):  # the deadline passes while aclose() runs
+                await db.aclose()
+            assert not b.holds_task_connection()
+            closed.set()
+            await stop.wait()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(long_lived)
+            with anyio.fail_after(10):
+                await closed.wait()
+                async with db.atomic():  # the one pinned worker is free while that task lives on
+                    await Counter.update(n=Counter.n + 1).where(Counter.id == 1).aexecute()
+            stop.set()
+        await anyio.to_thread.run_sync(assert_others_write_at_once, b, path)  # a thread, a process
+
+
+async def test_an_iterator_left_open_by_its_block_is_closed_with_it(tmp_path: Path) -> None:
+    path = tmp_path / "iterate.db"
+    async with Bridge(f"sqlite:///{path}{FAST}", max_transactions=1) as b:
+        b.bind(Parent, Counter)
+        await b.acreate_tables()
+        await Counter.acreate(id=1, n=0)
+        for name in "abc":
+            await Parent.acreate(name=name)
+        db = b.peewee
+        async with db.atomic():
+            rows = db.iterate(Parent.select().order_by(Parent.id), buffer_size=1)
+            assert (await rows.__anext__()).name == "a"  # its cursor (a read snapshot) stays open
+        await anyio.to_thread.run_sync(assert_others_write_at_once, b, path)  # commits elsewhere
+        for _ in range(3):  # the worker went back without the stale snapshot: writes begin at once
+            with anyio.fail_after(10):
+                async with db.atomic():
+                    await Parent.acreate(name="after")
+        with pytest.raises(TransactionError, match=r"block ended before the rows were read") as caught:
+            await rows.__anext__()
+        assert "inside the `async with db.atomic()` block" in (caught.value.hint or "")
+        assert await b.count(Parent.select().where(Parent.name == "after")) == 3
+
+
+async def test_a_wait_for_a_transaction_worker_ends_with_an_error_that_says_why(tmp_path: Path) -> None:
+    path = tmp_path / "slots.db"
+    async with Bridge(f"sqlite:///{path}?busy_timeout=300", max_transactions=1) as b:
+        b.bind(Counter)
+        await b.acreate_tables()
+        await Counter.acreate(id=1, n=0)
+        db = b.peewee
+        held, stop = anyio.Event(), anyio.Event()
+
+        async def holder() -> None:
+            async with db:  # holds the one transaction worker
+                held.set()
+                await stop.wait()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(holder)
+            with anyio.fail_after(10):
+                await held.wait()
+                with pytest.raises(TransactionError, match=r"max_transactions=1\) stayed in use for 0\.3 s"):
+                    await db.aconnect()
+            stop.set()
+
+        failures: list[BaseException] = []
+
+        async def child() -> None:
+            try:
+                async with db.atomic():
+                    await Counter.update(n=Counter.n + 10).where(Counter.id == 1).aexecute()
+            except TransactionError as exc:
+                failures.append(exc)
+
+        with anyio.fail_after(10), pytest.raises(RuntimeError, match="the parent gives up"):
+            async with db.atomic():  # a block awaiting a child's block: the child can never get a worker
+                await Counter.update(n=Counter.n + 1).where(Counter.id == 1).aexecute()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(child)
+                raise RuntimeError("the parent gives up")
+        assert len(failures) == 1 and "inside an open transaction block" in str(failures[0])
+        assert "max_transactions" in (failures[0].hint or "")
+        await anyio.to_thread.run_sync(assert_others_write_at_once, b, path)  # a thread, a process
+        assert count(path) == 2  # the parent's +1 was rolled back, the child's +10 never ran
