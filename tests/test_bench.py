@@ -216,6 +216,11 @@ def test_target_verdict_says_by_how_much() -> None:
     assert Target("x", "insert", 1, 2.2, 2.0).verdict == "met (+10%)"
 
 
+def test_a_margin_under_one_percent_keeps_a_decimal() -> None:
+    assert Target("x", "get_by_pk", 1, 0.949, 0.95).verdict == "missed by 0.1%"
+    assert Target("x", "get_by_pk", 1, 0.96, 0.95).verdict == "met (+1%)"
+
+
 def test_a_ceiling_target_is_met_under_its_goal() -> None:
     assert Target("p99", "loop_lag", 1, 4.0, 5.0, lower=True, unit="ms").verdict == "met (+25%)"
     missed = Target("worst", "contention_rmw", 8, 12.5, 10.0, lower=True, unit="ms")
@@ -251,7 +256,7 @@ def test_targets_follow_issue_16_line_by_line() -> None:
     reads32 = found[("maim_db_async c32 tasks >= 2x peewee_sync on 1 thread", "get_by_pk", 32)]
     assert reads32.ratio == pytest.approx(1.8)
     assert found[("maim_db_async c32 tasks inserts >= 3x peewee_sync on 1 thread", "insert", 32)].ratio == 3.6
-    assert found[("maim_db_sqlalchemy_sync >= 0.95x sqlalchemy_sync", "get_by_pk", 32)].verdict == "met (+0%)"
+    assert found[("maim_db_sqlalchemy_sync >= 0.95x sqlalchemy_sync", "get_by_pk", 32)].verdict == "met (+0.0%)"
     # a line whose paths did not run is left out, not reported as missed
     assert not any(label.startswith("maim_db_unit_of_work") for label, _, _ in found)
     assert not any(op in ("contention_rmw", "loop_lag") for _, op, _ in found)

@@ -94,9 +94,9 @@ PRESETS: dict[str, Plan] = {
         ops={
             "insert": 500,
             "get_by_pk": 500,
-            "get_unique": 500,
+            "get_unique": 400,
             "update": 500,
-            "save": 500,
+            "save": 400,
             "select_100": 80,
             "bulk_insert_1000": 6,
             "rmw_txn": 250,

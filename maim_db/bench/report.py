@@ -150,9 +150,9 @@ class Target:
         better = self.goal / self.ratio if self.lower else self.ratio / self.goal
         margin = (better - 1) * 100
         if self.met:
-            return f"met (+{margin:.0f}%)"
+            return f"met (+{_pct(margin)}%)"
         missed = (self.ratio / self.goal - 1) * 100 if self.lower else -margin
-        return f"missed by {missed:.0f}%"
+        return f"missed by {_pct(missed)}%"
 
     def shown(self, value: float) -> str:
         """``value`` (the figure or the goal) with its unit."""
@@ -171,6 +171,11 @@ class Target:
             "met": self.met,
             "verdict": self.verdict,
         }
+
+
+def _pct(value: float) -> str:
+    # Whole percents, but a margin under 1 % keeps a decimal ("missed by 0%" says nothing).
+    return f"{value:.1f}" if abs(value) < 1 else f"{value:.0f}"
 
 
 def _rates(results: Iterable[Result]) -> dict[tuple[str, str, int], float]:
@@ -424,7 +429,7 @@ def text_summary(results: list[Result], contention: list[dict[str, Any]], found:
     lines.append(f"issue 16 targets: {met} of {len(found)} met")
     for t in found:
         lines.append(
-            f"target {t.label:58s} {t.op:17s} c{t.concurrency:<3d} {t.shown(t.ratio):>9s} "
+            f"target {t.label:66s} {t.op:17s} c{t.concurrency:<3d} {t.shown(t.ratio):>9s} "
             f"goal {t.shown(t.goal):>8s}  {t.verdict}"
         )
     for rec in contention:
