@@ -59,6 +59,7 @@ __all__ = [
     "UOW_BATCH",
     "BenchPath",
     "MaimAsyncPrepared",
+    "MaimSync",
     "MaimUnitOfWork",
     "MaimUnitOfWorkOneHop",
     "open_paths",
