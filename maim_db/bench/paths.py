@@ -1,12 +1,13 @@
 """The ways to reach the database that the suite compares, each doing the same eight operations.
 
-Eleven paths run by default (:data:`DEFAULT_PATHS`); :data:`OPT_IN_PATHS` run only when
-``--paths`` names them. ``maim_db_async_prepared`` needs ``Bridge.prepare`` and is listed
-only when this build has it (:data:`HAS_PREPARE`). A path is *sync* (run on plain threads, one thread per unit of
-concurrency), *async* (run as tasks on the event loop) or *uow* (tasks that each send their
-operations through ``await bridge.run(fn)``: in batches of :data:`UOW_BATCH` per hop, or a
-task's whole share in one hop). Every path opens its own connections to the same file; only
-the maim_db paths go through a :class:`~maim_db.Bridge`.
+Eleven paths run by default (:data:`DEFAULT_PATHS`; twelve where ``Bridge.prepare``
+exists: ``maim_db_async_prepared`` is listed only then, :data:`HAS_PREPARE`);
+:data:`OPT_IN_PATHS` run only when ``--paths`` names them. A path is *sync* (run on plain
+threads, one thread per unit of concurrency), *async* (run as tasks on the event loop) or
+*uow* (tasks that each send their operations through ``await bridge.run(fn)``: in batches
+of :data:`UOW_BATCH` per hop, or a task's whole share in one hop). Every path opens its
+own connections to the same file; only the maim_db paths go through a
+:class:`~maim_db.Bridge`.
 
 Write transactions begin ``IMMEDIATE`` everywhere it is available without patching a
 library (raw sqlite3, plain Peewee, pwasyncio, maim_db): a careful user's code. The plain
