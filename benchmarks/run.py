@@ -1,6 +1,6 @@
 """The whole benchmark suite in one command (the same as ``python -m maim_db.bench``).
 
-    python benchmarks/run.py [--quick] [--json PATH] [--out DIR] [--paths a,b] [--no-contention]
+    python benchmarks/run.py [--quick] [--json PATH] [--out DIR] [--paths a,b] [--no-contention] [--no-loop-lag]
 
 See ``maim_db/bench/__init__.py`` for what it measures and ``docs/performance.md`` for
 the latest figures. The async wrapper against its alternatives (formerly

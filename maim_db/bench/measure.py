@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from ..bridge import Bridge
-from .paths import ERRORS, BenchPath, MaimUnitOfWork, open_paths
+from .paths import ERRORS, TASK_STATE, BenchPath, MaimUnitOfWork, open_paths
 from .schema import BenchCategory, BenchItem, fill
 
 __all__ = ["RssSampler", "Sample", "Workbench", "in_thread", "measure"]
@@ -199,6 +199,7 @@ async def _units_of_work(bridge: Bridge, fn: Callable[[int], object], shares: li
     errors = [0]
 
     async def task(indices: range, lat: list[int]) -> None:
+        TASK_STATE.set({})  # this task's own (gather runs each task in a copy of the context)
         step = batch or max(len(indices), 1)  # None: the task's whole share in one hop
         for lo in range(0, len(indices), step):
             errors[0] += await bridge.run(_sync_loop, fn, indices[lo : lo + step], lat)
@@ -211,13 +212,16 @@ async def _units_of_work(bridge: Bridge, fn: Callable[[int], object], shares: li
 async def measure(path: BenchPath, op: str, n: int, concurrency: int) -> Sample:
     """Run ``op`` ``n`` times on ``path`` from ``concurrency`` threads or tasks."""
     shares = _shares(n, concurrency)
-    if path.kind == "sync":
-        fn = path.sync_op(op)
-        return await in_thread(_threads, path, fn, shares)
-    if path.kind == "uow":
-        assert isinstance(path, MaimUnitOfWork)
-        return await _units_of_work(path.bridge, path.sync_op(op), shares, path.batch)
-    return await _tasks(path.async_op(op), shares)
+    try:
+        if path.kind == "sync":
+            fn = path.sync_op(op)
+            return await in_thread(_threads, path, fn, shares)
+        if path.kind == "uow":
+            assert isinstance(path, MaimUnitOfWork)
+            return await _units_of_work(path.bridge, path.sync_op(op), shares, path.batch)
+        return await _tasks(path.async_op(op), shares)
+    finally:
+        await path.end_cell()
 
 
 class Workbench:

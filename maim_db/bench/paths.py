@@ -1,11 +1,13 @@
-"""The ways to reach the database that the suite compares, each doing the same six operations.
+"""The ways to reach the database that the suite compares, each doing the same eight operations.
 
-Ten paths run by default (:data:`DEFAULT_PATHS`); :data:`OPT_IN_PATHS` run only when
-``--paths`` names them. A path is *sync* (run on plain threads, one thread per unit of
-concurrency), *async* (run as tasks on the event loop) or *uow* (tasks that each send their
-operations through ``await bridge.run(fn)``: in batches of :data:`UOW_BATCH` per hop, or a
-task's whole share in one hop). Every path opens its own connections to the same file; only
-the maim_db paths go through a :class:`~maim_db.Bridge`.
+Eleven paths run by default (:data:`DEFAULT_PATHS`; twelve where ``Bridge.prepare``
+exists: ``maim_db_async_prepared`` is listed only then, :data:`HAS_PREPARE`);
+:data:`OPT_IN_PATHS` run only when ``--paths`` names them. A path is *sync* (run on plain
+threads, one thread per unit of concurrency), *async* (run as tasks on the event loop) or
+*uow* (tasks that each send their operations through ``await bridge.run(fn)``: in batches
+of :data:`UOW_BATCH` per hop, or a task's whole share in one hop). Every path opens its
+own connections to the same file; only the maim_db paths go through a
+:class:`~maim_db.Bridge`.
 
 Write transactions begin ``IMMEDIATE`` everywhere it is available without patching a
 library (raw sqlite3, plain Peewee, pwasyncio, maim_db): a careful user's code. The plain
@@ -16,9 +18,10 @@ gives -- so their read-modify-write can lose updates under concurrency; the suit
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sqlite3
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,38 +34,71 @@ from sqlalchemy.orm import Session, contains_eager, sessionmaker
 
 from ..bridge import Bridge
 from ..errors import MaimDBError
-from .schema import CATEGORIES, PAYLOAD, PLAIN_PRAGMAS, BenchCategory, BenchItem, SAItem, hot_pk, page_start, pk_for
+from .schema import (
+    CATEGORIES,
+    PAYLOAD,
+    PLAIN_PRAGMAS,
+    BenchCategory,
+    BenchItem,
+    SAItem,
+    code_for,
+    hot_pk,
+    page_start,
+    pk_for,
+)
 
 __all__ = [
+    "ALL_PATHS",
     "DEFAULT_PATHS",
     "ERRORS",
+    "HAS_PREPARE",
     "OPS",
     "OPT_IN_PATHS",
     "PATHS",
+    "PREPARED_PATH",
+    "TASK_STATE",
     "UOW_BATCH",
     "BenchPath",
+    "MaimAsyncPrepared",
+    "MaimSync",
     "MaimUnitOfWork",
     "MaimUnitOfWorkOneHop",
     "open_paths",
 ]
 
-OPS = ("insert", "get_by_pk", "update", "select_100", "bulk_insert_1000", "rmw_txn")
-"""The operations, in report order."""
+OPS = ("insert", "get_by_pk", "get_unique", "update", "save", "select_100", "bulk_insert_1000", "rmw_txn")
+"""The operations, in report order.
 
-PATHS = (
+``get_unique`` reads a row by its unique ``code``; ``save`` changes a field of an instance
+its thread or task loaded on its first operation and saves it (SQLAlchemy: modify and
+commit the session that loaded it).
+"""
+
+PREPARED_PATH = "maim_db_async_prepared"
+"""``maim_db_async`` with its queries built once by ``bridge.prepare`` (only where that exists)."""
+
+HAS_PREPARE = hasattr(Bridge, "prepare")
+"""True when this build's :class:`~maim_db.Bridge` has ``prepare`` (prepared queries)."""
+
+ALL_PATHS = (
     "raw_sqlite3",
     "peewee_sync",
+    "maim_db_sync",
     "sqlalchemy_sync",
     "maim_db_sqlalchemy_sync",
     "maim_db_unit_of_work",
     "maim_db_unit_of_work_one_hop",
     "maim_db_async",
+    PREPARED_PATH,
     "naive_run_in_executor",
     "pwasyncio",
     "sqlalchemy_async_orm",
     "maim_db_sqlalchemy_async",
 )
-"""Every path, in report order (sync first, then async)."""
+"""Every path the suite knows, in report order (sync first, then async), available or not."""
+
+PATHS = tuple(p for p in ALL_PATHS if p != PREPARED_PATH or HAS_PREPARE)
+"""Every path this build can run, in report order."""
 
 OPT_IN_PATHS = ("maim_db_unit_of_work_one_hop",)
 """Paths measured only when ``--paths`` names them."""
@@ -72,6 +108,13 @@ DEFAULT_PATHS = tuple(p for p in PATHS if p not in OPT_IN_PATHS)
 
 UOW_BATCH = 100
 """Operations per ``bridge.run`` hop on the unit-of-work path."""
+
+TASK_STATE: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("maim_bench_task", default=None)
+"""What a unit-of-work task keeps between its hops (``save``'s instance); each task sets a fresh dict.
+
+``bridge.run`` carries the caller's context to the executor thread, so a task's hops find
+its own state whichever thread runs them.
+"""
 
 ERRORS: tuple[type[BaseException], ...] = (
     sqlite3.Error,
@@ -88,6 +131,26 @@ _BULK = 1000
 
 def _bulk_rows(fk: str) -> list[dict[str, Any]]:
     return [{"name": f"bulk{k}", "value": k, "payload": PAYLOAD, fk: k % CATEGORIES + 1} for k in range(_BULK)]
+
+
+class _PerTask:
+    """What each task of a cell keeps between its operations (its loaded instance, its session)."""
+
+    def __init__(self) -> None:
+        self._items: dict[object, Any] = {}
+
+    def get(self) -> Any:
+        """The calling task's entry, or None."""
+        return self._items.get(asyncio.current_task())
+
+    def put(self, value: Any) -> None:
+        """Keep ``value`` for the calling task."""
+        self._items[asyncio.current_task()] = value
+
+    def drain(self) -> Iterable[Any]:
+        """Forget every entry; the forgotten values."""
+        items, self._items = self._items, {}
+        return items.values()
 
 
 class BenchPath:
@@ -112,6 +175,9 @@ class BenchPath:
 
     def thread_exit(self) -> None:
         """Release what the calling worker thread opened."""
+
+    async def end_cell(self) -> None:
+        """Forget what the cell's tasks and threads kept between operations (instances, sessions)."""
 
     async def aclose(self) -> None:
         """Close every connection and engine the path opened."""
@@ -154,6 +220,7 @@ class RawSqlite3(BenchPath):
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             self._local.conn = None
+            self._local.own_pk = None
             with self._lock:
                 self._open.remove(conn)
             conn.close()
@@ -177,11 +244,24 @@ class RawSqlite3(BenchPath):
 
         def get_by_pk(i: int) -> None:
             self._conn().execute(
-                "SELECT id, name, value, payload, category_id FROM bench_item WHERE id = ?", (pk_for(i, rows),)
+                "SELECT id, name, value, payload, category_id, code FROM bench_item WHERE id = ?", (pk_for(i, rows),)
+            ).fetchone()
+
+        def get_unique(i: int) -> None:
+            self._conn().execute(
+                "SELECT id, name, value, payload, category_id, code FROM bench_item WHERE code = ?",
+                (code_for(i, rows),),
             ).fetchone()
 
         def update(i: int) -> None:
             self._conn().execute("UPDATE bench_item SET value = ? WHERE id = ?", (i, pk_for(i, rows)))
+
+        def save(i: int) -> None:
+            # Hand-written: the thread's row (its first operation's) gets the changed field only.
+            pk = getattr(self._local, "own_pk", None)
+            if pk is None:
+                pk = self._local.own_pk = pk_for(i, rows)
+            self._conn().execute("UPDATE bench_item SET value = ? WHERE id = ?", (i, pk))
 
         def select_100(i: int) -> None:
             self._conn().execute(
@@ -218,7 +298,9 @@ class RawSqlite3(BenchPath):
         ops: dict[str, Callable[[int], object]] = {
             "insert": insert,
             "get_by_pk": get_by_pk,
+            "get_unique": get_unique,
             "update": update,
+            "save": save,
             "select_100": select_100,
             "bulk_insert_1000": bulk_insert_1000,
             "rmw_txn": rmw_txn,
@@ -252,7 +334,7 @@ class _TrackedSqliteDatabase(peewee.SqliteDatabase):
 
 
 class PeeweeOps:
-    """The six operations written with Peewee's sync API, for any database and model pair."""
+    """The operations written with Peewee's sync API, for any database and model pair."""
 
     def __init__(self, db: Any, item: Any, category: Any, rows: int, lock_type: str | None) -> None:
         self.db = db
@@ -261,6 +343,12 @@ class PeeweeOps:
         self.rows = rows
         self.lock_args = (lock_type,) if lock_type else ()
         self.bulk = _bulk_rows("category")
+        self._local = threading.local()
+        self._cell = 0
+
+    def end_cell(self) -> None:
+        """Forget the instances the threads loaded for ``save`` (pooled threads outlive a cell)."""
+        self._cell += 1
 
     def op(self, name: str) -> Callable[[int], object]:
         """The bound method for operation ``name``."""
@@ -275,10 +363,34 @@ class PeeweeOps:
         """``Item.get_by_id``."""
         self.item.get_by_id(pk_for(i, self.rows))
 
+    def get_unique(self, i: int) -> None:
+        """``Item.get(Item.code == code)``: a unique column."""
+        item = self.item
+        item.get(item.code == code_for(i, self.rows))
+
     def update(self, i: int) -> None:
         """``Item.update(...).where(id == pk).execute()``."""
         item = self.item
         item.update(value=i).where(item.id == pk_for(i, self.rows)).execute()
+
+    def _kept(self) -> dict[str, Any]:
+        state = TASK_STATE.get()  # a unit-of-work task's own, whichever executor thread runs the hop
+        if state is not None:
+            return state
+        local = self._local
+        if getattr(local, "cell", None) != self._cell:
+            local.state, local.cell = {}, self._cell
+        kept: dict[str, Any] = local.state
+        return kept
+
+    def save(self, i: int) -> None:
+        """Change a field of the thread's (or task's) instance, loaded on its first operation, and ``save()`` it."""
+        kept = self._kept()
+        obj = kept.get("obj")
+        if obj is None:
+            obj = kept["obj"] = self.item.get_by_id(pk_for(i, self.rows))
+        obj.value = i
+        obj.save()
 
     def select_100(self, i: int) -> None:
         """A page of 100 items with their categories, as model instances."""
@@ -328,6 +440,21 @@ class PeeweeSync(BenchPath):
         """Close this thread's connection."""
         self.db.close()
 
+    async def end_cell(self) -> None:
+        """Forget the threads' instances."""
+        self.ops.end_cell()
+
+
+class MaimSync(PeeweeSync):
+    """The code of :class:`PeeweeSync` on the bridge's Peewee database, on plain threads: bots through maim_db."""
+
+    name = "maim_db_sync"
+
+    def __init__(self, rows: int, bridge: Bridge) -> None:
+        BenchPath.__init__(self, rows)
+        self.db = bridge.peewee
+        self.ops = PeeweeOps(bridge.peewee, BenchItem, BenchCategory, rows, None)
+
 
 class NaiveRunInExecutor(BenchPath):
     """``await loop.run_in_executor(None, fn)`` around plain Peewee (maim_db 1.0's wrapper)."""
@@ -338,15 +465,32 @@ class NaiveRunInExecutor(BenchPath):
     def __init__(self, rows: int, db: _TrackedSqliteDatabase, item: Any, category: Any) -> None:
         super().__init__(rows)
         self.ops = PeeweeOps(db, item, category, rows, "IMMEDIATE")
+        self.own = _PerTask()
 
     def async_op(self, op: str) -> Callable[[int], Awaitable[object]]:
         """One default-executor hop per operation."""
+        if op == "save":
+            return self._save
         fn = self.ops.op(op)
 
         def hop(i: int) -> Awaitable[object]:
             return asyncio.get_running_loop().run_in_executor(None, fn, i)
 
         return hop
+
+    async def _save(self, i: int) -> None:
+        # The task keeps its instance (loaded in one hop); each save is one more hop.
+        loop = asyncio.get_running_loop()
+        obj = self.own.get()
+        if obj is None:
+            obj = await loop.run_in_executor(None, self.ops.item.get_by_id, pk_for(i, self.rows))
+            self.own.put(obj)
+        obj.value = i
+        await loop.run_in_executor(None, obj.save)
+
+    async def end_cell(self) -> None:
+        """Forget the tasks' instances."""
+        self.own.drain()
 
 
 class MaimUnitOfWork(BenchPath):
@@ -365,6 +509,10 @@ class MaimUnitOfWork(BenchPath):
     def sync_op(self, op: str) -> Callable[[int], object]:
         """Peewee's sync API on the bridge's database (run on its executor)."""
         return self.ops.op(op)
+
+    async def end_cell(self) -> None:
+        """Forget the executor threads' instances."""
+        self.ops.end_cell()
 
 
 class MaimUnitOfWorkOneHop(MaimUnitOfWork):
@@ -390,12 +538,67 @@ class MaimAsync(BenchPath):
         super().__init__(rows)
         self.bridge = bridge
         self.bulk = _bulk_rows("category")
+        self.own = _PerTask()
+
+    async def end_cell(self) -> None:
+        """Forget the tasks' instances."""
+        self.own.drain()
 
     def async_op(self, op: str) -> Callable[[int], Awaitable[object]]:
         """The ``a``-prefixed methods, ``aexecute`` and ``bridge.atomic``."""
         return _peewee4_async_op(
-            op, BenchItem, BenchCategory, self.rows, self.bulk, self.bridge.list, self.bridge.atomic
+            op, BenchItem, BenchCategory, self.rows, self.bulk, self.bridge.list, self.bridge.atomic, self.own
         )
+
+
+class MaimAsyncPrepared(MaimAsync):
+    """:class:`MaimAsync` with ``get_by_pk``, ``get_unique``, ``update`` and ``select_100`` prepared once.
+
+    The queries are built by ``bridge.prepare(builder)`` when the path opens and run with
+    new arguments per operation (``await q.get(pk=...)``, ``await q.execute(...)``,
+    ``await q.list(start=...)``); the other operations are :class:`MaimAsync`'s. Only
+    registered when ``Bridge.prepare`` exists (:data:`HAS_PREPARE`).
+    """
+
+    name = PREPARED_PATH
+
+    def __init__(self, rows: int, bridge: Bridge) -> None:
+        super().__init__(rows, bridge)
+        item: Any = BenchItem
+        category: Any = BenchCategory
+        prepare: Any = bridge.prepare  # type: ignore[attr-defined]  # not in every build (HAS_PREPARE)
+        self.by_pk = prepare(lambda pk: item.select().where(item.id == pk))
+        self.by_code = prepare(lambda code: item.select().where(item.code == code))
+        self.set_value = prepare(lambda pk, value: item.update(value=value).where(item.id == pk))
+        self.page = prepare(
+            lambda start: (
+                item.select(item, category).join(category).where(item.id >= start).order_by(item.id).limit(100)
+            )
+        )
+
+    def async_op(self, op: str) -> Callable[[int], Awaitable[object]]:
+        """Prepared queries for the reads and the update; :class:`MaimAsync` for the rest."""
+        rows = self.rows
+
+        async def get_by_pk(i: int) -> None:
+            await self.by_pk.get(pk=pk_for(i, rows))
+
+        async def get_unique(i: int) -> None:
+            await self.by_code.get(code=code_for(i, rows))
+
+        async def update(i: int) -> None:
+            await self.set_value.execute(pk=pk_for(i, rows), value=i)
+
+        async def select_100(i: int) -> None:
+            await self.page.list(start=page_start(i, rows))
+
+        prepared: dict[str, Callable[[int], Awaitable[object]]] = {
+            "get_by_pk": get_by_pk,
+            "get_unique": get_unique,
+            "update": update,
+            "select_100": select_100,
+        }
+        return prepared.get(op) or super().async_op(op)
 
 
 class PwAsyncio(BenchPath):
@@ -415,6 +618,11 @@ class PwAsyncio(BenchPath):
         self.category, self.item = plain_models(AsyncModel)
         self.db.bind([self.category, self.item])
         self.bulk = _bulk_rows("category")
+        self.own = _PerTask()
+
+    async def end_cell(self) -> None:
+        """Forget the tasks' instances."""
+        self.own.drain()
 
     async def aclose(self) -> None:
         """Close the pool."""
@@ -423,7 +631,14 @@ class PwAsyncio(BenchPath):
     def async_op(self, op: str) -> Callable[[int], Awaitable[object]]:
         """The ``a``-prefixed methods, ``aexecute``, ``db.list`` and ``db.atomic``."""
         return _peewee4_async_op(
-            op, self.item, self.category, self.rows, self.bulk, self.db.list, lambda: self.db.atomic("IMMEDIATE")
+            op,
+            self.item,
+            self.category,
+            self.rows,
+            self.bulk,
+            self.db.list,
+            lambda: self.db.atomic("IMMEDIATE"),
+            self.own,
         )
 
 
@@ -435,6 +650,7 @@ def _peewee4_async_op(
     bulk: list[dict[str, Any]],
     list_rows: Callable[[Any], Awaitable[object]],
     atomic: Callable[[], Any],
+    own: _PerTask,
 ) -> Callable[[int], Awaitable[object]]:
     """One operation written with Peewee 4's async names (``acreate``, ``aexecute``, ...).
 
@@ -448,8 +664,19 @@ def _peewee4_async_op(
     async def get_by_pk(i: int) -> None:
         await item.aget_by_id(pk_for(i, rows))
 
+    async def get_unique(i: int) -> None:
+        await item.aget(item.code == code_for(i, rows))
+
     async def update(i: int) -> None:
         await item.update(value=i).where(item.id == pk_for(i, rows)).aexecute()
+
+    async def save(i: int) -> None:
+        obj = own.get()
+        if obj is None:
+            obj = await item.aget_by_id(pk_for(i, rows))
+            own.put(obj)
+        obj.value = i
+        await obj.asave()
 
     async def select_100(i: int) -> None:
         query = item.select(item, category).join(category).where(item.id >= page_start(i, rows))
@@ -468,7 +695,9 @@ def _peewee4_async_op(
     ops: dict[str, Callable[[int], Awaitable[object]]] = {
         "insert": insert,
         "get_by_pk": get_by_pk,
+        "get_unique": get_unique,
         "update": update,
+        "save": save,
         "select_100": select_100,
         "bulk_insert_1000": bulk_insert_1000,
         "rmw_txn": rmw_txn,
@@ -508,6 +737,14 @@ class SQLAlchemySync(BenchPath):
         self.read_session = read_session
         self.engine = engine  # disposed by aclose() when this path created it
         self.bulk = _bulk_rows("category_id")
+        self._local = threading.local()
+
+    def thread_exit(self) -> None:
+        """Close the session this thread kept for ``save``."""
+        kept = getattr(self._local, "kept", None)
+        if kept is not None:
+            self._local.kept = None
+            kept[0].close()
 
     async def aclose(self) -> None:
         """Dispose the engine this path created."""
@@ -527,10 +764,24 @@ class SQLAlchemySync(BenchPath):
             with read_session() as s:
                 s.get(item, pk_for(i, rows))
 
+        def get_unique(i: int) -> None:
+            with read_session() as s:
+                s.scalars(sa.select(item).where(item.code == code_for(i, rows))).one()
+
         def update(i: int) -> None:
             with session() as s:
                 s.execute(sa.update(item).where(item.id == pk_for(i, rows)).values(value=i))
                 s.commit()
+
+        def save(i: int) -> None:
+            # The thread's session keeps the instance it loaded first; each op modifies and commits.
+            kept = getattr(self._local, "kept", None)
+            if kept is None:
+                s = session()
+                kept = self._local.kept = (s, s.get_one(item, pk_for(i, rows)))
+            s, obj = kept
+            obj.value = i
+            s.commit()
 
         def select_100(i: int) -> None:
             with read_session() as s:
@@ -550,7 +801,9 @@ class SQLAlchemySync(BenchPath):
         ops: dict[str, Callable[[int], object]] = {
             "insert": insert,
             "get_by_pk": get_by_pk,
+            "get_unique": get_unique,
             "update": update,
+            "save": save,
             "select_100": select_100,
             "bulk_insert_1000": bulk_insert_1000,
             "rmw_txn": rmw_txn,
@@ -579,9 +832,16 @@ class SQLAlchemyAsync(BenchPath):
         self.read_session = read_session
         self.engine = engine
         self.bulk = _bulk_rows("category_id")
+        self.own = _PerTask()
+
+    async def end_cell(self) -> None:
+        """Close the sessions the tasks kept for ``save``."""
+        for s, _obj in self.own.drain():
+            await s.close()
 
     async def aclose(self) -> None:
         """Dispose the engine this path created."""
+        await self.end_cell()
         if self.engine is not None:
             await self.engine.dispose()
 
@@ -598,10 +858,25 @@ class SQLAlchemyAsync(BenchPath):
             async with read_session() as s:
                 await s.get(item, pk_for(i, rows))
 
+        async def get_unique(i: int) -> None:
+            async with read_session() as s:
+                (await s.scalars(sa.select(item).where(item.code == code_for(i, rows)))).one()
+
         async def update(i: int) -> None:
             async with session() as s:
                 await s.execute(sa.update(item).where(item.id == pk_for(i, rows)).values(value=i))
                 await s.commit()
+
+        async def save(i: int) -> None:
+            # The task's session keeps the instance it loaded first; each op modifies and commits.
+            kept = self.own.get()
+            if kept is None:
+                s = session()
+                kept = (s, await s.get_one(item, pk_for(i, rows)))
+                self.own.put(kept)
+            s, obj = kept
+            obj.value = i
+            await s.commit()
 
         async def select_100(i: int) -> None:
             async with read_session() as s:
@@ -621,7 +896,9 @@ class SQLAlchemyAsync(BenchPath):
         ops: dict[str, Callable[[int], Awaitable[object]]] = {
             "insert": insert,
             "get_by_pk": get_by_pk,
+            "get_unique": get_unique,
             "update": update,
+            "save": save,
             "select_100": select_100,
             "bulk_insert_1000": bulk_insert_1000,
             "rmw_txn": rmw_txn,
@@ -663,6 +940,7 @@ def open_paths(
     paths: list[BenchPath] = [
         RawSqlite3(rows, path),
         PeeweeSync(rows, plain_db, item, category),
+        MaimSync(rows, bridge),
         SQLAlchemySync("sqlalchemy_sync", rows, SAItem, plain_sync, plain_sync, sync_engine),
         SQLAlchemySync(
             "maim_db_sqlalchemy_sync",
@@ -674,6 +952,7 @@ def open_paths(
         MaimUnitOfWork(rows, bridge),
         MaimUnitOfWorkOneHop(rows, bridge),
         MaimAsync(rows, bridge),
+        *([MaimAsyncPrepared(rows, bridge)] if HAS_PREPARE else []),
         NaiveRunInExecutor(rows, plain_db, item, category),
         PwAsyncio(rows, path, pool_size),
         SQLAlchemyAsync("sqlalchemy_async_orm", rows, SAItem, plain_async, plain_async, async_engine),

@@ -1,7 +1,7 @@
 """What a run measures: table sizes, operation counts, concurrency levels, rounds.
 
-Three presets: ``full`` (the default; the figures in docs/performance.md), ``quick``
-(every path and operation, small counts, under two minutes on a 2-core VM) and ``tiny``
+Three presets: ``full`` (the default; the figures in docs/performance.md, under ~12 minutes
+on a 2-core VM), ``quick`` (every path and operation, small counts, about 80-100 s) and ``tiny``
 (a hidden preset for the test suite: seconds, not figures).
 """
 
@@ -52,6 +52,10 @@ class Plan:
     contention_seconds: float
     contention_rounds: int
     contention_think_ms: float = 2.0
+    loop_lag_seconds: float = 4.0
+    """How long the event-loop lag case runs (a service writing while bot processes contend)."""
+    loop_lag_bots: int = 3
+    """Bot processes of the loop-lag case (0: skip it)."""
     paths: tuple[str, ...] = field(default=DEFAULT_PATHS)
 
     def concurrencies(self, op: str) -> tuple[int, ...]:
@@ -90,7 +94,9 @@ PRESETS: dict[str, Plan] = {
         ops={
             "insert": 500,
             "get_by_pk": 500,
+            "get_unique": 400,
             "update": 500,
+            "save": 400,
             "select_100": 80,
             "bulk_insert_1000": 6,
             "rmw_txn": 250,
@@ -101,6 +107,8 @@ PRESETS: dict[str, Plan] = {
         contention_writers=8,
         contention_seconds=5.0,
         contention_rounds=2,
+        loop_lag_seconds=4.0,
+        loop_lag_bots=3,
     ),
     "quick": Plan(
         name="quick",
@@ -109,7 +117,9 @@ PRESETS: dict[str, Plan] = {
         ops={
             "insert": 300,
             "get_by_pk": 300,
+            "get_unique": 300,
             "update": 300,
+            "save": 300,
             "select_100": 50,
             "bulk_insert_1000": 4,
             "rmw_txn": 200,
@@ -120,6 +130,8 @@ PRESETS: dict[str, Plan] = {
         contention_writers=4,
         contention_seconds=1.5,
         contention_rounds=1,
+        loop_lag_seconds=2.0,
+        loop_lag_bots=3,
     ),
     "tiny": Plan(
         name="tiny",
@@ -128,7 +140,9 @@ PRESETS: dict[str, Plan] = {
         ops={
             "insert": 64,
             "get_by_pk": 64,
+            "get_unique": 64,
             "update": 64,
+            "save": 64,
             "select_100": 8,
             "bulk_insert_1000": 2,
             "rmw_txn": 64,
@@ -139,6 +153,8 @@ PRESETS: dict[str, Plan] = {
         contention_writers=2,
         contention_seconds=0.5,
         contention_rounds=1,
+        loop_lag_seconds=0.5,
+        loop_lag_bots=1,
     ),
 }
 """The presets by name."""

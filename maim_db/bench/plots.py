@@ -10,7 +10,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from .paths import DEFAULT_PATHS, OPS, PATHS
+from .paths import ALL_PATHS, OPS
 from .plan import CURVE_OPS, SIZE_OPS
 from .report import Result
 
@@ -26,8 +26,24 @@ def _pyplot() -> Any:
     return importlib.import_module("matplotlib.pyplot")
 
 
-_COLORS = {path: f"C{k % 10}" for k, path in enumerate(DEFAULT_PATHS)}
-"""A colour per default path, the same in every plot; the opt-in paths are drawn in black."""
+_PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#ad494a",
+    "#637939",
+    "#843c39",
+)
+_COLORS = {path: _PALETTE[k % len(_PALETTE)] for k, path in enumerate(ALL_PATHS)}
+"""A colour per path, the same in every plot and every run (whichever paths ran)."""
 
 
 def _style(path: str) -> dict[str, Any]:
@@ -46,7 +62,7 @@ def _tick(x: float) -> str:
 
 
 def _lines(ax: Any, series: dict[str, list[tuple[float, float]]], title: str, xlabel: str, base: int = 10) -> None:
-    for path in PATHS:
+    for path in ALL_PATHS:
         points = sorted(series.get(path, []))
         if points:
             ax.plot([x for x, _ in points], [y for _, y in points], **_style(path))
@@ -102,7 +118,7 @@ def write_plots(results: list[Result], out: Path, prefix: str) -> list[str]:
     by = {(r.path, r.op): r.ops_per_s for r in main if r.concurrency == 1}
     ops = [op for op in OPS if ("peewee_sync", op) in by]
     fig, ax = plt.subplots(figsize=(12, 5.5))
-    shown = [p for p in PATHS if any(q == p for q, _ in by)]
+    shown = [p for p in ALL_PATHS if any(q == p for q, _ in by)]
     width = 0.8 / max(len(shown), 1)
     for index, path in enumerate(shown):
         xs, ys = [], []

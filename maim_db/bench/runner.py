@@ -16,9 +16,9 @@ from typing import Any, TextIO
 
 from .contention import MODES, run_mode
 from .measure import RssSampler, Workbench, measure
-from .paths import DEFAULT_PATHS, OPT_IN_PATHS, PATHS
+from .paths import DEFAULT_PATHS, OPT_IN_PATHS, PATHS, PREPARED_PATH
 from .plan import PRESETS, Cell, Plan
-from .report import Result, contention_record, load_average, markdown, text_summary
+from .report import Result, contention_record, load_average, markdown, targets, text_summary
 
 __all__ = ["Progress", "run_cli"]
 
@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-sizes", action="store_true", help="skip the table-size curve")
     parser.add_argument("--no-contention", action="store_true", help="skip the writer-process case")
+    parser.add_argument("--no-loop-lag", action="store_true", help="skip the event-loop lag case")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--seed", type=int, default=1, help="seed of the shuffled order")
     return parser
@@ -108,6 +109,8 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
         changes["sizes"] = ()
     if args.paths:
         chosen = tuple(p.strip() for p in args.paths.split(",") if p.strip())
+        if PREPARED_PATH in chosen and PREPARED_PATH not in PATHS:
+            parser.error(f"{PREPARED_PATH} needs Bridge.prepare (prepared queries), which this build does not have")
         unknown = [p for p in chosen if p not in PATHS]
         if unknown:
             parser.error(f"unknown path(s): {', '.join(unknown)}; known: {', '.join(PATHS)}")
@@ -199,6 +202,16 @@ def _run_contention(plan: Plan, tmp: Path, progress: Progress) -> tuple[list[dic
     return rounds, records
 
 
+def _run_loop_lag(plan: Plan, tmp: Path, progress: Progress) -> dict[str, Any]:
+    from .loop_lag import run
+
+    progress.line(
+        f"event-loop lag: a service writing while {plan.loop_lag_bots} bot processes contend, "
+        f"{plan.loop_lag_seconds:g}s"
+    )
+    return run("maim_db_async", plan.loop_lag_seconds, plan.loop_lag_bots, tmp)
+
+
 def run_cli(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the benchmark, write its outputs; the exit status."""
     parser = _parser()
@@ -223,11 +236,23 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             contention: list[dict[str, Any]] = []
             if not args.no_contention and plan.contention_writers > 0:
                 rounds, contention = _run_contention(plan, Path(tmp), progress)
+            lag = None if args.no_loop_lag or plan.loop_lag_bots < 1 else _run_loop_lag(plan, Path(tmp), progress)
     finally:
         sampler.stop()
+    found = targets(results, contention, rounds, lag)
     records = [r.record() for r in results] + contention
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    # The record list stays as it was (old readers); the targets go next to it.
+    targets_path = json_path.with_name(f"{json_path.stem}-targets.json")
+    summary = {
+        "met": sum(t.met for t in found),
+        "total": len(found),
+        "targets": [t.record() for t in found],
+        "loop_lag": lag,
+        "contention_rounds": rounds,
+    }
+    targets_path.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     plots: list[str] = []
     if not args.no_plots:
         from .plots import write_plots
@@ -236,8 +261,9 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - began
     report = out / f"{prefix}.md"
     loads = (load_at_start, load_average())
-    report.write_text(markdown(results, rounds, contention, plan, command, elapsed, plots, loads), encoding="utf-8")
-    print(text_summary(results, contention), flush=True)
-    print(f"\nwrote {json_path}, {report}" + "".join(f", {p}" for p in plots), flush=True)
+    text = markdown(results, rounds, contention, plan, command, elapsed, plots, loads, found, lag)
+    report.write_text(text, encoding="utf-8")
+    print(text_summary(results, contention, found), flush=True)
+    print(f"\nwrote {json_path}, {targets_path}, {report}" + "".join(f", {p}" for p in plots), flush=True)
     print(f"done in {elapsed:.0f} s", flush=True)
     return 0

@@ -1,7 +1,7 @@
 """The benchmark's two tables, declared once per ORM, and the data they start with.
 
 ``bench_category`` (100 rows) and ``bench_item`` (``rows`` rows, a foreign key to a
-category). Every path reads and writes the same tables in the same file: the Peewee
+category, a unique ``code``). Every path reads and writes the same tables in the same file: the Peewee
 models of maim_db create them, raw sqlite3 fills them, and the plain Peewee, pwasyncio and
 plain SQLAlchemy classes below map the existing tables without creating anything.
 """
@@ -27,6 +27,7 @@ __all__ = [
     "BenchItem",
     "SACategory",
     "SAItem",
+    "code_for",
     "fill",
     "hot_pk",
     "page_start",
@@ -57,6 +58,11 @@ def pk_for(i: int, rows: int) -> int:
     return (i * _STRIDE) % rows + 1
 
 
+def code_for(i: int, rows: int) -> str:
+    """The unique ``code`` operation ``i`` looks up (the row :func:`pk_for` would give)."""
+    return f"c{pk_for(i, rows)}"
+
+
 def hot_pk(i: int) -> int:
     """The row read-modify-write operation ``i`` increments: one of :data:`HOT_ROWS` counters."""
     return (i * _STRIDE) % HOT_ROWS + 1
@@ -85,6 +91,8 @@ class BenchItem(Model):
     value = peewee.IntegerField()
     payload = peewee.TextField(null=True)
     category = peewee.ForeignKeyField(BenchCategory, backref="items")
+    code = peewee.CharField(null=True, unique=True)
+    """A unique key of the filled rows (``c<id>``; inserted rows leave it NULL): what ``get_unique`` reads."""
 
     class Meta:
         """Table name shared by every ORM."""
@@ -106,6 +114,7 @@ def plain_models(base: Any) -> tuple[Any, Any]:
         value = peewee.IntegerField()
         payload = peewee.TextField(null=True)
         category = peewee.ForeignKeyField(Category, backref="items")
+        code = peewee.CharField(null=True, unique=True)
 
         class Meta:
             table_name = "bench_item"
@@ -134,6 +143,7 @@ class SAItem(SABase):
     value: Mapped[int]
     payload: Mapped[str | None] = mapped_column(Text)
     category_id: Mapped[int] = mapped_column(ForeignKey("bench_category.id"), index=True)
+    code: Mapped[str | None] = mapped_column(String(255), unique=True)
     category: Mapped[SACategory] = relationship()
 
 
@@ -147,8 +157,8 @@ def fill(path: Path, rows: int) -> None:
             "INSERT INTO bench_category (id, name) VALUES (?, ?)", ((c, f"cat{c}") for c in range(1, CATEGORIES + 1))
         )
         conn.executemany(
-            "INSERT INTO bench_item (id, name, value, payload, category_id) VALUES (?, ?, ?, ?, ?)",
-            ((i, f"item{i}", i, PAYLOAD, i % CATEGORIES + 1) for i in range(1, rows + 1)),
+            "INSERT INTO bench_item (id, name, value, payload, category_id, code) VALUES (?, ?, ?, ?, ?, ?)",
+            ((i, f"item{i}", i, PAYLOAD, i % CATEGORIES + 1, f"c{i}") for i in range(1, rows + 1)),
         )
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
