@@ -29,7 +29,7 @@ from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-EXTRAS = "dev,postgres,mysql"
+EXTRAS = "dev,postgres,mysql,plot"
 
 
 def _python() -> Path:
