@@ -487,6 +487,8 @@ class PreparedQuery:
         for slot in captured.slots:
             slot.name, slot.path = paths[id(slot.placeholder)]
         used = {id(s.placeholder) for s in captured.slots}
+        if op != "list":  # get/first/scalar set their own LIMIT (and OFFSET), as Peewee's do
+            used.update((id(getattr(built, "_limit", None)), id(getattr(built, "_offset", None))))
         for p in made:
             if id(p) not in used:
                 raise PreparedQueryError(
