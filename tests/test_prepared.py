@@ -208,6 +208,14 @@ def test_prepared_select_sends_peewees_sql_and_params_and_returns_its_rows(
         else:
             assert [type(r) for r in rows] == [Thing] * len(expected)
             assert [r.__data__ for r in rows] == [r.__data__ for r in expected]
+        for op in ("count", "exists", "first", "get_or_none", "scalar"):
+            del recorder.calls[:]
+            ours = getattr(q.sync, op)(**args)
+            theirs = getattr(build(**args), op)()
+            (sql, params, _), (expected_sql, expected_params, _) = recorder.calls
+            assert sql == expected_sql, op
+            assert _same_params(params, expected_params), (op, params, expected_params)
+            assert ours.__data__ == theirs.__data__ if isinstance(ours, Thing) else ours == theirs, op
 
 
 @settings(
@@ -273,6 +281,10 @@ def test_get_first_scalar_and_joins_are_what_peewee_returns(pb: tuple[Bridge, Re
     expected = list(Thing.select(Thing, Holder).join(Holder).where(Holder.name == "h1").order_by(Thing.id))
     assert [r.id for r in rows] == [r.id for r in expected] and rows
     assert all(r.holder.__data__ == {"id": r.holder_id, "name": "h1"} for r in rows)  # attached, no query
+    assert count.sync.count(lo=0) == Thing.select().where(Thing.i >= 0).count()
+    assert by_name.sync.exists(name="nobody") is False and by_name.sync.exists(name="h1") is True
+    with pytest.raises(PreparedQueryError, match="a set, whose length and order"):
+        by_name.sync.list(name={"h1"})
     tuples = bridge.prepare(lambda ids: Thing.select(Thing.id, Thing.s).where(Thing.id.in_(ids)).tuples())
     assert tuples.sync.list(ids=[3, 1]) == list(Thing.select(Thing.id, Thing.s).where(Thing.id.in_([3, 1])).tuples())
     by_holder = bridge.prepare(lambda holder: Thing.select().where(Thing.holder == holder).order_by(Thing.id))

@@ -13,7 +13,7 @@ import builtins
 import enum
 import inspect
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 import peewee
@@ -24,6 +24,8 @@ from ..errors import NotBoundError, PreparedQueryError
 __all__ = ["PreparedQuery", "PreparedRunner"]
 
 _SEQUENCES = (list, tuple)
+MAX_SHAPES = 256
+"""Compiled shapes a prepared query keeps; past that it starts again (each shape is verified again)."""
 
 
 class PreparedRunner(Protocol):
@@ -115,6 +117,12 @@ def _stand_in(value: Any, label: str, made: builtins.list[_Placeholder]) -> Any:
     """The builder's argument for ``value``: placeholders, except where the shape fixes the value."""
     if value is None or type(value) is bool or isinstance(value, enum.Enum):
         return value
+    if type(value) not in _SEQUENCES and isinstance(value, (list, tuple, set, frozenset, Iterator)):
+        raise PreparedQueryError(
+            f"prepared query: argument {label} is a {type(value).__name__}, whose length and order "
+            "a prepared query cannot follow",
+            hint="pass a plain list or tuple (list(values))",
+        )
     if type(value) in _SEQUENCES:
         return type(value)(_stand_in(v, f"{label}[{i}]", made) for i, v in enumerate(value))
     placeholder = _Placeholder(label)
@@ -188,8 +196,8 @@ def _recording_context(base: type) -> type:
 
 
 class _Captured(Exception):  # control flow, never leaves this module
-    def __init__(self, sql: str, params: builtins.list[Any], slots: builtins.list[_Slot]) -> None:
-        self.sql, self.params, self.slots = sql, params, slots
+    def __init__(self, query: Any, sql: str, params: builtins.list[Any], slots: builtins.list[_Slot]) -> None:
+        self.query, self.sql, self.params, self.slots = query, sql, params, slots
 
 
 class _Capture:
@@ -208,9 +216,9 @@ class _Capture:
             settings.update(options)
             ctx = _recording_context(self._db.context_class)(**settings)
             sql, params = ctx.sql(query).query()
-            raise _Captured(sql, params, ctx.slots)
+            raise _Captured(query, sql, params, ctx.slots)
         sql, params = self._db.get_sql_context(**options).sql(query).query()
-        raise _Captured(sql, params, [])
+        raise _Captured(query, sql, params, [])
 
 
 class _Running:
@@ -228,23 +236,25 @@ class _Running:
         return self._db.execute_sql(self._sql, self._params)
 
 
-def _variant(op: str, query: Any) -> Any:
-    """The statement an operation sends, as Peewee builds it (``get`` pages, ``first``/``scalar`` limit)."""
-    if op in ("get", "get_or_none"):
-        return query.paginate(1, 1)
-    if op == "first":
-        return query.limit(1)
-    if op == "scalar":
-        return query.tuples().limit(1)
-    return query.clone()
+def _compile(db: Any, built: Any, op: str, recording: bool) -> _Captured:
+    """Run Peewee's own method for ``op`` on ``built`` up to the statement it would send.
 
-
-def _compile(db: Any, query: Any, recording: bool) -> tuple[Any, _Captured]:
-    """Run Peewee's own execute path on a copy of ``query`` up to the statement it would send."""
+    ``get`` pages the query, ``first``/``scalar`` set a LIMIT, ``count``/``exists`` wrap it,
+    an insert may add ``RETURNING``: whatever Peewee sends is what gets compiled.
+    """
+    capture = _Capture(db, recording)
     try:
-        query._execute(_Capture(db, recording))
+        if op in ("list", "execute"):
+            built.clone()._execute(capture)
+        elif op in ("get", "get_or_none"):
+            built.get(capture)
+        else:  # first, scalar, count, exists
+            if op in ("first", "scalar") and type(built._limit) is _Placeholder:
+                built = built.clone()  # Peewee compares the limit it replaces with 1
+                built._limit = None
+            getattr(built, op)(capture)
     except _Captured as captured:
-        return query, captured
+        return captured
     raise PreparedQueryError(  # an insert with nothing to insert sends no statement
         "prepare(): the query sends no statement", hint="give the insert at least one value"
     )
@@ -315,6 +325,16 @@ class _Sync:
     def scalar(self, **kwargs: Any) -> Any:
         """``query.scalar()``: the first column of the first row, or None."""
         return self._q._call("scalar", kwargs, self._q._read_db())
+
+    def count(self, **kwargs: Any) -> int:
+        """``query.count()``."""
+        n: int = self._q._call("count", kwargs, self._q._read_db())
+        return n
+
+    def exists(self, **kwargs: Any) -> bool:
+        """``query.exists()``."""
+        found: bool = self._q._call("exists", kwargs, self._q._read_db())
+        return found
 
     def execute(self, **kwargs: Any) -> Any:
         """An insert/update/delete: what ``query.execute()`` returns (rows of a ``RETURNING`` as a list)."""
@@ -402,6 +422,16 @@ class PreparedQuery:
         """``query.scalar()``: the first column of the first row, or None."""
         return await self._hop("scalar", kwargs)
 
+    async def count(self, **kwargs: Any) -> int:
+        """``query.count()`` (one hop)."""
+        n: int = await self._hop("count", kwargs)
+        return n
+
+    async def exists(self, **kwargs: Any) -> bool:
+        """``query.exists()`` (one hop)."""
+        found: bool = await self._hop("exists", kwargs)
+        return found
+
     async def execute(self, **kwargs: Any) -> Any:
         """An insert/update/delete: what ``query.execute()`` returns (rows of a ``RETURNING`` as a list)."""
         return await self._hop("execute", kwargs)
@@ -447,14 +477,17 @@ class PreparedQuery:
         rows = builtins.list(query._execute(runner))
         if op == "list":
             return rows
-        if op == "scalar":
+        if op in ("scalar", "count"):
             return rows[0][0] if rows else None
+        if op == "exists":
+            return bool(rows and rows[0][0])
         if rows:
             return rows[0]
-        if op == "get":
-            model = getattr(query, "model", None)
-            error = model.DoesNotExist if model is not None else peewee.DoesNotExist
-            raise error(f"{model} instance matching query does not exist:\nSQL: {template.sql}\nParams: {params}")
+        model = getattr(query, "model", None)
+        if op == "get" and model is not None:  # as Peewee's: a plain Select's get() gives None
+            raise model.DoesNotExist(
+                f"{model} instance matching query does not exist:\nSQL: {template.sql}\nParams: {params}"
+            )
         return None
 
     def _template(self, op: str, kwargs: Mapping[str, Any]) -> _Template:
@@ -462,6 +495,8 @@ class PreparedQuery:
         template = self._templates.get(key)
         if template is None:
             template = self._prepare(op, kwargs)
+            if len(self._templates) >= MAX_SHAPES:  # e.g. in_() lists of ever new lengths
+                self._templates.clear()
             self._templates[key] = template
         return template
 
@@ -480,7 +515,7 @@ class PreparedQuery:
                 orig=exc,
             ) from exc
         self._check_query(built, op)
-        query, captured = _compile(db, _variant(op, built), recording=True)
+        captured = _compile(db, built, op, recording=True)
         paths: dict[int, tuple[str, tuple[int, ...]]] = {}
         for name in self._names:
             _paths(stand_ins[name], name, (), paths)
@@ -498,7 +533,7 @@ class PreparedQuery:
         constants = builtins.list(captured.params)
         for slot in captured.slots:
             constants[slot.index] = None
-        template = _Template(query, captured.sql, constants, captured.slots)
+        template = _Template(captured.query, captured.sql, constants, captured.slots)
         self._verify(op, template, kwargs, db)
         return template
 
@@ -517,7 +552,7 @@ class PreparedQuery:
         if is_select == (op == "execute"):
             raise PreparedQueryError(
                 f"prepared query: {op}() does not fit a {type(built).__name__}",
-                hint="use list/get/get_or_none/first/scalar for selects, execute for inserts, updates and deletes",
+                hint="use list/get/get_or_none/first/scalar/count/exists for selects, execute for the others",
             )
         if getattr(built, "_load_tree", None):
             raise PreparedQueryError(
@@ -528,7 +563,7 @@ class PreparedQuery:
 
     def _verify(self, op: str, template: _Template, kwargs: Mapping[str, Any], db: Any) -> None:
         built = self._builder(**kwargs)
-        _, real = _compile(db, _variant(op, built), recording=False)
+        real = _compile(db, built, op, recording=False)
         ours = template.params(kwargs)
         if real.sql != template.sql or len(real.params) != len(ours) or not all(map(_same, real.params, ours)):
             raise PreparedQueryError(
