@@ -319,6 +319,8 @@ def test_scoped_model_queries_follow_the_agent_context(pb: tuple[Bridge, Recorde
         assert [n.text for n in q.sync.list(texts=both)] == ["note of b"]
     with maim_db.unscoped():
         assert [n.text for n in q.sync.list(texts=both)] == both
+    with pytest.raises(maim_db.AgentContextError):  # the builder's own error, as without prepare()
+        q.sync.list(texts=both)
 
 
 # -- refusals ------------------------------------------------------------------------------
@@ -456,16 +458,28 @@ def test_shapes_compile_once_each(bridge: Bridge) -> None:
 
 
 @pytest.mark.anyio
-async def test_async_calls_hop_once_and_sync_calls_run_in_the_calling_thread(pb: tuple[Bridge, Recorder]) -> None:
+async def test_async_calls_hop_once_and_sync_calls_run_in_the_calling_thread(
+    pb: tuple[Bridge, Recorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
     bridge, recorder = pb
+    executor = bridge.executor
+    hops: list[object] = []
+    real_run = executor.run
+
+    async def counting_run(*args: Any, **kwargs: Any) -> Any:
+        hops.append(args[0])
+        return await real_run(*args, **kwargs)
+
+    monkeypatch.setattr(executor, "run", counting_run)
     q = bridge.prepare(lambda name: Holder.select().where(Holder.name == name))
     del recorder.calls[:]
-    assert [h.name for h in await q.list(name="h1")] == ["h1"]
+    assert [h.name for h in await q.list(name="h1")] == ["h1"]  # compiled and run in the one hop
     assert (await q.get(name="h2")).name == "h2"
     assert await q.get_or_none(name="zz") is None
     assert (await q.first(name="h0")).name == "h0"
     threads = {t for _, _, t in recorder.calls}
     assert threading.get_ident() not in threads and len(recorder.calls) == 4
+    assert len(hops) == 4
     del recorder.calls[:]
     done = threading.Event()
     seen: list[int] = []

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import peewee
 
 from ..context import current_agent_id, is_unscoped
-from ..errors import NotBoundError, PreparedQueryError
+from ..errors import MaimDBError, NotBoundError, PreparedQueryError
 
 __all__ = ["PreparedQuery", "PreparedRunner"]
 
@@ -506,8 +506,8 @@ class PreparedQuery:
         stand_ins = {n: _stand_in(kwargs[n], repr(n), made) for n in self._names}
         try:
             built = self._builder(**stand_ins)
-        except PreparedQueryError:
-            raise
+        except MaimDBError:
+            raise  # a placeholder's misuse, or the builder's own (AgentContextError outside an agent)
         except Exception as exc:
             raise PreparedQueryError(
                 f"prepare(): the builder failed when called with placeholders: {type(exc).__name__}: {exc}",
