@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import maim_db
 from maim_db import Bridge, NotBoundError, PreparedQuery, PreparedQueryError
-from maim_db.fields import DateField, DateTimeField, DecimalField
+from maim_db.fields import DateField, DateTimeField, DecimalField, JSONField
 
 
 class Holder(maim_db.Model):
@@ -304,6 +304,25 @@ def test_insert_and_delete_return_what_peewee_returns(pb: tuple[Bridge, Recorder
     delete = bridge.prepare(lambda name: Holder.delete().where(Holder.name == name))
     assert delete.sync.execute(name="h9") == 1
     assert delete.sync.execute(name="h9") == 0
+
+
+class Doc(maim_db.Model):
+    tags = JSONField(null=True)
+
+
+def test_a_list_that_peewee_takes_whole_fills_one_parameter(bridge: Bridge) -> None:
+    bridge.bind(Doc)
+    bridge.create_tables()
+    insert = bridge.prepare(lambda tags: Doc.insert(tags=tags))
+    first = insert.sync.execute(tags=["a", "b"])
+    second = insert.sync.execute(tags=["c", "d"])  # same shape: substituted, converted to JSON
+    retag = bridge.prepare(lambda pk, tags: Doc.update(tags=tags).where(Doc.id == pk))
+    assert retag.sync.execute(pk=second, tags=["e", "f"]) == 1
+    find = bridge.prepare(lambda tags: Doc.select(Doc.id).where(Doc.tags == tags).tuples())
+    assert find.sync.list(tags=["a", "b"]) == [(first,)]
+    assert find.sync.list(tags=["e", "f"]) == [(second,)]
+    assert find.sync.list(tags=["c", "d"]) == []
+    assert [d.tags.value for d in Doc.select().order_by(Doc.id)] == [["a", "b"], ["e", "f"]]
 
 
 def test_scoped_model_queries_follow_the_agent_context(pb: tuple[Bridge, Recorder]) -> None:

@@ -131,22 +131,31 @@ def _stand_in(value: Any, label: str, made: builtins.list[_Placeholder]) -> Any:
 
 
 def _paths(value: Any, name: str, path: tuple[int, ...], out: dict[int, tuple[str, tuple[int, ...]]]) -> None:
-    """Where each placeholder sits: the argument's name and its index path inside sequences."""
-    if isinstance(value, _Placeholder):
-        out[id(value)] = (name, path)
-    elif type(value) in _SEQUENCES:
+    """Where each placeholder (and each sequence of them) sits: the argument's name and its index path."""
+    out[id(value)] = (name, path)
+    if type(value) in _SEQUENCES:
         for i, v in enumerate(value):
             _paths(v, name, (*path, i), out)
+
+
+def _leaves(value: Any) -> Iterator[_Placeholder]:
+    """The placeholders in a stand-in (a sequence's, at any depth)."""
+    if type(value) is _Placeholder:
+        yield value
+    elif type(value) in _SEQUENCES:
+        for v in value:
+            yield from _leaves(v)
 
 
 class _Slot:
     """One parameter filled from an argument at run time: where, from what, and its converter."""
 
-    __slots__ = ("converter", "index", "name", "path", "placeholder")
+    __slots__ = ("converter", "index", "label", "name", "path", "placeholder")
 
-    def __init__(self, index: int, placeholder: _Placeholder, converter: Any) -> None:
+    def __init__(self, index: int, placeholder: Any, converter: Any, label: str) -> None:
         self.index = index
-        self.placeholder = placeholder
+        self.placeholder = placeholder  # a placeholder, or a whole sequence of them (a JSON list)
+        self.label = label
         self.converter = converter
         self.name = ""
         self.path: tuple[int, ...] = ()
@@ -174,7 +183,13 @@ def _recording_context(base: type) -> type:
             return type(self)(**self.state.settings)
 
         def value(self, value: Any, converter: Any = None, add_param: bool = True) -> Any:
-            if type(value) is not _Placeholder:
+            # A sequence arrives whole where Peewee does not unpack it (an insert's or an
+            # update's value, JSONField's ==): it fills one parameter, like a placeholder.
+            if type(value) is _Placeholder:
+                label = value.label
+            elif type(value) in _SEQUENCES and next(_leaves(value), None) is not None:
+                label = "a list or tuple argument"
+            else:
                 return super().value(value, converter, add_param)
             if converter:
                 used = converter
@@ -184,10 +199,10 @@ def _recording_context(base: type) -> type:
                 used = None
             if self.state.value_literals:
                 raise PreparedQueryError(
-                    f"prepare(): argument {value.label} lands where Peewee writes values into the SQL text",
+                    f"prepare(): argument {label} lands where Peewee writes values into the SQL text",
                     hint="this part of the query cannot take parameters; build it without prepare()",
                 )
-            self.slots.append(_Slot(len(self._values), value, used))
+            self.slots.append(_Slot(len(self._values), value, used, label))
             self._values.append(value)
             return self.literal(self.state.param or "?") if add_param else self
 
@@ -289,7 +304,7 @@ class _Template:
                 value = slot.converter(value)
                 if isinstance(value, (peewee.Node, peewee.ModelBase)):
                     raise PreparedQueryError(
-                        f"prepared query: the field's converter turned {slot.placeholder.label}={value!r:.60} "
+                        f"prepared query: the field's converter turned {slot.label}={value!r:.60} "
                         "into SQL, which changes the statement",
                         hint="pass the plain value, or run this query without prepare()",
                     )
@@ -515,13 +530,25 @@ class PreparedQuery:
                 orig=exc,
             ) from exc
         self._check_query(built, op)
-        captured = _compile(db, built, op, recording=True)
+        try:
+            captured = _compile(db, built, op, recording=True)
+        except MaimDBError:
+            raise
+        except Exception as exc:
+            raise PreparedQueryError(
+                f"prepare(): Peewee could not compile the query with placeholders: {type(exc).__name__}: {exc}",
+                hint="an argument reached Peewee where it needs the value itself; "
+                "compute it before the call, or run this query without prepare()",
+                orig=exc,
+            ) from exc
         paths: dict[int, tuple[str, tuple[int, ...]]] = {}
         for name in self._names:
             _paths(stand_ins[name], name, (), paths)
         for slot in captured.slots:
             slot.name, slot.path = paths[id(slot.placeholder)]
-        used = {id(s.placeholder) for s in captured.slots}
+            if type(slot.placeholder) is not _Placeholder:
+                slot.label = f"{slot.name!r}" + "".join(f"[{i}]" for i in slot.path)
+        used = {id(p) for s in captured.slots for p in _leaves(s.placeholder)}
         if op != "list":  # get/first/scalar set their own LIMIT (and OFFSET), as Peewee's do
             used.update((id(getattr(built, "_limit", None)), id(getattr(built, "_offset", None))))
         for p in made:
