@@ -375,7 +375,9 @@ class PreparedQuery:
     - it is called with placeholders, and compiled once per argument *shape*: each value's
       type, None-ness and the lengths of lists/tuples (``in_``), the whole value of bools and
       enums, and the current agent context (``ScopedModel`` filters);
-    - arguments may only be passed into the query: a placeholder used in Python logic
+    - arguments may only be passed into the query (a list Peewee takes whole, such as a
+      JSONField value, fills one parameter; one it unpacks, ``in_``, one per element): a
+      placeholder used in Python logic
       (``if arg``, ``arg == 'x'``, ``str(arg)``, ``arg + 1``, ``.contains(arg)``), or one that
       never reaches the parameters, is refused;
     - on first use of each shape, the query built with the real values must compile to the
