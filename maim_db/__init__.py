@@ -24,6 +24,7 @@ from .errors import (
     MaimDBError,
     NotADatabaseError,
     NotBoundError,
+    PreparedQueryError,
     ReadOnlyDatabaseError,
     SchemaDriftError,
     TransactionConflictError,
@@ -32,6 +33,7 @@ from .errors import (
     WriteLockTimeoutError,
 )
 from .model import Model
+from .peewee.prepared import PreparedQuery
 from .plugins import plugin_model_base
 from .scoped import BusinessBaseModel, ScopedModel
 from .sqlalchemy.types import register_field_type
@@ -62,6 +64,8 @@ __all__ = [
     "Model",
     "NotADatabaseError",
     "NotBoundError",
+    "PreparedQuery",
+    "PreparedQueryError",
     "ReadOnlyDatabaseError",
     "SQLiteProfile",
     "SchemaDriftError",

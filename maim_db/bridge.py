@@ -37,6 +37,7 @@ from .forks import park
 from .loopguard import OnLoop, check_loop
 from .peewee.aio import require_callable, require_count, require_query
 from .peewee.base import MaimDatabaseMixin
+from .peewee.prepared import PreparedQuery
 from .peewee.rows import is_dbapi_cursor, read_out
 from .peewee.servers import MySQLDatabase, PostgresqlDatabase, peewee_params
 from .peewee.sqlite import SqliteDatabase
@@ -747,6 +748,20 @@ class Bridge:
         if db is not None:
             return await self._run_on(db, _replica_first, query, n, db)
         return await self.run(query.first, n=n)
+
+    def prepare(self, builder: Callable[..., Any]) -> PreparedQuery:
+        """A query compiled once and run with new arguments: ``q = bridge.prepare(lambda name: ...)``.
+
+        ``await q.list(name="x")`` (one hop, like :meth:`run`; reads may go to a replica, like
+        :meth:`list`) or ``q.sync.list(name="x")`` in the calling thread. The rules are on
+        :class:`~maim_db.PreparedQuery`.
+        """
+
+        def read_db() -> Any:
+            replica = self._reading_replica(False)
+            return None if replica is None else self._replica_peewee(replica)
+
+        return PreparedQuery(self, builder, read_db=read_db if self._replicas else None, run_on=self._run_on)
 
     async def acreate_tables(self, *models: type[pw.Model]) -> builtins.list[str]:
         """:meth:`create_tables` on the executor."""

@@ -19,6 +19,7 @@ wrong and how to fix it (``.hint``). Errors that wrap a driver's exception keep 
     ├── NotBoundError                          a model is used before ``bridge.bind(...)``
     ├── BridgeClosedError                      the bridge was closed
     ├── TransactionError                       an async transaction was misused
+    ├── PreparedQueryError                     a query that ``bridge.prepare`` cannot prepare or run
     ├── AgentContextError                      tenant-scoped data without (or against) the agent
     ├── InvalidValueError (ValueError)         a value does not fit its field
     ├── LoopBlockedError                       sync database work ran on an event loop
@@ -50,6 +51,7 @@ __all__ = [
     "MigrationError",
     "NotADatabaseError",
     "NotBoundError",
+    "PreparedQueryError",
     "ReadOnlyDatabaseError",
     "SchemaDriftError",
     "TransactionConflictError",
@@ -182,6 +184,10 @@ class BridgeClosedError(MaimDBError):
 
 class TransactionError(MaimDBError):
     """An async transaction was used in a way that cannot work."""
+
+
+class PreparedQueryError(MaimDBError):
+    """A prepared query's builder or arguments break its rules (see :class:`~maim_db.PreparedQuery`)."""
 
 
 class AgentContextError(MaimDBError):
