@@ -47,7 +47,18 @@ import peewee
 
 from .base import MaimDatabaseMixin
 
-__all__ = ["STEP_ASIDE", "Stats", "delete_instance", "disabled", "get", "get_by_id", "get_or_create", "save", "stats"]
+__all__ = [
+    "STEP_ASIDE",
+    "Stats",
+    "delete_instance",
+    "disabled",
+    "get",
+    "get_by_id",
+    "get_or_create",
+    "save",
+    "stats",
+    "use_base",
+]
 
 STEP_ASIDE: Any = object()
 """What an operation here returns when it does not handle the call: let Peewee run it."""
