@@ -131,7 +131,7 @@ def _definer(cls: type, name: str) -> type | None:
 class _Plan:
     """What one model class allows, worked out once (its ``_meta`` keeps it)."""
 
-    __slots__ = ("fields", "names", "ops", "order", "pk", "readers", "table")
+    __slots__ = ("custom", "fields", "names", "ops", "order", "pk", "readers", "table")
     pk: Any
 
     def __init__(self, cls: type[peewee.Model]) -> None:
@@ -147,29 +147,30 @@ class _Plan:
             and not meta.composite_key
             and all(_definer(type(meta), name) is peewee.Metadata for name in _METADATA)
         )
-        accessors_plain = True
-        for f in meta.sorted_fields:
-            accessor = _static(cls, f.name)
-            if not isinstance(accessor, peewee.FieldAccessor) or type(accessor).__set__ not in _PLAIN_SET:
-                accessors_plain = False
         ops = set()
         if ok_model:
             for op, deps in _DEPS.items():
                 if all(_definer(cls, name) in allowed for name in deps):
                     ops.add(op)
-            if not accessors_plain:
-                ops -= {"get", "get_by_id", "get_or_create"}
             if meta.only_save_dirty:
                 ops.discard("save")
         self.ops = frozenset(ops)
         self.pk = pk
-        # Peewee's row dict: the columns without a converter first, then the converted ones.
+        # Peewee's row dict: the columns without a converter first, then the converted ones;
+        # each then goes through setattr(), which for Peewee's own accessors only stores it.
         fields = list(meta.sorted_fields)
-        plain = [(i, f.name, None) for i, f in enumerate(fields) if not f._coerce]
-        coerced = [(i, f.name, f.python_value) for i, f in enumerate(fields) if f._coerce]
+        plain = [(i, f.name, None, _custom(cls, f.name)) for i, f in enumerate(fields) if not f._coerce]
+        coerced = [(i, f.name, f.python_value, _custom(cls, f.name)) for i, f in enumerate(fields) if f._coerce]
         self.readers = tuple(plain + coerced)
+        self.custom = any(r[3] for r in self.readers)
         self.names = frozenset(f.name for f in fields)
         self.order = {f.name: f._sort_key for f in fields}
+
+
+def _custom(cls: type, name: str) -> bool:
+    """Whether setting the field on an instance does more than store the value (a custom accessor)."""
+    accessor = _static(cls, name)
+    return not (isinstance(accessor, peewee.FieldAccessor) and type(accessor).__set__ in _PLAIN_SET)
 
 
 def _static(cls: type, name: str) -> Any:
@@ -293,15 +294,24 @@ def _select(cls: Any, plan: _Plan, db: Any, key: Any, field: Any, value: Any, bu
 
 
 def _instance(cls: Any, plan: _Plan, row: Any) -> Any:
-    data = {}
-    for i, name, convert in plan.readers:
-        data[name] = row[i] if convert is None else convert(row[i])
+    # What Peewee's cursor wrapper does: cls(__no_default__=1, **converted_row), then
+    # _dirty.clear() -- with the plain stores done directly (eligible models keep
+    # maim_db's __init__, object's __setattr__ and __new__; see _DEPS).
     obj = cls.__new__(cls)
+    data: dict[str, Any] = {}
     obj.__data__ = data
     obj._dirty = set()
     obj.__rel__ = {}
+    for i, name, convert, custom in plan.readers:
+        value = row[i] if convert is None else convert(row[i])
+        if custom:
+            setattr(obj, name, value)
+        else:
+            data[name] = value
     for name, value in _loaded_attrs.items():
         setattr(obj, name, value)
+    if plan.custom:
+        obj._dirty.clear()
     return obj
 
 
