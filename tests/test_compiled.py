@@ -584,3 +584,40 @@ async def test_async_methods_take_the_fast_path_in_their_hop(items: maim_db.Brid
     with compiled.disabled():  # the hop carries the caller's context
         await Item.acreate(name="slow")
     assert compiled.stats.stepped_aside["save"] == 1
+
+
+def test_statements_run_through_the_databases_execute_sql(items: maim_db.Bridge) -> None:
+    # maim_db's execute_sql is where the SQLite write queue, the guards and the error
+    # translation live: every compiled statement goes through it.
+    db = items.peewee
+    ran: list[str] = []
+    real = db.execute_sql
+
+    def spy(sql: str, params: Any = None) -> Any:
+        ran.append(sql.split()[0])
+        return real(sql, params)
+
+    db.execute_sql = spy
+    try:
+        row = Item.create(name="q")
+        Item.get_by_id(row.id)
+        row.n = 1
+        row.save()
+        row.delete_instance()
+    finally:
+        del db.execute_sql
+    assert ran == ["INSERT", "SELECT", "UPDATE", "DELETE"]
+    assert sum(compiled.stats.taken.values()) == 4
+
+
+def test_the_slow_query_log_sees_compiled_statements(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with maim_db.Bridge(str(tmp_path / "slow.db"), slow_query_ms=0) as b:
+        b.bind(Item)
+        b.create_tables()
+        compiled.stats.reset()
+        with caplog.at_level("WARNING", logger="maim_db.slow_query"):
+            Item.get_by_id(Item.create(name="logged").id)
+        assert compiled.stats.taken == {"save": 1, "get_by_id": 1}
+    logged = [r.getMessage() for r in caplog.records if r.name == "maim_db.slow_query"]
+    assert any('INSERT INTO "item"' in m for m in logged)
+    assert any('SELECT "t1"."id"' in m for m in logged)
