@@ -621,3 +621,36 @@ def test_the_slow_query_log_sees_compiled_statements(tmp_path: Path, caplog: pyt
     logged = [r.getMessage() for r in caplog.records if r.name == "maim_db.slow_query"]
     assert any('INSERT INTO "item"' in m for m in logged)
     assert any('SELECT "t1"."id"' in m for m in logged)
+
+
+def test_a_mixin_after_maim_db_model_keeps_its_hooks(items: maim_db.Bridge) -> None:
+    # playhouse.signals.Model listed after maim_db.Model: its save()/delete_instance()
+    # (pre_save, post_save, ...) sit between maim_db.Model and peewee.Model in the MRO.
+    from playhouse import signals
+
+    sent: list[str] = []
+
+    class Signalled(maim_db.Model, signals.Model):
+        name = peewee.CharField(max_length=40)
+
+    def on_save(sender: Any, instance: Any, created: bool) -> None:
+        sent.append(f"saved {instance.name} {created}")
+
+    def on_delete(sender: Any, instance: Any) -> None:
+        sent.append(f"deleted {instance.name}")
+
+    signals.post_save.connect(on_save, sender=Signalled)
+    signals.post_delete.connect(on_delete, sender=Signalled)
+    items.bind(Signalled)
+    items.peewee.create_tables([Signalled])
+    try:
+        row = Signalled.create(name="s")
+        row.name = "t"
+        row.save()
+        row.delete_instance()
+        assert sent == ["saved s True", "saved t False", "deleted t"]
+        assert compiled.stats.taken == {}
+    finally:
+        signals.post_save.disconnect(on_save, sender=Signalled)
+        signals.post_delete.disconnect(on_delete, sender=Signalled)
+        items.peewee.drop_tables([Signalled])

@@ -101,7 +101,10 @@ _base: list[type[peewee.Model]] = []
 _loaded_attrs: dict[str, Any] = {}
 
 # The methods each operation's Peewee implementation calls on the class or the instance: a
-# model that defines any of them below maim_db's base gets Peewee's own implementation.
+# model that defines any of them anywhere but on peewee.Model and maim_db's base gets
+# Peewee's own implementation. And the method the operation replaces: a class between
+# maim_db's base and peewee.Model that defines it (a mixin listed after maim_db.Model, such
+# as playhouse.signals.Model) would be skipped by the fast path, so it steps aside too.
 _BUILD = ("__init__", "__setattr__", "__new__")
 _DEPS: dict[str, tuple[str, ...]] = {
     "get": ("select", "filter", *_BUILD),
@@ -128,6 +131,11 @@ def _definer(cls: type, name: str) -> type | None:
     return None
 
 
+def _only_ours(classes: tuple[type, ...], name: str, allowed: set[type]) -> bool:
+    """Whether no class in ``classes`` but the allowed ones defines ``name``."""
+    return all(klass in allowed for klass in classes if name in klass.__dict__)
+
+
 class _Plan:
     """What one model class allows, worked out once (its ``_meta`` keeps it)."""
 
@@ -149,8 +157,10 @@ class _Plan:
         )
         ops = set()
         if ok_model:
+            mro = cls.__mro__
+            below_base = mro[mro.index(_base[0]) + 1 :]
             for op, deps in _DEPS.items():
-                if all(_definer(cls, name) in allowed for name in deps):
+                if all(_only_ours(mro, name, allowed) for name in deps) and _only_ours(below_base, op, allowed):
                     ops.add(op)
             if meta.only_save_dirty:
                 ops.discard("save")
