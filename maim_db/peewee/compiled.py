@@ -146,7 +146,7 @@ class _Plan:
         meta: Any = cls._meta
         self.table = meta._table
         self.fields = meta.sorted_fields
-        allowed = {peewee.Model, object, *_base}
+        allowed: set[type] = {peewee.Model, object, *_base}
         pk = meta.primary_key
         ok_model = (
             bool(_base)
