@@ -27,7 +27,9 @@ operation relies on (``select``, ``insert``, ``update``, ``delete``, ``get``, ``
 ...; ``ScopedModel`` overrides them, so tenant filters always apply), a custom field
 accessor, a composite or missing primary key, ``Meta.only_save_dirty``, a value that is
 None, a list or a query expression, a save that would need Peewee to fill a default, a
-recursive delete, a database that is not maim_db's (or overrides ``execute``).
+recursive delete, a database that is not maim_db's (or overrides ``execute``). What a
+model allows is worked out once per class, on first use (and again when its table or
+fields change); methods patched onto a class after that are not looked at again.
 
 Off switch (benchmarks, tests): ``with maim_db.peewee.compiled.disabled():`` -- a context
 variable, so it holds for the calling thread or task only (and for the async methods,
