@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import peewee
 
 from .errors import ConfigurationError
+from .peewee import compiled
 from .peewee.aio import use_model_base
 from .peewee.unbound import UnboundDatabase, database_for
 
@@ -53,13 +54,49 @@ class Model(peewee.Model):
         super().__init__(*args, **kwargs)
         self._maim_unsaved = generated
 
+    # The sync operations below run from compiled statements when they can (see
+    # maim_db/peewee/compiled.py); otherwise Peewee builds the query as usual.
+
     def save(self, force_insert: bool = False, only: Any = None) -> int:
         """Peewee's ``save``; a new instance with a generated primary key is inserted."""
         if getattr(self, "_maim_unsaved", False):
             force_insert = True
-        saved = int(super().save(force_insert=force_insert, only=only))
+        saved = compiled.save(self, force_insert, only)
+        if saved is compiled.STEP_ASIDE:
+            saved = super().save(force_insert=force_insert, only=only)
         self._maim_unsaved = False
-        return saved
+        return int(saved)
+
+    @classmethod
+    def get(cls: type[M], *query: Any, **filters: Any) -> M:
+        """Peewee's ``get``; raises ``DoesNotExist`` when no row matches."""
+        found = compiled.get(cls, query, filters)
+        if found is compiled.STEP_ASIDE:
+            found = super().get(*query, **filters)
+        return found  # type: ignore[no-any-return]
+
+    @classmethod
+    def get_by_id(cls: type[M], pk: Any) -> M:
+        """Peewee's ``get_by_id``; raises ``DoesNotExist`` when there is no such row."""
+        found = compiled.get_by_id(cls, pk)
+        if found is compiled.STEP_ASIDE:
+            found = super().get_by_id(pk)
+        return found  # type: ignore[no-any-return]
+
+    @classmethod
+    def get_or_create(cls: type[M], **kwargs: Any) -> tuple[M, bool]:
+        """Peewee's ``get_or_create``: ``(instance, created)``."""
+        found = compiled.get_or_create(cls, kwargs)
+        if found is compiled.STEP_ASIDE:
+            found = super().get_or_create(**kwargs)  # type: ignore[no-untyped-call]
+        return found  # type: ignore[no-any-return]
+
+    def delete_instance(self, recursive: bool = False, delete_nullable: bool = False) -> int:
+        """Peewee's ``delete_instance``: the number of rows deleted."""
+        deleted = compiled.delete_instance(self, recursive, delete_nullable)
+        if deleted is compiled.STEP_ASIDE:
+            deleted = super().delete_instance(recursive, delete_nullable)
+        return int(deleted)
 
     @classmethod
     async def acreate(cls: type[M], **query: Any) -> M:
@@ -139,4 +176,5 @@ class Model(peewee.Model):
         return await database_for(type(self)).run(getattr, self, field.name)
 
 
+compiled.use_base(Model, {"_maim_unsaved": False})  # what __init__ sets on a row read from the database
 use_model_base(Model)  # every database's ``db.Model`` (pwasyncio's name) is a maim_db.Model bound to it

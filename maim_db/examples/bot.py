@@ -38,7 +38,7 @@ STATUS_PLUGIN = "bot_status"
 def setup(tenant_name: str, agent_name: str) -> tuple[Tenant, Agent]:
     """The bot's tenant and agent, created when they do not exist yet (by name)."""
     db = Tenant._meta.database
-    tenant, _ = Tenant.get_or_create(tenant_name=tenant_name)  # type: ignore[no-untyped-call]
+    tenant, _ = Tenant.get_or_create(tenant_name=tenant_name)
 
     def find_or_create() -> Agent:
         agent = Agent.get_or_none((Agent.tenant == tenant.id) & (Agent.name == agent_name))
