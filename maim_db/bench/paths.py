@@ -1,7 +1,6 @@
 """The ways to reach the database that the suite compares, each doing the same eight operations.
 
-Eleven paths run by default (:data:`DEFAULT_PATHS`; twelve where ``Bridge.prepare``
-exists: ``maim_db_async_prepared`` is listed only then, :data:`HAS_PREPARE`);
+Twelve paths run by default (:data:`DEFAULT_PATHS`);
 :data:`OPT_IN_PATHS` run only when ``--paths`` names them. A path is *sync* (run on plain
 threads, one thread per unit of concurrency), *async* (run as tasks on the event loop) or
 *uow* (tasks that each send their operations through ``await bridge.run(fn)``: in batches
@@ -51,7 +50,6 @@ __all__ = [
     "ALL_PATHS",
     "DEFAULT_PATHS",
     "ERRORS",
-    "HAS_PREPARE",
     "OPS",
     "OPT_IN_PATHS",
     "PATHS",
@@ -75,10 +73,7 @@ commit the session that loaded it).
 """
 
 PREPARED_PATH = "maim_db_async_prepared"
-"""``maim_db_async`` with its queries built once by ``bridge.prepare`` (only where that exists)."""
-
-HAS_PREPARE = hasattr(Bridge, "prepare")
-"""True when this build's :class:`~maim_db.Bridge` has ``prepare`` (prepared queries)."""
+"""``maim_db_async`` with its queries built once by ``bridge.prepare``."""
 
 ALL_PATHS = (
     "raw_sqlite3",
@@ -95,10 +90,10 @@ ALL_PATHS = (
     "sqlalchemy_async_orm",
     "maim_db_sqlalchemy_async",
 )
-"""Every path the suite knows, in report order (sync first, then async), available or not."""
+"""Every path the suite knows, in report order (sync first, then async)."""
 
-PATHS = tuple(p for p in ALL_PATHS if p != PREPARED_PATH or HAS_PREPARE)
-"""Every path this build can run, in report order."""
+PATHS = ALL_PATHS
+"""Every path the suite can run, in report order (the same as :data:`ALL_PATHS`)."""
 
 OPT_IN_PATHS = ("maim_db_unit_of_work_one_hop",)
 """Paths measured only when ``--paths`` names them."""
@@ -556,8 +551,7 @@ class MaimAsyncPrepared(MaimAsync):
 
     The queries are built by ``bridge.prepare(builder)`` when the path opens and run with
     new arguments per operation (``await q.get(pk=...)``, ``await q.execute(...)``,
-    ``await q.list(start=...)``); the other operations are :class:`MaimAsync`'s. Only
-    registered when ``Bridge.prepare`` exists (:data:`HAS_PREPARE`).
+    ``await q.list(start=...)``); the other operations are :class:`MaimAsync`'s.
     """
 
     name = PREPARED_PATH
@@ -566,7 +560,7 @@ class MaimAsyncPrepared(MaimAsync):
         super().__init__(rows, bridge)
         item: Any = BenchItem
         category: Any = BenchCategory
-        prepare: Any = bridge.prepare  # type: ignore[attr-defined]  # not in every build (HAS_PREPARE)
+        prepare = bridge.prepare
         self.by_pk = prepare(lambda pk: item.select().where(item.id == pk))
         self.by_code = prepare(lambda code: item.select().where(item.code == code))
         self.set_value = prepare(lambda pk, value: item.update(value=value).where(item.id == pk))
@@ -952,7 +946,7 @@ def open_paths(
         MaimUnitOfWork(rows, bridge),
         MaimUnitOfWorkOneHop(rows, bridge),
         MaimAsync(rows, bridge),
-        *([MaimAsyncPrepared(rows, bridge)] if HAS_PREPARE else []),
+        MaimAsyncPrepared(rows, bridge),
         NaiveRunInExecutor(rows, plain_db, item, category),
         PwAsyncio(rows, path, pool_size),
         SQLAlchemyAsync("sqlalchemy_async_orm", rows, SAItem, plain_async, plain_async, async_engine),

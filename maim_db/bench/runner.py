@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from .contention import MODES, run_mode
 from .measure import RssSampler, Workbench, measure
-from .paths import DEFAULT_PATHS, OPT_IN_PATHS, PATHS, PREPARED_PATH
+from .paths import DEFAULT_PATHS, OPT_IN_PATHS, PATHS
 from .plan import PRESETS, Cell, Plan
 from .report import Result, contention_record, load_average, markdown, targets, text_summary
 
@@ -109,8 +109,6 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Plan:
         changes["sizes"] = ()
     if args.paths:
         chosen = tuple(p.strip() for p in args.paths.split(",") if p.strip())
-        if PREPARED_PATH in chosen and PREPARED_PATH not in PATHS:
-            parser.error(f"{PREPARED_PATH} needs Bridge.prepare (prepared queries), which this build does not have")
         unknown = [p for p in chosen if p not in PATHS]
         if unknown:
             parser.error(f"unknown path(s): {', '.join(unknown)}; known: {', '.join(PATHS)}")
