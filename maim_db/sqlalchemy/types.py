@@ -7,6 +7,14 @@ equal -- by construction, for every field type, custom ones included. The column
 type is the SQLAlchemy type a hand-written model would use (``String(50)``,
 ``DateTime``, ``Numeric(12, 2)`` ...), so emitted DDL, reflection and Alembic see
 ordinary types.
+
+Where the field's conversion is the identity for values of the column's own Python type
+(integers, floats, text, bytes, and foreign keys to those; exact Peewee classes), the
+column has no bind or result processor at all: its values cost no Python call per value,
+as a hand-written model's do. A value of another type (a ``str`` for an integer column)
+is then sent as it is, as SQLAlchemy's own types send it, and the database converts it
+by the column's type (SQLite's affinity stores ``"5"`` in an INTEGER column as 5, as
+Peewee's ``int()`` would).
 """
 
 from __future__ import annotations
