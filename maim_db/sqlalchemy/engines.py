@@ -63,7 +63,7 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take BEGIN away from the driver: SQLAlchemy's "begin" event emits it below.
+        # Take BEGIN away from the driver: the hooks below emit it (dialect or "begin" event).
         dbapi_connection.isolation_level = None
         if is_async:
             adopt(dbapi_connection)  # one round trip to aiosqlite's thread per statement, not four
