@@ -47,7 +47,7 @@ from .schema import schema_drift
 from .servers import READ_ISOLATION, server_options
 from .settings import resolve_url
 from .slowlog import install_peewee_hook, install_sqlalchemy_hook
-from .sqlalchemy.engines import BEGIN_OPTION, build_async_engine, build_sync_engine
+from .sqlalchemy.engines import BEGIN_OPTION, before_statement, build_async_engine, build_sync_engine
 from .sqlalchemy.loops import LoopEngines
 from .sqlalchemy.mirror import mirrors_for
 from .sqlalchemy.scoping import ScopedSession
@@ -1468,12 +1468,13 @@ def _guard_sync_engine(bridge: Bridge, engine: Engine) -> None:
     """Refuse a sync session's statements once the bridge is closed, and apply its ``on_loop`` policy."""
     owner = weakref.ref(bridge)  # the engine must not keep its bridge alive
 
-    @sa.event.listens_for(engine, "before_cursor_execute")
-    def _refuse_on_loop(*_args: Any) -> None:
+    def _refuse_on_loop(_cursor: Any, _context: Any) -> None:
         live = owner()
         if live is not None:
             live._check_open()
             check_loop(live.on_loop)
+
+    before_statement(engine, _refuse_on_loop)  # a dialect hook: no connection events on the engine
 
 
 def _new_async_engine(

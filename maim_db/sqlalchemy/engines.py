@@ -45,7 +45,7 @@ from ..sqlite.resources import SQLiteFile
 from ..url import DatabaseURL
 from .onehop import adopt, defer_begin, drop_begin, run_soon
 
-__all__ = ["BEGIN_OPTION", "build_async_engine", "build_sync_engine"]
+__all__ = ["BEGIN_OPTION", "before_statement", "build_async_engine", "build_sync_engine"]
 
 BEGIN_OPTION = "maim_db_begin"
 """Execution option naming the BEGIN mode of a connection's transactions on SQLite."""
@@ -63,7 +63,7 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take BEGIN away from the driver: SQLAlchemy's "begin" event emits it below.
+        # Take BEGIN away from the driver: the hooks below emit it (dialect or "begin" event).
         dbapi_connection.isolation_level = None
         if is_async:
             adopt(dbapi_connection)  # one round trip to aiosqlite's thread per statement, not four
@@ -89,12 +89,12 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
             if hold is not None:
                 hold.release()
 
-    def begin_on_driver_thread(conn: sa.Connection, mode: str, lock: bool) -> None:
+    def begin_on_driver_thread(record: Any, mode: str, lock: bool) -> None:
         # BEGIN (after the write lock, when wanted) straight on the sqlite3 connection. For
         # aiosqlite it runs on the driver thread together with the transaction's first
         # statement (see onehop.py): no round trip of its own, and the loop stays free while
-        # the lock is awaited there.
-        where = keeper(conn.connection.dbapi_connection, conn.connection.info)
+        # the lock is awaited there. ``record`` is the pool's connection.
+        where = keeper(record.dbapi_connection, record.info)
         # Where the transaction began in the caller's code, found here (on the caller's
         # thread, through the greenlet for AsyncSession) for the lock's holder record.
         site = begun_at() if lock else None
@@ -115,12 +115,15 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
                 hold.began = True
 
         if is_async:
-            defer_begin(conn.connection.dbapi_connection, begin)
+            defer_begin(record.dbapi_connection, begin)
             return
         try:
-            begin(conn.connection.driver_connection)  # type: ignore[arg-type]
+            begin(record.driver_connection)
         except sqlite3.Error as exc:  # as SQLAlchemy reports its own statements' errors
             raise sa.exc.DBAPIError.instance(f"BEGIN {mode}", (), exc, sqlite3.Error) from exc
+
+    def with_lock(mode: str) -> bool:
+        return write_lock is not None and mode != "DEFERRED"
 
     @event.listens_for(engine, "handle_error")
     def _on_error(ctx: Any) -> None:
@@ -129,11 +132,6 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
         clear = driver_error(ctx.original_exception, target=url.path or "the in-memory database")
         if clear is not None:
             raise clear from ctx.original_exception
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
-        begin_on_driver_thread(conn, mode, lock=write_lock is not None and mode != "DEFERRED")
 
     def end(conn: sa.Connection, how: str) -> None:
         # COMMIT/ROLLBACK now, then hand the lock on -- for aiosqlite in one call on the
@@ -146,24 +144,33 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
         if dbapi_connection is None:
             return
         where = keeper(dbapi_connection, record.info)
-        if not is_async:
-            finish(dbapi_connection, where, how)  # type: ignore[arg-type]
-            return
         pending = drop_begin(dbapi_connection)
         if _HOLD not in where and (pending or not _in_transaction(dbapi_connection)):
             return  # nothing open: no round trip
         driver = dbapi_connection.driver_connection
         await_(driver._execute(finish, driver._conn, where, how))
 
-    @event.listens_for(engine, "commit")
-    def _on_commit(conn: sa.Connection) -> None:
-        end(conn, "commit")
+    if not is_async:
+        # No connection events on the sync engine: with any, SQLAlchemy joins the engine's
+        # dispatch into every Connection and walks it at each step of every statement
+        # (a third of a point read's Python calls). BEGIN, COMMIT and ROLLBACK go through
+        # this engine's dialect instead (see _sync_transactions).
+        _sync_transactions(engine, lambda record, mode: begin_on_driver_thread(record, mode, with_lock(mode)), finish)
+    else:
 
-    @event.listens_for(engine, "rollback")
-    def _on_rollback(conn: sa.Connection) -> None:
-        end(conn, "rollback")
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
+            begin_on_driver_thread(conn.connection, mode, with_lock(mode))
 
-    if is_async:
+        @event.listens_for(engine, "commit")
+        def _on_commit(conn: sa.Connection) -> None:
+            end(conn, "commit")
+
+        @event.listens_for(engine, "rollback")
+        def _on_rollback(conn: sa.Connection) -> None:
+            end(conn, "rollback")
+
         _skip_idle_end(engine)
 
     def cleanup(dbapi_connection: Any, record: Any) -> None:
@@ -195,6 +202,108 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
     @event.listens_for(engine, "invalidate")
     def _on_invalidate(dbapi_connection: Any, record: Any, _exc: Any) -> None:
         cleanup(dbapi_connection, record)
+
+
+_PENDING = "_maim_db_begin_pending"
+"""Key of a pysqlite connection record's info: SQLAlchemy began a transaction whose BEGIN
+has not run yet (it runs just before the transaction's first statement)."""
+
+
+def _sync_transactions(
+    engine: Engine,
+    begin: Callable[[Any, str], None],
+    finish: Callable[[Any, dict[Any, Any], str], None],
+) -> None:
+    """BEGIN, COMMIT and ROLLBACK of a pysqlite engine through its dialect's methods.
+
+    SQLAlchemy calls ``do_begin`` when a transaction starts; the BEGIN itself (with the
+    write lock, when the mode takes it) runs just before the transaction's first statement,
+    as for aiosqlite, because that statement's execution options name the mode. A
+    transaction that runs nothing never takes the lock. ``do_commit``/``do_rollback`` end
+    the transaction and hand the lock on, as the connection events of the async engine do;
+    the pool's reset-on-return comes through ``do_rollback`` too.
+    """
+    dialect = engine.dialect
+
+    def do_begin(record: Any) -> None:
+        record.info[_PENDING] = True
+
+    def run_pending(cursor: Any, context: Any) -> None:
+        info = context.root_connection.connection.info
+        if info.pop(_PENDING, False):
+            begin(context.root_connection.connection, context.execution_options.get(BEGIN_OPTION, "IMMEDIATE"))
+
+    def ending(how: str, plain: Callable[[Any], None]) -> Callable[[Any], None]:
+        def do_end(record: Any) -> None:
+            try:
+                info = record.info
+            except NotImplementedError:  # SQLAlchemy's first-connect probe: a bare connection
+                plain(record)
+                return
+            info.pop(_PENDING, None)
+            raw = record.dbapi_connection
+            if raw is not None:
+                finish(raw, info, how)
+
+        return do_end
+
+    dialect.do_begin = do_begin  # type: ignore[method-assign,assignment]
+    dialect.do_commit = ending("commit", dialect.do_commit)  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = ending("rollback", dialect.do_rollback)  # type: ignore[method-assign,assignment]
+    before_statement(engine, run_pending, last=True)
+
+
+def before_statement(engine: Engine, check: Callable[[Any, Any], None], *, last: bool = False) -> None:
+    """Call ``check(cursor, context)`` before every statement ``engine`` runs (sync engines).
+
+    A dialect-level hook: unlike a ``before_cursor_execute`` listener it adds no connection
+    events, so SQLAlchemy's per-statement event dispatch stays off. Checks run in the order
+    they were added, those added with ``last=True`` after all others (a deferred BEGIN runs
+    after the bridge's own checks). An exception from one is the statement's: SQLAlchemy's
+    error handling and ``handle_error`` see it as they would a driver's.
+    """
+    dialect = engine.dialect
+    chain: _Checks | None = dialect.__dict__.get(_CHECKS)
+    if chain is None:
+        chain = _Checks()
+        setattr(dialect, _CHECKS, chain)
+        execute, no_params, many = dialect.do_execute, dialect.do_execute_no_params, dialect.do_executemany
+
+        def do_execute(cursor: Any, statement: Any, parameters: Any, context: Any = None) -> None:
+            for fn in chain.run:
+                fn(cursor, context)
+            execute(cursor, statement, parameters, context)
+
+        def do_execute_no_params(cursor: Any, statement: Any, context: Any = None) -> None:
+            for fn in chain.run:
+                fn(cursor, context)
+            no_params(cursor, statement, context)
+
+        def do_executemany(cursor: Any, statement: Any, parameters: Any, context: Any = None) -> None:
+            for fn in chain.run:
+                fn(cursor, context)
+            many(cursor, statement, parameters, context)
+
+        dialect.do_execute = do_execute  # type: ignore[method-assign]
+        dialect.do_execute_no_params = do_execute_no_params  # type: ignore[method-assign]
+        dialect.do_executemany = do_executemany  # type: ignore[method-assign]
+    chain.add(check, last=last)
+
+
+class _Checks:
+    """The checks of :func:`before_statement` on one dialect, in the order they run."""
+
+    def __init__(self) -> None:
+        self.first: list[Callable[[Any, Any], None]] = []
+        self.last: list[Callable[[Any, Any], None]] = []
+        self.run: tuple[Callable[[Any, Any], None], ...] = ()
+
+    def add(self, check: Callable[[Any, Any], None], *, last: bool) -> None:
+        (self.last if last else self.first).append(check)
+        self.run = (*self.first, *self.last)  # replaced whole: a statement running now keeps its tuple
+
+
+_CHECKS = "_maim_db_before_statement"
 
 
 def _in_transaction(dbapi_connection: Any) -> bool:

@@ -8,10 +8,14 @@ fills ``agent_id`` in on new rows and refuses rows of another agent. Without an 
 and outside ``maim_db.unscoped()`` -- such statements raise ``AgentContextError``.
 ORM ``insert()`` statements on scoped mirrors are refused (use ``session.add``); raw SQL
 (``text()``) is not filtered.
+
+The session hooks are installed when the first scoped mirror class is made: a process
+without tenant-scoped models pays nothing for them on any statement.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,16 +39,62 @@ class ScopedMirror:
 
     agent_id = sa.Column(sa.String(255))
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _install_session_hooks()
+
 
 class ScopedSession(Session):
     """A Session that applies tenant scoping to mirrors of scoped models."""
 
 
+_hooks_lock = threading.Lock()
+_hooks_installed = False
+
+
+def _install_session_hooks() -> None:
+    """Install the scoping hooks on :class:`ScopedSession` (once; a scoped mirror exists now)."""
+    global _hooks_installed
+    with _hooks_lock:
+        if _hooks_installed:
+            return
+        event.listen(ScopedSession, "do_orm_execute", _filter)
+        event.listen(ScopedSession, "before_flush", _check_rows)
+        _hooks_installed = True
+
+
+def _top_level_mappers(state: ORMExecuteState) -> Any:
+    """The mappers of a SELECT's columns, read from their ORM annotations (None: ask SQLAlchemy).
+
+    The same mappers ``state.all_mappers`` finds, without building the statement's column
+    descriptions on every execution (most of this hook's cost for a point read).
+    """
+    if not state.is_select:
+        return None
+    columns = getattr(state.statement, "_raw_columns", None)
+    if columns is None:
+        return None
+    mappers = []
+    for column in columns:
+        entity = column._annotations.get("parententity")
+        mapper = getattr(entity, "mapper", None)
+        if mapper is None:
+            return None  # a column that is no entity's: SQLAlchemy's own (slower) answer
+        mappers.append(mapper)
+    return mappers
+
+
 def _scoped_mappers(state: ORMExecuteState) -> list[Any]:
-    return [m for m in state.all_mappers if issubclass(m.class_, ScopedMirror)]
+    mappers = _top_level_mappers(state)
+    if mappers is None:
+        mappers = state.all_mappers
+    found: list[Any] = []
+    for m in mappers:
+        if issubclass(m.class_, ScopedMirror) and m not in found:
+            found.append(m)
+    return found
 
 
-@event.listens_for(ScopedSession, "do_orm_execute")
 def _filter(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete or state.is_insert):
         return
@@ -67,7 +117,6 @@ def _filter(state: ORMExecuteState) -> None:
     )
 
 
-@event.listens_for(ScopedSession, "before_flush")
 def _check_rows(session: Session, _flush: UOWTransaction, _instances: Any) -> None:
     admin = is_unscoped()
     agent = current_agent_id()

@@ -7,6 +7,14 @@ equal -- by construction, for every field type, custom ones included. The column
 type is the SQLAlchemy type a hand-written model would use (``String(50)``,
 ``DateTime``, ``Numeric(12, 2)`` ...), so emitted DDL, reflection and Alembic see
 ordinary types.
+
+Where the field's conversion is the identity for values of the column's own Python type
+(integers, floats, text, bytes, and foreign keys to those; exact Peewee classes), the
+column has no bind or result processor at all: its values cost no Python call per value,
+as a hand-written model's do. A value of another type (a ``str`` for an integer column)
+is then sent as it is, as SQLAlchemy's own types send it, and the database converts it
+by the column's type (SQLite's affinity stores ``"5"`` in an INTEGER column as 5, as
+Peewee's ``int()`` would).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from .. import fields as maim_fields
 from ..codecs import SCALED_MAX_DIGITS, plain
 from ..errors import UnmappedFieldError
 
-__all__ = ["PeeweeValue", "plain_value", "register_field_type", "sqlalchemy_type_for"]
+__all__ = ["PeeweeValue", "binds_as_is", "plain_value", "reads_as_is", "register_field_type", "sqlalchemy_type_for"]
 
 TypeFactory = Callable[[peewee.Field], TypeEngine[Any]]
 
@@ -224,19 +232,57 @@ def _compile_declared(element: _Declared, compiler: Any, **kw: Any) -> str:
 
 
 # Peewee fields whose python_value() only re-applies int()/str() to what every driver
-# already returns for their columns (exact classes: a subclass may convert).
+# already returns for their columns (exact classes: a subclass may convert; FixedCharField
+# strips the padding a CHAR column reads back with, so it is not one of them).
 _AS_DRIVER_GIVES = frozenset(
     {
         peewee.AutoField,
         peewee.BigAutoField,
+        peewee.IdentityField,
         peewee.IntegerField,
         peewee.BigIntegerField,
         peewee.SmallIntegerField,
         peewee.CharField,
-        peewee.FixedCharField,
         peewee.TextField,
     }
 )
+
+# Peewee fields whose db_value() gives a value of the column's own Python type back as it
+# is (int(), float(), str() of an int, float, str; a blob's bytes come back as bytes through
+# plain_value): their columns bind like a hand-written model's, without a Python call per
+# value (exact classes: a subclass may convert; FixedCharField strips).
+_BINDS_AS_IS = frozenset(
+    {
+        peewee.AutoField,
+        peewee.BigAutoField,
+        peewee.IdentityField,
+        peewee.IntegerField,
+        peewee.BigIntegerField,
+        peewee.SmallIntegerField,
+        peewee.FloatField,
+        peewee.DoubleField,
+        peewee.CharField,
+        peewee.TextField,
+        peewee.BlobField,
+    }
+)
+
+
+def _own_field(field: peewee.Field) -> peewee.Field:
+    """The field whose conversion a column's values go through (a foreign key's target's)."""
+    while isinstance(field, peewee.ForeignKeyField):
+        field = field.rel_field
+    return field
+
+
+def binds_as_is(field: peewee.Field) -> bool:
+    """Whether ``field``'s column sends values to the driver unconverted (no bind processor)."""
+    return type(_own_field(field)) in _BINDS_AS_IS
+
+
+def reads_as_is(field: peewee.Field) -> bool:
+    """Whether ``field``'s column takes the driver's values unconverted (no result processor)."""
+    return type(_own_field(field)) in _AS_DRIVER_GIVES
 
 
 class PeeweeValue(TypeDecorator[Any]):
@@ -282,9 +328,15 @@ class PeeweeValue(TypeDecorator[Any]):
         # Peewee's driver's wrappers (psycopg's Jsonb, Binary, ...), SQL around a JSON text.
         return plain_value(stored, self.field)
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        """No per-value call where the field sends ints, floats, text, bytes as they are."""
+        if binds_as_is(self.field):
+            return None
+        return super().bind_processor(dialect)
+
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         """No per-row call for integer and text columns: the driver's value is already right."""
-        if type(self.field) in _AS_DRIVER_GIVES:
+        if reads_as_is(self.field):
             return None
         return super().result_processor(dialect, coltype)
 
