@@ -95,6 +95,7 @@ A live process takes its turn within microseconds to a few milliseconds of the h
 one that has not after this long is stopped (or starved), and the writers behind it go
 first. Skipping costs fairness only, never safety."""
 _REAP_SECONDS = 0.05  # a local waiter looks at the holder this often
+_NARROWING_SECONDS = 0.01  # how long a newcomer's slot may stay locked by a fast turn's range
 
 
 # -- holds --------------------------------------------------------------------------------
@@ -152,9 +153,9 @@ class Hold:
 # -- record locks --------------------------------------------------------------------------
 
 
-def _ofd(fd: int, kind: int, start: int, *, block: bool) -> bool:
+def _ofd(fd: int, kind: int, start: int, *, block: bool, length: int = 1) -> bool:
     assert fcntl is not None
-    request = struct.pack("hhqqi4x", kind, os.SEEK_SET, start, 1, 0)
+    request = struct.pack("hhqqi4x", kind, os.SEEK_SET, start, length, 0)
     try:
         fcntl.fcntl(fd, fcntl.F_OFD_SETLKW if block else fcntl.F_OFD_SETLK, request)
     except (BlockingIOError, PermissionError):
@@ -162,14 +163,32 @@ def _ofd(fd: int, kind: int, start: int, *, block: bool) -> bool:
     return True
 
 
-def _posix(fd: int, kind: int, start: int, *, block: bool) -> bool:
+def _posix(fd: int, kind: int, start: int, *, block: bool, length: int = 1) -> bool:
     assert fcntl is not None
     # lockf() takes LOCK_UN alone (LOCK_UN | LOCK_NB is refused with ValueError); an unlock never blocks.
     op = fcntl.LOCK_UN if kind == fcntl.F_UNLCK else fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB)
     try:
-        fcntl.lockf(fd, op, 1, start, os.SEEK_SET)
+        fcntl.lockf(fd, op, length, start, os.SEEK_SET)
     except (BlockingIOError, PermissionError):
         return False
+    return True
+
+
+def _take_fast_turn(fd: int, lock: Any) -> bool:
+    """Take ``OWNER`` if nobody holds it and nobody is queued for it: one call, plus one to narrow.
+
+    Every queued writer holds its slot byte from the moment it draws its ticket until its
+    turn ends, and the holder holds ``OWNER``; so a single non-blocking lock of everything
+    from ``OWNER`` to the end of the file (length 0) succeeds only when the queue is empty,
+    and it takes ``OWNER`` in the same call. The rest of the range is then let go at once:
+    a writer that arrives meanwhile draws its ticket and queues behind this turn (its slot
+    lock retries over that instant, see :func:`_take_ticket`). A writer that is queued
+    makes the attempt fail, and the caller stands in the queue behind it: no barging.
+    """
+    assert fcntl is not None
+    if not lock(fd, fcntl.F_WRLCK, _OWNER, block=False, length=0):
+        return False
+    lock(fd, fcntl.F_UNLCK, _OWNER + 1, block=False, length=0)
     return True
 
 
@@ -192,10 +211,15 @@ def _take_ticket(fd: int, lock: Any) -> int | None:
         raw = os.pread(fd, 8, _COUNTER)
         ticket = int.from_bytes(raw, "little") if len(raw) == 8 else 0
         os.pwrite(fd, (ticket + 1).to_bytes(8, "little"), _COUNTER)
-        # A slot still locked belongs to a writer that drew this number before the counter
+        # A slot locked for an instant is a fast turn narrowing its range (_take_fast_turn);
+        # one still locked belongs to a writer that drew this number before the counter
         # wrapped or the file was recreated: go unqueued rather than share it.
-        if not lock(fd, fcntl.F_WRLCK, _SLOT + ticket, block=False):
-            return None
+        give_up = min(give_up, time.monotonic() + _NARROWING_SECONDS)
+        while not lock(fd, fcntl.F_WRLCK, _SLOT + ticket, block=False):
+            if time.monotonic() >= give_up:
+                return None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)
     finally:
         lock(fd, fcntl.F_UNLCK, _MUTEX, block=False)
     return ticket
@@ -318,6 +342,13 @@ class _Helper:
         self.busy = False  # its thread is inside a blocking wait
         self._requests: SimpleQueue[_Request | None] | None = None
 
+    def try_fast(self) -> bool:
+        """Take the turn without a ticket if nobody holds it or waits for it."""
+        if _take_fast_turn(self.fd, _ofd):
+            self.ticket = None
+            return True
+        return False
+
     def try_acquire(self) -> _Request | None:
         """Take a ticket and the turn if it is free; else the request a thread must finish."""
         assert fcntl is not None
@@ -401,6 +432,7 @@ class _OFDQueue:
         # A helper is reusable when its thread has no request in flight and it holds no
         # turn; whichever of the two ends last puts it back (under this mutex).
         self._mutex = threading.Lock()
+        self.fast = False  # the turn held now was a fast one
 
     def helper_done(self, helper: _Helper) -> None:
         with self._mutex:
@@ -413,6 +445,11 @@ class _OFDQueue:
             helper = self._idle.pop() if self._idle else None
         if helper is None:
             helper = _Helper(self)
+        if helper.try_fast():
+            self._holder = helper
+            self.fast = True
+            return True
+        self.fast = False
         request = helper.try_acquire()
         if request is None:
             self._holder = helper
@@ -480,6 +517,7 @@ class _PollQueue:
         self.db_path = db_path
         self._fd: int | None = None
         self._ticket: int | None = None
+        self.fast = False  # the turn held now was a fast one
 
     def _file(self) -> int:
         if self._fd is None:
@@ -505,6 +543,10 @@ class _PollQueue:
     def acquire(self, deadline: float) -> bool:
         assert fcntl is not None
         fd = self._file()
+        self.fast = _take_fast_turn(fd, _posix)
+        if self.fast:
+            self._ticket = None
+            return True
         ticket = _take_ticket(fd, _posix)
         try:
             if ticket is not None and ticket > 0:
@@ -692,6 +734,8 @@ class WriteLock:
         self._local = _LocalQueue()
         self._cross: _OFDQueue | _PollQueue = self._new_cross()
         self.reclaimed = 0  # holds taken back from dead threads or closed connections
+        self.fast_turns = 0
+        """Turns taken on the fast path: nobody held or waited for the lock, two calls."""
         self._page = _RecordPage(self.path, db_path)
         self.poisoned: str | None = None  # a child forked during a write of its parent: why
         self._fork_hold: Hold | None = None
@@ -757,6 +801,8 @@ class WriteLock:
             self._local.release(hold)
             raise self._timeout(timeout)
         try:
+            if self._cross.fast:
+                self.fast_turns += 1
             hold.since = time.monotonic()
             ticket = self._cross.ticket
             hold.clears_record = ticket is None or not _HAS_OFD
