@@ -429,6 +429,7 @@ class _OFDQueue:
         self.db_path = db_path
         self._idle: collections.deque[_Helper] = collections.deque()
         self._holder: _Helper | None = None
+        self._helpers: list[_Helper] = []  # every one made (their descriptors: see forget_in_child)
         # A helper is reusable when its thread has no request in flight and it holds no
         # turn; whichever of the two ends last puts it back (under this mutex).
         self._mutex = threading.Lock()
@@ -445,6 +446,8 @@ class _OFDQueue:
             helper = self._idle.pop() if self._idle else None
         if helper is None:
             helper = _Helper(self)
+            with self._mutex:
+                self._helpers.append(helper)
         if helper.try_fast():
             self._holder = helper
             self.fast = True
@@ -497,6 +500,20 @@ class _OFDQueue:
                 request.state = "abandoned"  # the helper passes the turn on when it comes
                 return False
             return request.state in ("granted", "skipped")
+
+    def forget_in_child(self) -> None:
+        """Close a forked child's copies of the parent's descriptors (the parent's locks live on).
+
+        An OFD lock belongs to the open file description and ends when its last descriptor
+        is closed: a child that kept its copies would keep its parent's turn (and queued
+        slot) locked after the parent died. Closing them drops nothing of the parent's.
+        """
+        for helper in self._helpers:
+            try:
+                os.close(helper.fd)
+            except OSError:  # pragma: no cover - closed already
+                pass
+        self._helpers = []
 
     def release(self) -> None:
         with self._mutex:
@@ -570,6 +587,15 @@ class _PollQueue:
     def ticket(self) -> int | None:
         """The ticket of the turn this process holds (None: none, or taken unqueued)."""
         return self._ticket
+
+    def forget_in_child(self) -> None:
+        """Close a forked child's copy of the descriptor (the child holds no POSIX lock on it)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:  # pragma: no cover - closed already
+                pass
 
     @staticmethod
     def _drop(fd: int, ticket: int | None) -> None:
@@ -967,9 +993,10 @@ class WriteLock:
         """Start clean in a child: no inherited lock, no helper thread, no shared descriptor.
 
         The child's copies of the parent's descriptors refer to the parent's open file
-        descriptions (whose locks the parent may hold), so they are never used here.
+        descriptions (whose locks the parent may hold), so they are closed, never used.
         """
         self._local = _LocalQueue()
+        self._cross.forget_in_child()
         self._cross = self._new_cross()
         self._page.after_fork_in_child()
         self._fork_hold = None
