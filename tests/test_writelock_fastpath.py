@@ -8,6 +8,7 @@ bytes are locked), with every wait bounded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.skipif(
     not (WriteLock(Path("/nonexistent")).enabled and hasattr(os, "fork")), reason="needs fcntl and fork()"
 )
 
-WAIT = 10.0  # the longest any step of a test may take
+WAIT = 30.0  # the longest any step may take (a child process starts slowly on a loaded machine)
+AT_ONCE = 5.0  # "freed at once": far below the busy timeout (WAIT), whatever the machine's load
 
 # A writer process: inserts its name inside a write transaction. With "hold" it reports
 # how many fast turns its lock took and keeps the transaction open until stdin closes;
@@ -135,9 +137,12 @@ def test_an_uncontended_turn_takes_the_fast_path_without_a_ticket(db: tuple[maim
 
 
 def test_a_queued_process_goes_before_the_releasing_threads_next_write(
-    db: tuple[maim_db.Bridge, str], processes: list[subprocess.Popen[str]]
+    db: tuple[maim_db.Bridge, str], processes: list[subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bridge, url = db
+    # A queued process that takes longer than HANDOVER_SECONDS to run after its turn came is
+    # skipped by design (it looks stopped); on a loaded machine that can happen: not here.
+    monkeypatch.setattr(writelock, "HANDOVER_SECONDS", WAIT)
     lock = write_lock_for(bridge.url.path)
     for _ in range(3):  # three rounds: each time the waiter must come first
         other = writer(processes, url, "other", "once")
@@ -186,7 +191,7 @@ def test_a_writer_killed_in_a_fast_turn_frees_the_lock_for_a_thread_and_a_proces
     took = time.monotonic() - killed_at
     waiter_thread.join(WAIT)
     waiter_process.communicate(timeout=WAIT)
-    assert took < 2.0  # the kernel dropped the dead writer's locks: no hand-over delay
+    assert took < AT_ONCE  # the kernel dropped the dead writer's locks: no hand-over delay
     assert sorted(names(bridge)) == ["process", "thread"]
 
 
@@ -206,12 +211,10 @@ def test_a_child_forked_in_a_fast_turn_does_not_keep_the_lock_after_its_parent_d
         started = time.monotonic()
         with bridge.peewee.atomic():
             bridge.peewee.execute_sql("INSERT INTO t (who) VALUES ('after')")
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < AT_ONCE
         other = writer(processes, url, "other", "once")
         assert line_of(other) == ["done"]
         assert names(bridge) == ["after", "other"]
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

@@ -46,6 +46,7 @@ up at the busy timeout. Elsewhere (macOS) classic POSIX locks are polled. Window
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import mmap
 import os
@@ -87,6 +88,7 @@ _POLL_NEXT = 0.00003  # pollers: the writer next in line looks often ...
 _POLL_FAR = 0.0005  # ... the ones further back less
 _HAS_OFD = fcntl is not None and hasattr(fcntl, "F_OFD_SETLKW")
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_FAST_PATH = True  # an uncontended turn skips the ticket (see _take_fast_turn)
 
 HANDOVER_SECONDS = 0.1
 """How long ``OWNER`` may stay free while the predecessor in the queue does not take it.
@@ -448,7 +450,7 @@ class _OFDQueue:
             helper = _Helper(self)
             with self._mutex:
                 self._helpers.append(helper)
-        if helper.try_fast():
+        if _FAST_PATH and helper.try_fast():
             self._holder = helper
             self.fast = True
             return True
@@ -509,10 +511,8 @@ class _OFDQueue:
         slot) locked after the parent died. Closing them drops nothing of the parent's.
         """
         for helper in self._helpers:
-            try:
+            with contextlib.suppress(OSError):  # closed already
                 os.close(helper.fd)
-            except OSError:  # pragma: no cover - closed already
-                pass
         self._helpers = []
 
     def release(self) -> None:
@@ -592,10 +592,8 @@ class _PollQueue:
         """Close a forked child's copy of the descriptor (the child holds no POSIX lock on it)."""
         fd, self._fd = self._fd, None
         if fd is not None:
-            try:
+            with contextlib.suppress(OSError):  # closed already
                 os.close(fd)
-            except OSError:  # pragma: no cover - closed already
-                pass
 
     @staticmethod
     def _drop(fd: int, ticket: int | None) -> None:
