@@ -11,7 +11,11 @@ up instead:
   counter in a lock file (``<database>-maimlock``), locks byte ``SLOT + ticket`` of that
   file, waits until byte ``SLOT + ticket - 1`` -- its predecessor -- is free, then takes
   the ``OWNER`` byte, which is the actual mutual exclusion (so a queued process that died
-  cannot let two writers in).
+  cannot let two writers in);
+* the fast path: a writer that finds the queue empty takes ``OWNER`` without a ticket, in
+  one non-blocking lock of every byte from ``OWNER`` to the end of the file (which only
+  succeeds while no slot and no ``OWNER`` is held) narrowed to ``OWNER`` by a second call;
+  a queued writer makes it fail, so it never barges (:func:`_take_fast_turn`).
 
 Liveness is as strict as safety:
 
