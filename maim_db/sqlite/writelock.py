@@ -350,10 +350,15 @@ class _Helper:
 
     def try_fast(self) -> bool:
         """Take the turn without a ticket if nobody holds it or waits for it."""
-        if _take_fast_turn(self.fd, _ofd):
+        assert fcntl is not None
+        try:
+            taken = _take_fast_turn(self.fd, _ofd)
+        except BaseException:  # interrupted between the calls: hold nothing (an idle helper held nothing)
+            _ofd(self.fd, fcntl.F_UNLCK, _OWNER, block=False, length=0)
+            raise
+        if taken:
             self.ticket = None
-            return True
-        return False
+        return taken
 
     def try_acquire(self) -> _Request | None:
         """Take a ticket and the turn if it is free; else the request a thread must finish."""
@@ -454,7 +459,13 @@ class _OFDQueue:
             helper = _Helper(self)
             with self._mutex:
                 self._helpers.append(helper)
-        if _FAST_PATH and helper.try_fast():
+        try:
+            fast = _FAST_PATH and helper.try_fast()
+        except BaseException:
+            with self._mutex:
+                self._idle.append(helper)
+            raise
+        if fast:
             self._holder = helper
             self.fast = True
             return True
@@ -564,7 +575,11 @@ class _PollQueue:
     def acquire(self, deadline: float) -> bool:
         assert fcntl is not None
         fd = self._file()
-        self.fast = _take_fast_turn(fd, _posix)
+        try:
+            self.fast = _FAST_PATH and _take_fast_turn(fd, _posix)
+        except BaseException:  # interrupted between the calls: hold nothing (this process held nothing)
+            _posix(fd, fcntl.F_UNLCK, _OWNER, block=False, length=0)
+            raise
         if self.fast:
             self._ticket = None
             return True
