@@ -11,7 +11,11 @@ up instead:
   counter in a lock file (``<database>-maimlock``), locks byte ``SLOT + ticket`` of that
   file, waits until byte ``SLOT + ticket - 1`` -- its predecessor -- is free, then takes
   the ``OWNER`` byte, which is the actual mutual exclusion (so a queued process that died
-  cannot let two writers in).
+  cannot let two writers in);
+* the fast path: a writer that finds the queue empty takes ``OWNER`` without a ticket, in
+  one non-blocking lock of every byte from ``OWNER`` to the end of the file (which only
+  succeeds while no slot and no ``OWNER`` is held) narrowed to ``OWNER`` by a second call;
+  a queued writer makes it fail, so it never barges (:func:`_take_fast_turn`).
 
 Liveness is as strict as safety:
 
@@ -46,6 +50,7 @@ up at the busy timeout. Elsewhere (macOS) classic POSIX locks are polled. Window
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import mmap
 import os
@@ -87,6 +92,7 @@ _POLL_NEXT = 0.00003  # pollers: the writer next in line looks often ...
 _POLL_FAR = 0.0005  # ... the ones further back less
 _HAS_OFD = fcntl is not None and hasattr(fcntl, "F_OFD_SETLKW")
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_FAST_PATH = True  # an uncontended turn skips the ticket (see _take_fast_turn)
 
 HANDOVER_SECONDS = 0.1
 """How long ``OWNER`` may stay free while the predecessor in the queue does not take it.
@@ -95,6 +101,7 @@ A live process takes its turn within microseconds to a few milliseconds of the h
 one that has not after this long is stopped (or starved), and the writers behind it go
 first. Skipping costs fairness only, never safety."""
 _REAP_SECONDS = 0.05  # a local waiter looks at the holder this often
+_NARROWING_SECONDS = 0.01  # how long a newcomer's slot may stay locked by a fast turn's range
 
 
 # -- holds --------------------------------------------------------------------------------
@@ -152,9 +159,9 @@ class Hold:
 # -- record locks --------------------------------------------------------------------------
 
 
-def _ofd(fd: int, kind: int, start: int, *, block: bool) -> bool:
+def _ofd(fd: int, kind: int, start: int, *, block: bool, length: int = 1) -> bool:
     assert fcntl is not None
-    request = struct.pack("hhqqi4x", kind, os.SEEK_SET, start, 1, 0)
+    request = struct.pack("hhqqi4x", kind, os.SEEK_SET, start, length, 0)
     try:
         fcntl.fcntl(fd, fcntl.F_OFD_SETLKW if block else fcntl.F_OFD_SETLK, request)
     except (BlockingIOError, PermissionError):
@@ -162,14 +169,32 @@ def _ofd(fd: int, kind: int, start: int, *, block: bool) -> bool:
     return True
 
 
-def _posix(fd: int, kind: int, start: int, *, block: bool) -> bool:
+def _posix(fd: int, kind: int, start: int, *, block: bool, length: int = 1) -> bool:
     assert fcntl is not None
     # lockf() takes LOCK_UN alone (LOCK_UN | LOCK_NB is refused with ValueError); an unlock never blocks.
     op = fcntl.LOCK_UN if kind == fcntl.F_UNLCK else fcntl.LOCK_EX | (0 if block else fcntl.LOCK_NB)
     try:
-        fcntl.lockf(fd, op, 1, start, os.SEEK_SET)
+        fcntl.lockf(fd, op, length, start, os.SEEK_SET)
     except (BlockingIOError, PermissionError):
         return False
+    return True
+
+
+def _take_fast_turn(fd: int, lock: Any) -> bool:
+    """Take ``OWNER`` if nobody holds it and nobody is queued for it: one call, plus one to narrow.
+
+    Every queued writer holds its slot byte from the moment it draws its ticket until its
+    turn ends, and the holder holds ``OWNER``; so a single non-blocking lock of everything
+    from ``OWNER`` to the end of the file (length 0) succeeds only when the queue is empty,
+    and it takes ``OWNER`` in the same call. The rest of the range is then let go at once:
+    a writer that arrives meanwhile draws its ticket and queues behind this turn (its slot
+    lock retries over that instant, see :func:`_take_ticket`). A writer that is queued
+    makes the attempt fail, and the caller stands in the queue behind it: no barging.
+    """
+    assert fcntl is not None
+    if not lock(fd, fcntl.F_WRLCK, _OWNER, block=False, length=0):
+        return False
+    lock(fd, fcntl.F_UNLCK, _OWNER + 1, block=False, length=0)
     return True
 
 
@@ -192,10 +217,15 @@ def _take_ticket(fd: int, lock: Any) -> int | None:
         raw = os.pread(fd, 8, _COUNTER)
         ticket = int.from_bytes(raw, "little") if len(raw) == 8 else 0
         os.pwrite(fd, (ticket + 1).to_bytes(8, "little"), _COUNTER)
-        # A slot still locked belongs to a writer that drew this number before the counter
+        # A slot locked for an instant is a fast turn narrowing its range (_take_fast_turn);
+        # one still locked belongs to a writer that drew this number before the counter
         # wrapped or the file was recreated: go unqueued rather than share it.
-        if not lock(fd, fcntl.F_WRLCK, _SLOT + ticket, block=False):
-            return None
+        give_up = min(give_up, time.monotonic() + _NARROWING_SECONDS)
+        while not lock(fd, fcntl.F_WRLCK, _SLOT + ticket, block=False):
+            if time.monotonic() >= give_up:
+                return None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.002)
     finally:
         lock(fd, fcntl.F_UNLCK, _MUTEX, block=False)
     return ticket
@@ -318,6 +348,18 @@ class _Helper:
         self.busy = False  # its thread is inside a blocking wait
         self._requests: SimpleQueue[_Request | None] | None = None
 
+    def try_fast(self) -> bool:
+        """Take the turn without a ticket if nobody holds it or waits for it."""
+        assert fcntl is not None
+        try:
+            taken = _take_fast_turn(self.fd, _ofd)
+        except BaseException:  # interrupted between the calls: hold nothing (an idle helper held nothing)
+            _ofd(self.fd, fcntl.F_UNLCK, _OWNER, block=False, length=0)
+            raise
+        if taken:
+            self.ticket = None
+        return taken
+
     def try_acquire(self) -> _Request | None:
         """Take a ticket and the turn if it is free; else the request a thread must finish."""
         assert fcntl is not None
@@ -398,9 +440,11 @@ class _OFDQueue:
         self.db_path = db_path
         self._idle: collections.deque[_Helper] = collections.deque()
         self._holder: _Helper | None = None
+        self._helpers: list[_Helper] = []  # every one made (their descriptors: see forget_in_child)
         # A helper is reusable when its thread has no request in flight and it holds no
         # turn; whichever of the two ends last puts it back (under this mutex).
         self._mutex = threading.Lock()
+        self.fast = False  # the turn held now was a fast one
 
     def helper_done(self, helper: _Helper) -> None:
         with self._mutex:
@@ -413,6 +457,19 @@ class _OFDQueue:
             helper = self._idle.pop() if self._idle else None
         if helper is None:
             helper = _Helper(self)
+            with self._mutex:
+                self._helpers.append(helper)
+        try:
+            fast = _FAST_PATH and helper.try_fast()
+        except BaseException:
+            with self._mutex:
+                self._idle.append(helper)
+            raise
+        if fast:
+            self._holder = helper
+            self.fast = True
+            return True
+        self.fast = False
         request = helper.try_acquire()
         if request is None:
             self._holder = helper
@@ -461,6 +518,18 @@ class _OFDQueue:
                 return False
             return request.state in ("granted", "skipped")
 
+    def forget_in_child(self) -> None:
+        """Close a forked child's copies of the parent's descriptors (the parent's locks live on).
+
+        An OFD lock belongs to the open file description and ends when its last descriptor
+        is closed: a child that kept its copies would keep its parent's turn (and queued
+        slot) locked after the parent died. Closing them drops nothing of the parent's.
+        """
+        for helper in self._helpers:
+            with contextlib.suppress(OSError):  # closed already
+                os.close(helper.fd)
+        self._helpers = []
+
     def release(self) -> None:
         with self._mutex:
             helper, self._holder = self._holder, None
@@ -480,6 +549,7 @@ class _PollQueue:
         self.db_path = db_path
         self._fd: int | None = None
         self._ticket: int | None = None
+        self.fast = False  # the turn held now was a fast one
 
     def _file(self) -> int:
         if self._fd is None:
@@ -505,6 +575,14 @@ class _PollQueue:
     def acquire(self, deadline: float) -> bool:
         assert fcntl is not None
         fd = self._file()
+        try:
+            self.fast = _FAST_PATH and _take_fast_turn(fd, _posix)
+        except BaseException:  # interrupted between the calls: hold nothing (this process held nothing)
+            _posix(fd, fcntl.F_UNLCK, _OWNER, block=False, length=0)
+            raise
+        if self.fast:
+            self._ticket = None
+            return True
         ticket = _take_ticket(fd, _posix)
         try:
             if ticket is not None and ticket > 0:
@@ -528,6 +606,13 @@ class _PollQueue:
     def ticket(self) -> int | None:
         """The ticket of the turn this process holds (None: none, or taken unqueued)."""
         return self._ticket
+
+    def forget_in_child(self) -> None:
+        """Close a forked child's copy of the descriptor (the child holds no POSIX lock on it)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):  # closed already
+                os.close(fd)
 
     @staticmethod
     def _drop(fd: int, ticket: int | None) -> None:
@@ -692,6 +777,8 @@ class WriteLock:
         self._local = _LocalQueue()
         self._cross: _OFDQueue | _PollQueue = self._new_cross()
         self.reclaimed = 0  # holds taken back from dead threads or closed connections
+        self.fast_turns = 0
+        """Turns taken on the fast path: nobody held or waited for the lock, two calls."""
         self._page = _RecordPage(self.path, db_path)
         self.poisoned: str | None = None  # a child forked during a write of its parent: why
         self._fork_hold: Hold | None = None
@@ -757,6 +844,8 @@ class WriteLock:
             self._local.release(hold)
             raise self._timeout(timeout)
         try:
+            if self._cross.fast:
+                self.fast_turns += 1
             hold.since = time.monotonic()
             ticket = self._cross.ticket
             hold.clears_record = ticket is None or not _HAS_OFD
@@ -921,9 +1010,10 @@ class WriteLock:
         """Start clean in a child: no inherited lock, no helper thread, no shared descriptor.
 
         The child's copies of the parent's descriptors refer to the parent's open file
-        descriptions (whose locks the parent may hold), so they are never used here.
+        descriptions (whose locks the parent may hold), so they are closed, never used.
         """
         self._local = _LocalQueue()
+        self._cross.forget_in_child()
         self._cross = self._new_cross()
         self._page.after_fork_in_child()
         self._fork_hold = None
