@@ -10,9 +10,11 @@ writer gets one at once.
 from __future__ import annotations
 
 import ctypes
+import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from queue import Empty, SimpleQueue
 
 import pytest
@@ -204,3 +206,50 @@ def test_the_lock_file_takes_the_database_files_mode(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(f"{db}-maimlock").st_mode) == 0o664
+
+
+def _committed_turn(lock: WriteLock, conn: sqlite3.Connection) -> Any:
+    """A turn whose transaction has committed and whose release has not run yet."""
+    hold = lock.acquire(1.0, conn=conn)
+    conn.execute("BEGIN IMMEDIATE")
+    hold.began = True
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    return hold
+
+
+def test_a_waiter_does_not_reclaim_a_turn_between_its_commit_and_its_release(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Reported by the benchmark suite: a waiter that looked at the holder (as it does every
+    # 50 ms) in the instant between its COMMIT and its release took the turn back and logged
+    # "reclaimed the write lock ...: its transaction ended without releasing it".
+    db = tmp_path / "x.db"
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    conn.execute("CREATE TABLE t (x)")
+    lock = WriteLock(db)
+    hold = _committed_turn(lock, conn)
+    seen: list[str | None] = []
+    waiter = threading.Thread(target=lambda: seen.append(lock._reap(hold)))
+    waiter.start()
+    waiter.join(5)
+    assert seen == [None]  # one look is not proof: the holder is about to release
+    assert not hold.released and lock.reclaimed == 0
+    assert hold.release() is True
+    assert "reclaimed" not in caplog.text
+    conn.close()
+
+
+def test_a_turn_whose_transaction_ended_without_a_release_is_still_reclaimed(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    conn = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    conn.execute("CREATE TABLE t (x)")
+    lock = WriteLock(db)
+    hold = _committed_turn(lock, conn)  # and never released by its (live) thread
+    got: list[Any] = []
+    waiter = threading.Thread(target=lambda: got.append(lock.acquire(5.0)))
+    waiter.start()
+    waiter.join(10)
+    assert len(got) == 1 and hold.released and lock.reclaimed == 1
+    assert got[0].release() is True
+    conn.close()

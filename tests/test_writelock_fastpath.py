@@ -153,7 +153,9 @@ def test_a_queued_process_goes_before_the_releasing_threads_next_write(
             queued(lock, 1)  # the other process waits in the queue
         with bridge.peewee.atomic():  # at once: it must not barge past the waiter
             bridge.peewee.execute_sql("INSERT INTO t (who) VALUES ('again')")
-        assert lock.fast_turns == fast_before + 1  # the second turn stood in the queue
+        # The second turn stood in the queue behind the other process -- or, on a loaded
+        # machine, the other process had already written and gone: then a fast turn is right.
+        # Either way the other process's row comes before it.
         assert line_of(other) == ["done"]
         other.communicate(timeout=WAIT)
         assert names(bridge)[-3:] == ["first", "other", "again"]

@@ -101,6 +101,9 @@ A live process takes its turn within microseconds to a few milliseconds of the h
 one that has not after this long is stopped (or starved), and the writers behind it go
 first. Skipping costs fairness only, never safety."""
 _REAP_SECONDS = 0.05  # a local waiter looks at the holder this often
+# An ended transaction proves a live thread's turn abandoned only when seen this long apart:
+# a holder between its COMMIT and its release may be descheduled for a while on a busy host.
+_SUSPECT_SECONDS = 0.2
 _NARROWING_SECONDS = 0.01  # how long a newcomer's slot may stay locked by a fast turn's range
 
 
@@ -114,7 +117,18 @@ class Hold:
     connection was closed or whose transaction ended without a release.
     """
 
-    __slots__ = ("_released", "began", "clears_record", "conn", "depth", "lock", "since", "site", "thread")
+    __slots__ = (
+        "_released",
+        "began",
+        "clears_record",
+        "conn",
+        "depth",
+        "lock",
+        "since",
+        "site",
+        "suspect_since",
+        "thread",
+    )
 
     def __init__(self, lock: WriteLock, conn: Any = None, site: str | None = None) -> None:
         self.lock = lock
@@ -130,6 +144,10 @@ class Hold:
         self.began = False  # set by the caller once its BEGIN succeeded
         self.depth = 1
         self._released = False
+        # When another thread first saw this hold's transaction ended (or its connection
+        # closed) while its thread lives: the holder may be between its COMMIT and its
+        # release, so only a second look, _SUSPECT_SECONDS later, proves it abandoned.
+        self.suspect_since = 0.0
 
     @property
     def released(self) -> bool:
@@ -141,9 +159,25 @@ class Hold:
         return self.lock._release_hold(self)
 
     def stale(self) -> str | None:
-        """Why nobody will ever release this hold, or None while it may still be in use."""
+        """Why nobody will ever release this hold, or None while it may still be in use.
+
+        A dead thread is proof at once. A closed connection or an ended transaction is proof
+        only to the hold's own thread; another thread must see it twice, at least
+        ``_SUSPECT_SECONDS`` apart, since the holder may be between its COMMIT and its release.
+        """
         if not self.thread.is_alive():
             return f"its thread {self.thread.name!r} ended without releasing it"
+        why = self._ended()
+        if why is None or self.thread is threading.current_thread():
+            self.suspect_since = 0.0
+            return why
+        now = time.monotonic()
+        if not self.suspect_since:
+            self.suspect_since = now
+            return None
+        return why if now - self.suspect_since >= _SUSPECT_SECONDS else None
+
+    def _ended(self) -> str | None:
         conn = self.conn
         if conn is None:
             return None
