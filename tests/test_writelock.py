@@ -14,8 +14,8 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
 from queue import Empty, SimpleQueue
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
