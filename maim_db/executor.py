@@ -86,7 +86,9 @@ class Call(Generic[T]):
             return False
         try:
             result: Any = self.ctx.run(self.fn, *self.args, **self.kwargs)
-            if isinstance(result, peewee.CursorWrapper):
+            if result is None:
+                pass
+            elif isinstance(result, peewee.CursorWrapper):
                 # sqlite3 cursors belong to the thread that made them: read every row here.
                 result.fill_cache()
             elif is_dbapi_cursor(result):
@@ -291,7 +293,7 @@ def current_task() -> object:
 
 def _flush(pending: collections.deque[Call[Any]]) -> None:
     # popleft is atomic: a worker and the monitor may both flush, each call goes once.
-    while True:
+    while pending:  # (most flushes find nothing: no exception raised for that)
         try:
             call = pending.popleft()
         except IndexError:
