@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from .callsite import call_site, starting_at
 from .errors import BridgeClosedError, ConfigurationError, NotBoundError, TransactionError
-from .executor import Call, Executor, current_task
+from .executor import Call, Executor, current_inbox, current_task
 from .executor import Session as WorkerSession
 from .forks import park
 from .loopguard import OnLoop, check_loop
@@ -246,6 +246,8 @@ class Bridge:
         self._primary_reads: contextvars.ContextVar[bool] = contextvars.ContextVar(
             f"maim_db_primary_reads_{id(self):x}", default=False
         )
+        # run()'s fast path: a call needs no connection hand-back after it (servers do).
+        self._plain_hop = self.url.is_sqlite and not self._replicas
         _live.add(self)
 
     def __repr__(self) -> str:
@@ -540,6 +542,11 @@ class Bridge:
         that holds a connection (``await db.aconnect()``), on that connection.
         Lazy results (a Peewee cursor) are read completely before they cross back.
         """
+        ex = self._executor
+        # The common case first: SQLite (no connection to hand back after the call), no
+        # transaction, no task connection, a callable -- one coroutine less per call.
+        if ex is not None and self._plain_hop and self._txn.get() is None and self._conn.get() is None and callable(fn):
+            return await current_inbox().wait(Call(fn, args, kwargs), ex.submit, False)
         require_callable(fn, "run(fn, *args)")
         txn = self._open_transaction()
         if txn is None:

@@ -86,7 +86,9 @@ class Call(Generic[T]):
             return False
         try:
             result: Any = self.ctx.run(self.fn, *self.args, **self.kwargs)
-            if isinstance(result, peewee.CursorWrapper):
+            if result is None:
+                pass
+            elif isinstance(result, peewee.CursorWrapper):
                 # sqlite3 cursors belong to the thread that made them: read every row here.
                 result.fill_cache()
             elif is_dbapi_cursor(result):
@@ -291,7 +293,7 @@ def current_task() -> object:
 
 def _flush(pending: collections.deque[Call[Any]]) -> None:
     # popleft is atomic: a worker and the monitor may both flush, each call goes once.
-    while True:
+    while pending:  # (most flushes find nothing: no exception raised for that)
         try:
             call = pending.popleft()
         except IndexError:
@@ -333,9 +335,20 @@ def _serve(
             pool._progress[0] = now
             if not spare:
                 pool._progress[1] = now
+            if not queue.empty():
+                # Calls wait behind this one: the monitor adds a worker if it stalls. (A
+                # submit that found this worker idle did not arm it: see Executor.submit.)
+                pool._arm_monitor()
             if call.execute():
                 pending.append(call)
-                if queue.empty() or len(pending) >= _BATCH_CALLS:
+                if queue.empty():
+                    if not spare:
+                        # Idle from here on. Marked before the results go, or the caller's
+                        # next submit (it runs as soon as the result lands) finds this
+                        # worker busy and wakes the monitor for nothing.
+                        pool._progress[0] = math.inf
+                    _flush(pending)
+                elif len(pending) >= _BATCH_CALLS:
                     _flush(pending)
                 else:
                     pool._arm_monitor()
@@ -439,7 +452,13 @@ class Executor:
             count = len(self._threads)
             if count == 0:
                 self._spawn(spare=False)
-            elif count < self.max_workers and time.perf_counter() - self._progress[0] > self.stall_seconds:
+                return
+            last_take = self._progress[0]
+            if last_take == math.inf:
+                # The first worker is idle and takes this call next: nothing to watch.
+                # (Should it take it and find more queued behind, it arms the monitor.)
+                return
+            if count < self.max_workers and time.perf_counter() - last_take > self.stall_seconds:
                 self._spawn(spare=True)
             else:
                 self._arm_monitor_locked()
@@ -480,7 +499,8 @@ class Executor:
         if self._monitor is None:
             self._monitor = threading.Thread(target=self._watch, name=f"maim_db-{self.name}-monitor", daemon=True)
             self._monitor.start()
-        self._monitor_wake.set()
+        if not self._monitor_wake.is_set():  # set() takes the event's lock and notifies: skip when armed
+            self._monitor_wake.set()
 
     def _watch(self) -> None:
         """While work is queued or results are held: hand results over, add a worker on a stall."""
