@@ -106,17 +106,17 @@ class Model(peewee.Model):
     @classmethod
     async def aget(cls: type[M], *query: Any, **filters: Any) -> M:
         """``Model.get``; raises ``DoesNotExist`` like the sync method."""
-        return await database_for(cls).run(cls.get, *query, **filters)
+        return await database_for(cls).bridge.run(cls.get, *query, **filters)
 
     @classmethod
     async def aget_or_none(cls: type[M], *query: Any, **filters: Any) -> M | None:
         """``Model.get_or_none``."""
-        return await database_for(cls).run(cls.get_or_none, *query, **filters)
+        return await database_for(cls).bridge.run(cls.get_or_none, *query, **filters)
 
     @classmethod
     async def aget_by_id(cls: type[M], pk: Any) -> M:
         """``Model.get_by_id``."""
-        return await database_for(cls).run(cls.get_by_id, pk)
+        return await database_for(cls).bridge.run(cls.get_by_id, pk)
 
     @classmethod
     async def aget_or_create(cls: type[M], **kwargs: Any) -> tuple[M, bool]:
