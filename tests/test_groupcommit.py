@@ -41,11 +41,18 @@ class GcItem(Model):
         table_name = "gc_item"
 
 
+class GcNote(maim_db.ScopedModel):
+    key = peewee.CharField(unique=True)
+
+    class Meta:
+        table_name = "gc_note"
+
+
 @pytest.fixture
 def gc_bridge(any_url: str) -> Iterator[Bridge]:
     """A bridge on the test's backend with ``gc_item`` (and ``counter``, row 1) created."""
     b = Bridge(any_url)
-    b.bind(GcItem, Counter)
+    b.bind(GcItem, Counter, GcNote)
     b.create_tables()
     Counter.create(n=0)
     try:
@@ -185,6 +192,47 @@ async def test_a_failed_commit_fails_every_write_of_the_batch(
         assert_others_write_at_once(gc_bridge, Path(any_url))
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_a_write_that_loses_a_conflict_in_a_batch_gets_the_conflict_error_alone(gc_bridge: Bridge) -> None:
+    a_written, other_committed = threading.Event(), threading.Event()
+
+    def other_transaction() -> None:
+        try:
+            with gc_bridge.peewee.atomic():
+                Counter.update(n=Counter.n + 1).where(Counter.id == 1).execute()
+                assert a_written.wait(10)
+        finally:
+            gc_bridge.peewee.close()
+            other_committed.set()
+
+    def write_a_then_wait() -> None:
+        GcItem.create(key="a")  # the batch's snapshot is taken here, before the other commits
+        a_written.set()
+        assert other_committed.wait(10)
+
+    def bump() -> None:
+        Counter.update(n=Counter.n + 1).where(Counter.id == 1).execute()
+
+    thread = threading.Thread(target=other_transaction)
+    outcomes: dict[str, Any] = {}
+    async with anyio.create_task_group() as tg:
+        gate = await hold_driver(gc_bridge, tg, outcomes)
+        works = {
+            "a": partial(gc_bridge.write, write_a_then_wait),
+            "bump": partial(gc_bridge.write, bump),
+            "b": partial(GcItem.acreate, key="b"),
+        }
+        await queue_writes(gc_bridge, tg, outcomes, works)
+        thread.start()
+        gate.set()
+    thread.join(10)
+    assert isinstance(outcomes["bump"], maim_db.TransactionConflictError), outcomes
+    assert outcomes["b"].key == "b" and outcomes["a"] is None
+    assert await akeys(gc_bridge) == {"leader", "a", "b"}
+    assert await gc_bridge.run(lambda: Counter.get_by_id(1).n) == 1
+
+
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 async def test_a_write_cancelled_while_queued_never_runs(gc_bridge: Bridge) -> None:
     outcomes: dict[str, Any] = {}
@@ -295,6 +343,26 @@ async def test_writes_from_several_event_loops_share_batches(gc_bridge: Bridge) 
         t.join(30)
         assert not t.is_alive()
     assert len(await akeys(gc_bridge)) == 3 * 80 + 40
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_each_write_of_a_batch_keeps_its_callers_agent(gc_bridge: Bridge) -> None:
+    async def note(agent: str, key: str) -> GcNote:
+        with maim_db.agent_context(agent):
+            return await GcNote.acreate(key=key)
+
+    outcomes: dict[str, Any] = {}
+    async with anyio.create_task_group() as tg:
+        gate = await hold_driver(gc_bridge, tg, outcomes)
+        works = {f"{agent}{i}": partial(note, agent, f"{agent}{i}") for agent in ("a", "b") for i in range(5)}
+        works["none"] = partial(GcNote.acreate, key="none")  # no agent: refused, alone
+        await queue_writes(gc_bridge, tg, outcomes, works)
+        gate.set()
+    assert isinstance(outcomes.pop("none"), maim_db.AgentContextError)
+    with maim_db.unscoped():
+        rows = await gc_bridge.run(lambda: {(n.key, n.agent_id) for n in GcNote.select()})
+    assert rows == {(f"{agent}{i}", agent) for agent in ("a", "b") for i in range(5)}
+    assert gc_bridge.group_commit.stats()["largest"] == 11  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
