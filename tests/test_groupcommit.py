@@ -453,13 +453,14 @@ def test_sigkill_mid_batch_loses_no_answered_write(tmp_path: Path, seed: int) ->
         proc.send_signal(signal.SIGKILL)
         rest, err = proc.communicate(timeout=30)
     answered += [line for line in rest.decode().split("\n")[:-1]]  # a cut last line is not an answer
-    assert len(answered) >= after, err.decode()[-2000:]
+    assert len(answered) >= after, f"{len(answered)} answers, not {after}: {err.decode()[-2000:]}"
     conn = sqlite3.connect(path)
     try:
         stored = {row[0] for row in conn.execute("SELECT key FROM gc_item")}
     finally:
         conn.close()
-    assert set(answered) <= stored, sorted(set(answered) - stored)[:10]
+    lost = sorted(set(answered) - stored)
+    assert not lost, f"{len(lost)} of {len(answered)} answered writes lost, e.g. {lost[:10]}: {err.decode()[-1500:]}"
 
 
 FORKED_WRITE = "ignore:This process .* is multi-threaded:DeprecationWarning"
