@@ -34,6 +34,7 @@ from .errors import BridgeClosedError, ConfigurationError, NotBoundError, Transa
 from .executor import Call, Executor, current_inbox, current_task
 from .executor import Session as WorkerSession
 from .forks import park
+from .groupcommit import GroupCommit
 from .loopguard import OnLoop, check_loop
 from .peewee.aio import require_callable, require_count, require_query
 from .peewee.base import MaimDatabaseMixin
@@ -172,6 +173,11 @@ class Bridge:
     of both ORMs slower than that to the ``maim_db.slow_query`` logger.
     ``replicas`` (or ``?replica=`` in the URL) names read replicas of a server database:
     read-only work may go there (see :attr:`replica`), writes never do.
+    ``group_commit`` commits concurrent :meth:`write` calls together; by default (None) on
+    SQLite only, whose writers are serialised anyway, so a batch adds no conflict. On a
+    server a batch is one transaction at the bridge's transaction isolation, where a lone
+    write autocommits: pass True only where the writes cannot conflict (or are retried).
+    ``False`` runs :meth:`write` calls one by one, as :meth:`run` does.
     """
 
     def __init__(
@@ -187,6 +193,7 @@ class Bridge:
         legacy_path: str | os.PathLike[str] | None = None,
         environ: Mapping[str, str] | None = None,
         replicas: Sequence[str | DatabaseURL] | None = None,
+        group_commit: bool | None = None,
     ) -> None:
         choice = resolve_url(url, environ=environ, base_dir=base_dir)
         self.url: DatabaseURL = choice.url
@@ -248,6 +255,11 @@ class Bridge:
         )
         # run()'s fast path: a call needs no connection hand-back after it (servers do).
         self._plain_hop = self.url.is_sqlite and not self._replicas
+        self.group_commit: GroupCommit | None = (
+            GroupCommit(lambda: self.peewee, lambda: self.executor, self._lone)
+            if (self.url.is_sqlite if group_commit is None else group_commit)
+            else None
+        )
         _live.add(self)
 
     def __repr__(self) -> str:
@@ -562,6 +574,30 @@ class Bridge:
                 )
             return await self.executor.run(_then_return_connection, (self.peewee, fn, args, kwargs), {})
         return await self.executor.run(fn, args, kwargs, session=session)
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Like :meth:`run`, for a short write that may be group-committed with concurrent ones.
+
+        Writes that wait while others run are committed together: one transaction, each
+        write in its own savepoint (a failing one rolls back only itself), one COMMIT, and
+        no caller is answered before it. ``fn`` must not commit or roll back the outer
+        transaction itself (nor call ``run_transaction``), and is never run again. Inside
+        the task's transaction block or on its own connection (``aconnect()``) this is :meth:`run`.
+        """
+        group = self.group_commit
+        if group is None or self._open_transaction() is not None or self._task_connection() is not None:
+            return await self.run(fn, *args, **kwargs)
+        require_callable(fn, "write(fn, *args)")
+        self._check_open()
+        return await group.write(fn, args, kwargs)
+
+    def _lone(self, fn: Callable[[], None]) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        """What the executor runs for ``fn()`` outside a task's transaction (as :meth:`run` does)."""
+        if self.url.is_sqlite:
+            return fn, (), {}
+        if self._replicas:
+            return _then_return_replica_connections, (self.peewee, self._replicas, fn, (), {}), {}
+        return _then_return_connection, (self.peewee, fn, (), {}), {}
 
     def _open_transaction(self) -> _Transaction | None:
         """The ``async with bridge.atomic()`` block the calling task opened, if any.
@@ -1108,6 +1144,8 @@ class Bridge:
         if self._async_engines is not None:
             self._async_engines.after_fork_in_child()
         self._replicas_after_fork_in_child()
+        if self.group_commit is not None:
+            self.group_commit.after_fork_in_child()
 
 
 class AsyncAtomic:
@@ -1344,6 +1382,9 @@ class _ReplicaRunner:
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         bridge, db = self._owner()
         return await bridge._run_on(db, functools.partial(fn, **kwargs), *args)
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self.run(fn, *args, **kwargs)
 
     async def connect_task(self, db: Any) -> bool:
         # A replica has no task connections: its calls go to shared workers (and back to the pool).

@@ -101,7 +101,7 @@ class Model(peewee.Model):
     @classmethod
     async def acreate(cls: type[M], **query: Any) -> M:
         """``Model.create`` in one executor hop."""
-        return await database_for(cls).run(cls.create, **query)
+        return await database_for(cls).write(cls.create, **query)
 
     @classmethod
     async def aget(cls: type[M], *query: Any, **filters: Any) -> M:
@@ -147,11 +147,11 @@ class Model(peewee.Model):
 
     async def asave(self, force_insert: bool = False, only: Any = None) -> int:
         """``save()`` in one hop (overrides of ``save`` run too)."""
-        return await database_for(type(self)).run(self.save, force_insert, only)
+        return await database_for(type(self)).write(self.save, force_insert, only)
 
     async def adelete_instance(self, recursive: bool = False, delete_nullable: bool = False) -> int:
         """``delete_instance()`` in one hop."""
-        return await database_for(type(self)).run(self.delete_instance, recursive, delete_nullable)
+        return await database_for(type(self)).write(self.delete_instance, recursive, delete_nullable)
 
     async def afetch(self, field: peewee.ForeignKeyField | str) -> Any:
         """Load a lazy foreign key without blocking the loop: ``await agent.afetch("tenant")``."""

@@ -134,7 +134,7 @@ async def aupsert(
     """:func:`upsert` from async code: a Peewee model through the executor, a mirror in an AsyncSession."""
     names, upd = _names(key), list(update) if update is not None else None
     if _target(target) == "peewee":
-        await database_for(target).run(peewee_upsert, target, row, names, upd)
+        await database_for(target).write(peewee_upsert, target, row, names, upd)
         return
     if session is None or not isinstance(session, AsyncSession):
         raise ConfigurationError(

@@ -50,6 +50,10 @@ class Runner(Protocol):
         """Run ``fn(*args, **kwargs)`` on a worker thread and return its result."""
         ...
 
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Like ``run``, for a short write that may be committed together with concurrent ones."""
+        ...
+
     def block(self, cm: Any) -> AbstractAsyncContextManager[Any]:
         """Run a sync transaction block's ``__enter__``/``__exit__`` in the calling task's async transaction."""
         ...
@@ -201,6 +205,16 @@ class AsyncNames:
         filled; a driver cursor becomes a :class:`~maim_db.peewee.rows.ReadCursor`).
         """
         return await self.bridge.run(fn, *args, **kwargs)
+
+    async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Like :meth:`run`, for a short write the bridge may group-commit with concurrent ones.
+
+        Concurrent writes share one transaction (each in its own savepoint) and one COMMIT;
+        every caller is answered after that COMMIT. ``fn`` must not commit or roll back the
+        transaction itself, and is never run again. In the task's transaction block, or on
+        its own connection, this is :meth:`run`.
+        """
+        return await self.bridge.write(fn, *args, **kwargs)
 
     # -- transaction blocks, sync and async -------------------------------------------
 

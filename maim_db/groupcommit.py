@@ -1,0 +1,230 @@
+"""Group commit: concurrent short writes run back to back in one transaction, one COMMIT for all.
+
+``await bridge.write(fn)`` queues ``fn`` here. When no batch runs, the caller's write starts
+one: a single executor call (the *driver*) takes what is queued and runs it. A write found
+alone runs exactly as ``bridge.run`` runs it (autocommit, no savepoint), so a lone writer
+pays nothing for batching. Writes queued while the driver works run next as one batch: one
+transaction (``BEGIN IMMEDIATE`` and the file's write lock on SQLite), each write in its
+own SAVEPOINT so that a failing write rolls back only itself and gets its own exception,
+then one COMMIT; only then is any caller of the batch answered. A batch stops taking more
+writes after ``max_calls`` writes or ``max_seconds`` of holding the transaction.
+
+A crash before the COMMIT loses only writes whose callers were not answered yet. A COMMIT
+that fails fails every write of the batch with the (wrapped) error: none was answered and
+none is durable. Cancellation follows the executor's rule: a write still queued is
+withdrawn and never runs; one that started is answered (with the cancellation) after its
+batch ended, and never rolls back the others.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from .errors import TransactionConflictError
+from .executor import Call, Executor, current_inbox
+from .peewee.sqlite import SqliteDatabase
+
+__all__ = ["GroupCommit"]
+
+T = TypeVar("T")
+
+# One savepoint name, reused: each write's savepoint is released before the next begins.
+_SAVEPOINT = "maim_db_gc"
+
+
+class GroupCommit:
+    """The queue of one bridge's group-committed writes and the driver that runs them.
+
+    ``database()`` and ``executor()`` return the bridge's Peewee database and executor;
+    ``wrap(fn)`` returns the ``(fn, args, kwargs)`` the executor runs for ``fn()`` (the
+    bridge hands a server connection back to its pool after it, as ``bridge.run`` does).
+    """
+
+    def __init__(
+        self,
+        database: Callable[[], Any],
+        executor: Callable[[], Executor],
+        wrap: Callable[[Callable[[], None]], tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]],
+        *,
+        max_calls: int = 64,
+        max_seconds: float = 0.010,
+    ) -> None:
+        self._database = database
+        self._executor = executor
+        self._wrap = wrap
+        self.max_calls = max_calls
+        self.max_seconds = max_seconds
+        self._lock = threading.Lock()
+        self._queue: collections.deque[Call[Any]] = collections.deque()
+        self._running = False
+        self._stats = {"lone": 0, "batches": 0, "batched_calls": 0, "largest": 0, "failed_batches": 0}
+
+    def stats(self) -> dict[str, int]:
+        """Counts so far: writes run alone, batches, writes run in batches, the largest batch, failed batches."""
+        with self._lock:
+            return dict(self._stats)
+
+    @property
+    def waiting(self) -> int:
+        """How many writes are queued for the next batch (not counting those running)."""
+        return len(self._queue)
+
+    async def write(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        """Queue ``fn(*args, **kwargs)`` and return its result once it is committed."""
+        call: Call[T] = Call(fn, args, kwargs)
+        return await current_inbox().wait(call, self._submit, False)
+
+    def _submit(self, call: Call[Any]) -> None:
+        with self._lock:
+            self._queue.append(call)
+            if self._running:
+                return
+            self._running = True
+        try:
+            fn, args, kwargs = self._wrap(self._drive)
+            self._executor().submit(Call(fn, args, kwargs))
+        except BaseException as exc:
+            # No driver: nothing else would ever run what is queued.
+            with self._lock:
+                self._running = False
+                stranded = [c for c in self._queue if c is not call]
+                self._queue.clear()
+            _fail(stranded, exc)
+            raise
+
+    # -- on the worker --------------------------------------------------------------
+
+    def _take(self, n: int) -> list[Call[Any]]:
+        """Up to ``n`` queued writes; with none, the driver ends (under the same lock)."""
+        with self._lock:
+            queue = self._queue
+            taken = [queue.popleft() for _ in range(min(n, len(queue)))]
+            if not taken:
+                self._running = False
+            return taken
+
+    def _drive(self) -> None:
+        taken: list[Call[Any]] = []
+        try:
+            while True:
+                taken = self._take(self.max_calls)
+                if not taken:
+                    return  # the flag is down: the next write starts a new driver
+                live = [c for c in taken if c.claim]  # drop the withdrawn
+                if len(live) == 1:
+                    call = live[0]
+                    if call.execute():
+                        self._count("lone", 1)
+                        call.deliver()
+                elif live:
+                    self._batch(live)
+        except BaseException as exc:  # noqa: BLE001 - never strand a caller, never leave the driver flag set
+            with self._lock:
+                self._running = False
+                stranded = list(self._queue)
+                self._queue.clear()
+            _fail(taken + stranded, exc)
+
+    def _more(self, calls: list[Call[Any]], started: float) -> Iterator[Call[Any]]:
+        """The batch's writes: ``calls``, then what arrives meanwhile (appended to it), within the caps."""
+        i = 0
+        while True:
+            if i == len(calls):
+                if len(calls) >= self.max_calls or time.monotonic() - started >= self.max_seconds:
+                    return
+                with self._lock:
+                    if not self._queue:
+                        return
+                    calls.append(self._queue.popleft())
+            yield calls[i]
+            i += 1
+
+    def _batch(self, first: list[Call[Any]]) -> None:
+        db = self._database()
+        calls = list(first)
+        ran: list[Call[Any]] = []
+        try:
+            with db.atomic():
+                execute = _statements(db)
+                for call in self._more(calls, time.monotonic()):
+                    if not call.claim:
+                        continue
+                    execute(f"SAVEPOINT {_SAVEPOINT}")
+                    if not call.execute():  # withdrawn just now
+                        execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+                        continue
+                    ran.append(call)
+                    if call.error is not None:
+                        try:
+                            execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+                        except Exception:
+                            # The engine ended the whole transaction (a MySQL deadlock):
+                            # the batch fails as that write's conflict.
+                            if isinstance(call.error, TransactionConflictError):
+                                raise call.error from None
+                            raise
+                    execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+        except BaseException as exc:  # noqa: BLE001 - every caller of the batch gets it
+            for call in ran:
+                if call.error is None:
+                    call.result = None
+                    call.error = exc
+            self._count("failed_batches", 1)
+            _fail(calls, exc)  # what never ran (a write that ran cannot be withdrawn: skipped)
+            _deliver(ran)
+            return
+        with self._lock:
+            stats = self._stats
+            stats["batches"] += 1
+            stats["batched_calls"] += len(ran)
+            stats["largest"] = max(stats["largest"], len(ran))
+        _deliver(ran)
+
+    def _count(self, name: str, n: int) -> None:
+        with self._lock:
+            self._stats[name] += n
+
+    def after_fork_in_child(self) -> None:
+        """Forget the parent's queue and driver (their callers and threads are not in this process)."""
+        self._lock = threading.Lock()
+        self._queue = collections.deque()
+        self._running = False
+
+
+def _statements(db: Any) -> Callable[[str], Any]:
+    """How the batch sends its savepoint statements on this thread's connection.
+
+    On SQLite straight to the connection (a fifth of a Peewee ``execute_sql``); a statement
+    that fails there is sent again through ``execute_sql``, which raises maim_db's wrapped
+    error (a failed SAVEPOINT or RELEASE changed nothing, so sending it again is harmless).
+    """
+    if not isinstance(db, SqliteDatabase):
+        return db.execute_sql  # type: ignore[no-any-return]
+    conn = db.connection()
+
+    def execute(sql: str) -> None:
+        try:
+            conn.execute(sql)
+        except sqlite3.Error:
+            db.execute_sql(sql)
+
+    return execute
+
+
+def _deliver(calls: list[Call[Any]]) -> None:
+    for call in calls:
+        call.deliver()
+
+
+def _fail(calls: list[Call[Any]], exc: BaseException) -> None:
+    """Answer writes that never ran with ``exc`` (those withdrawn meanwhile are skipped)."""
+    for call in calls:
+        if call.withdraw():
+            call.error = exc
+            call.finished = True
+            call.deliver()
