@@ -483,13 +483,13 @@ async def test_async_calls_hop_once_and_sync_calls_run_in_the_calling_thread(
     bridge, recorder = pb
     executor = bridge.executor
     hops: list[object] = []
-    real_run = executor.run
+    real_submit = executor.submit
 
-    async def counting_run(*args: Any, **kwargs: Any) -> Any:
-        hops.append(args[0])
-        return await real_run(*args, **kwargs)
+    def counting_submit(call: Any) -> None:  # every hop to a shared worker is submitted here
+        hops.append(call.fn)
+        real_submit(call)
 
-    monkeypatch.setattr(executor, "run", counting_run)
+    monkeypatch.setattr(executor, "submit", counting_submit)
     q = bridge.prepare(lambda name: Holder.select().where(Holder.name == name))
     del recorder.calls[:]
     assert [h.name for h in await q.list(name="h1")] == ["h1"]  # compiled and run in the one hop
