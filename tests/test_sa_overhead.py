@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -229,3 +230,54 @@ def test_a_value_of_another_type_is_stored_as_peewee_stores_it_on_sqlite(tb: Bri
     )
     row = Thing.get()
     assert (row.count, row.name, row.ratio) == (5, "12", 2.0)
+
+
+def test_a_raw_cursor_inside_a_sync_transaction_is_in_it_and_rolled_back(tb: Bridge) -> None:
+    lock = tb.peewee.file.write_lock
+    with pytest.raises(RuntimeError, match="roll back"), tb.sync_engine.begin() as conn:
+        # the BEGIN (and the write lock) came with begin(), before any SQLAlchemy statement
+        assert conn.connection.dbapi_connection.in_transaction
+        assert lock.current_holder() is not None
+        conn.connection.cursor().execute("INSERT INTO owner (name) VALUES ('raw')")
+        raise RuntimeError("roll back")
+    assert lock.current_holder() is None
+    assert Owner.select().count() == 0
+
+
+def test_a_failed_begin_raises_from_begin_and_the_next_one_begins_again(tmp_path: Path) -> None:
+    b = Bridge(tmp_path / "f.db", profile={"busy_timeout": 100})
+    b.bind(Owner)
+    b.create_tables(Owner)
+    other = Bridge(tmp_path / "f.db")
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:  # another writer, on another thread, holding the write lock
+        with other.peewee.atomic():
+            other.peewee.execute_sql("INSERT INTO owner (name) VALUES ('other')")
+            held.set()
+            release.wait(10)
+
+    ins = sa.text("INSERT INTO owner (name) VALUES (:n)")
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with b.sync_engine.connect() as c:
+            with pytest.raises(maim_db.WriteLockTimeoutError):
+                c.begin()
+            assert not c.in_transaction()
+            assert not c.connection.dbapi_connection.in_transaction
+            with pytest.raises(maim_db.WriteLockTimeoutError):
+                c.execute(ins, {"n": "autobegun"})  # autobegin: its BEGIN fails, the statement never runs
+            release.set()
+            thread.join(10)
+            c.execute(ins, {"n": "retried"})  # a new BEGIN, this time with the lock
+            assert c.connection.dbapi_connection.in_transaction
+            assert b.peewee.file.write_lock.current_holder() is not None
+            c.rollback()
+        assert sorted(Owner.select(Owner.name).tuples()) == [("other",)]
+    finally:
+        release.set()
+        thread.join(10)
+        other.close()
+        b.close()
