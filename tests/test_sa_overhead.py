@@ -80,14 +80,46 @@ def thing() -> Any:
     return Mirrors().mirror(Thing)
 
 
+OWN_TYPE_VALUES = {"int": 7, "float": 0.5, "str": "ä", "bytes": b"\x00"}
+OWN_TYPE = {"ratio": "float", "exact": "float", "name": "str", "body": "str", "raw": "bytes"}
+
+
 @pytest.mark.parametrize("driver", sorted(DIALECTS))
-def test_plain_columns_have_no_bind_or_result_processor(thing: Any, driver: str) -> None:
+def test_plain_columns_send_own_type_values_without_calling_the_field(
+    thing: Any, driver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dialect = DIALECTS[driver]
     columns = thing.__table__.c
+    calls: list[Any] = []
+    for field in (Thing.count, Thing.big, Thing.small, Thing.ratio, Thing.exact, Thing.name, Thing.body, Thing.raw):
+        monkeypatch.setattr(field, "db_value", lambda v, f=field.db_value: calls.append(v) or f(v))
+    monkeypatch.setattr(Owner.id, "db_value", lambda v, f=Owner.id.db_value: calls.append(v) or f(v))
     for name in AS_IS:
-        assert columns[name].type._cached_bind_processor(dialect) is None, name
+        value = OWN_TYPE_VALUES[OWN_TYPE.get(name, "int")]
+        bind = columns[name].type._cached_bind_processor(dialect)
+        assert bind(value) is value, name
+        assert bind(None) is None, name
+    assert calls == []  # no call into Peewee for a value of the column's own type
     for name in READ_AS_IS:
         assert columns[name].type._cached_result_processor(dialect, None) is None, name
+
+
+@pytest.mark.parametrize("driver", sorted(DIALECTS))
+def test_plain_columns_convert_values_of_another_type_as_peewee_does(thing: Any, driver: str) -> None:
+    dialect = DIALECTS[driver]
+    columns = thing.__table__.c
+
+    def bind(name: str, value: Any) -> Any:
+        return columns[name].type._cached_bind_processor(dialect)(value)
+
+    assert [bind("count", v) for v in (5.7, True, "7")] == [5, 1, 7]
+    assert type(bind("count", True)) is int
+    assert bind("owner_id", "3") == 3
+    assert bind("ratio", decimal.Decimal("1.25")) == 1.25
+    assert type(bind("exact", 2)) is float
+    assert [bind("name", v) for v in (42, b"caf\xc3\xa9")] == ["42", "café"]
+    assert bind("raw", "abc") == b"abc"
+    assert type(bind("raw", "abc")) is bytes
 
 
 @pytest.mark.parametrize("driver", sorted(DIALECTS))
@@ -106,14 +138,17 @@ def test_converting_columns_keep_peewees_conversion(thing: Any, driver: str) -> 
     assert columns["code"].type._cached_result_processor(dialect, None)("ab  ") == "ab"
 
 
-def test_a_compiled_insert_converts_only_the_converting_columns(thing: Any) -> None:
+def test_a_compiled_insert_binds_through_the_field_or_a_type_check(thing: Any) -> None:
     compiled = (
         sa.insert(thing)
         .values(count=1, name="n", price=1.5, at=dt.datetime(2024, 5, 1))
         .compile(dialect=DIALECTS["sqlite"])
     )
     converted = {key for key, fn in compiled._bind_processors.items() if fn is not None}
-    assert converted == {"price", "at"}
+    # count and name only check the value's type (see above); price and at always convert
+    assert converted == {"count", "name", "price", "at"}
+    bp = compiled._bind_processors
+    assert (bp["count"](1), bp["name"]("n"), bp["price"](1.5)) == (1, "n", 150)
 
 
 @pytest.fixture
