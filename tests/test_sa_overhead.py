@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,14 +80,46 @@ def thing() -> Any:
     return Mirrors().mirror(Thing)
 
 
+OWN_TYPE_VALUES = {"int": 7, "float": 0.5, "str": "ä", "bytes": b"\x00"}
+OWN_TYPE = {"ratio": "float", "exact": "float", "name": "str", "body": "str", "raw": "bytes"}
+
+
 @pytest.mark.parametrize("driver", sorted(DIALECTS))
-def test_plain_columns_have_no_bind_or_result_processor(thing: Any, driver: str) -> None:
+def test_plain_columns_send_own_type_values_without_calling_the_field(
+    thing: Any, driver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dialect = DIALECTS[driver]
     columns = thing.__table__.c
+    calls: list[Any] = []
+    for field in (Thing.count, Thing.big, Thing.small, Thing.ratio, Thing.exact, Thing.name, Thing.body, Thing.raw):
+        monkeypatch.setattr(field, "db_value", lambda v, f=field.db_value: calls.append(v) or f(v))
+    monkeypatch.setattr(Owner.id, "db_value", lambda v, f=Owner.id.db_value: calls.append(v) or f(v))
     for name in AS_IS:
-        assert columns[name].type._cached_bind_processor(dialect) is None, name
+        value = OWN_TYPE_VALUES[OWN_TYPE.get(name, "int")]
+        bind = columns[name].type._cached_bind_processor(dialect)
+        assert bind(value) is value, name
+        assert bind(None) is None, name
+    assert calls == []  # no call into Peewee for a value of the column's own type
     for name in READ_AS_IS:
         assert columns[name].type._cached_result_processor(dialect, None) is None, name
+
+
+@pytest.mark.parametrize("driver", sorted(DIALECTS))
+def test_plain_columns_convert_values_of_another_type_as_peewee_does(thing: Any, driver: str) -> None:
+    dialect = DIALECTS[driver]
+    columns = thing.__table__.c
+
+    def bind(name: str, value: Any) -> Any:
+        return columns[name].type._cached_bind_processor(dialect)(value)
+
+    assert [bind("count", v) for v in (5.7, True, "7")] == [5, 1, 7]
+    assert type(bind("count", True)) is int
+    assert bind("owner_id", "3") == 3
+    assert bind("ratio", decimal.Decimal("1.25")) == 1.25
+    assert type(bind("exact", 2)) is float
+    assert [bind("name", v) for v in (42, b"caf\xc3\xa9")] == ["42", "café"]
+    assert bind("raw", "abc") == b"abc"
+    assert type(bind("raw", "abc")) is bytes
 
 
 @pytest.mark.parametrize("driver", sorted(DIALECTS))
@@ -105,14 +138,17 @@ def test_converting_columns_keep_peewees_conversion(thing: Any, driver: str) -> 
     assert columns["code"].type._cached_result_processor(dialect, None)("ab  ") == "ab"
 
 
-def test_a_compiled_insert_converts_only_the_converting_columns(thing: Any) -> None:
+def test_a_compiled_insert_binds_through_the_field_or_a_type_check(thing: Any) -> None:
     compiled = (
         sa.insert(thing)
         .values(count=1, name="n", price=1.5, at=dt.datetime(2024, 5, 1))
         .compile(dialect=DIALECTS["sqlite"])
     )
     converted = {key for key, fn in compiled._bind_processors.items() if fn is not None}
-    assert converted == {"price", "at"}
+    # count and name only check the value's type (see above); price and at always convert
+    assert converted == {"count", "name", "price", "at"}
+    bp = compiled._bind_processors
+    assert (bp["count"](1), bp["name"]("n"), bp["price"](1.5)) == (1, "n", 150)
 
 
 @pytest.fixture
@@ -229,3 +265,54 @@ def test_a_value_of_another_type_is_stored_as_peewee_stores_it_on_sqlite(tb: Bri
     )
     row = Thing.get()
     assert (row.count, row.name, row.ratio) == (5, "12", 2.0)
+
+
+def test_a_raw_cursor_inside_a_sync_transaction_is_in_it_and_rolled_back(tb: Bridge) -> None:
+    lock = tb.peewee.file.write_lock
+    with pytest.raises(RuntimeError, match="roll back"), tb.sync_engine.begin() as conn:
+        # the BEGIN (and the write lock) came with begin(), before any SQLAlchemy statement
+        assert conn.connection.dbapi_connection.in_transaction
+        assert lock.current_holder() is not None
+        conn.connection.cursor().execute("INSERT INTO owner (name) VALUES ('raw')")
+        raise RuntimeError("roll back")
+    assert lock.current_holder() is None
+    assert Owner.select().count() == 0
+
+
+def test_a_failed_begin_raises_from_begin_and_the_next_one_begins_again(tmp_path: Path) -> None:
+    b = Bridge(tmp_path / "f.db", profile={"busy_timeout": 100})
+    b.bind(Owner)
+    b.create_tables(Owner)
+    other = Bridge(tmp_path / "f.db")
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:  # another writer, on another thread, holding the write lock
+        with other.peewee.atomic():
+            other.peewee.execute_sql("INSERT INTO owner (name) VALUES ('other')")
+            held.set()
+            release.wait(10)
+
+    ins = sa.text("INSERT INTO owner (name) VALUES (:n)")
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with b.sync_engine.connect() as c:
+            with pytest.raises(maim_db.WriteLockTimeoutError):
+                c.begin()
+            assert not c.in_transaction()
+            assert not c.connection.dbapi_connection.in_transaction
+            with pytest.raises(maim_db.WriteLockTimeoutError):
+                c.execute(ins, {"n": "autobegun"})  # autobegin: its BEGIN fails, the statement never runs
+            release.set()
+            thread.join(10)
+            c.execute(ins, {"n": "retried"})  # a new BEGIN, this time with the lock
+            assert c.connection.dbapi_connection.in_transaction
+            assert b.peewee.file.write_lock.current_holder() is not None
+            c.rollback()
+        assert sorted(Owner.select(Owner.name).tuples()) == [("other",)]
+    finally:
+        release.set()
+        thread.join(10)
+        other.close()
+        b.close()

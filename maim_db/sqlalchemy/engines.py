@@ -1,17 +1,20 @@
 """SQLAlchemy engines on the bridge's URL, with the bridge's SQLite profile.
 
 On SQLite every pooled connection (pysqlite and aiosqlite alike) gets the profile, and
-SQLAlchemy -- not pysqlite's legacy mode -- emits BEGIN, before the first statement of
-a transaction: ``BEGIN IMMEDIATE`` by default, so a read-modify-write in a session holds
-the write lock from its first read and cannot fail on the lock upgrade; sessions opened
-with ``readonly=True`` begin DEFERRED and never take it.
+SQLAlchemy -- not pysqlite's legacy mode -- emits BEGIN, when a transaction begins
+(``begin()`` or the autobegin of its first statement): ``BEGIN IMMEDIATE`` by default,
+so a read-modify-write in a session holds the write lock from its first read and cannot
+fail on the lock upgrade; sessions opened with ``readonly=True`` begin DEFERRED and
+never take it.
 """
 
 from __future__ import annotations
 
 import functools
 import sqlite3
+import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import sqlalchemy as sa
@@ -204,11 +207,6 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
         cleanup(dbapi_connection, record)
 
 
-_PENDING = "_maim_db_begin_pending"
-"""Key of a pysqlite connection record's info: SQLAlchemy began a transaction whose BEGIN
-has not run yet (it runs just before the transaction's first statement)."""
-
-
 def _sync_transactions(
     engine: Engine,
     begin: Callable[[Any, str], None],
@@ -216,22 +214,19 @@ def _sync_transactions(
 ) -> None:
     """BEGIN, COMMIT and ROLLBACK of a pysqlite engine through its dialect's methods.
 
-    SQLAlchemy calls ``do_begin`` when a transaction starts; the BEGIN itself (with the
-    write lock, when the mode takes it) runs just before the transaction's first statement,
-    as for aiosqlite, because that statement's execution options name the mode. A
-    transaction that runs nothing never takes the lock. ``do_commit``/``do_rollback`` end
-    the transaction and hand the lock on, as the connection events of the async engine do;
-    the pool's reset-on-return comes through ``do_rollback`` too.
+    SQLAlchemy calls ``do_begin`` when a transaction starts (``Connection.begin()``, or
+    the autobegin of a first statement): the BEGIN runs there, in the mode the connection's
+    execution options name, after the write lock when the mode takes it -- so whatever the
+    transaction runs, raw driver cursors included, runs inside it, and a BEGIN that fails
+    raises from ``begin()`` with no transaction open (the next one begins again).
+    ``do_commit``/``do_rollback`` end the transaction and hand the lock on, as the
+    connection events of the async engine do; the pool's reset-on-return comes through
+    ``do_rollback`` too.
     """
     dialect = engine.dialect
 
     def do_begin(record: Any) -> None:
-        record.info[_PENDING] = True
-
-    def run_pending(cursor: Any, context: Any) -> None:
-        info = context.root_connection.connection.info
-        if info.pop(_PENDING, False):
-            begin(context.root_connection.connection, context.execution_options.get(BEGIN_OPTION, "IMMEDIATE"))
+        begin(record, _begin_mode(sys._getframe(1)))
 
     def ending(how: str, plain: Callable[[Any], None]) -> Callable[[Any], None]:
         def do_end(record: Any) -> None:
@@ -240,7 +235,6 @@ def _sync_transactions(
             except NotImplementedError:  # SQLAlchemy's first-connect probe: a bare connection
                 plain(record)
                 return
-            info.pop(_PENDING, None)
             raw = record.dbapi_connection
             if raw is not None:
                 finish(raw, info, how)
@@ -250,7 +244,25 @@ def _sync_transactions(
     dialect.do_begin = do_begin  # type: ignore[method-assign,assignment]
     dialect.do_commit = ending("commit", dialect.do_commit)  # type: ignore[method-assign,assignment]
     dialect.do_rollback = ending("rollback", dialect.do_rollback)  # type: ignore[method-assign,assignment]
-    before_statement(engine, run_pending, last=True)
+
+
+def _begin_mode(frame: FrameType | None) -> str:
+    """The BEGIN mode of the :class:`sqlalchemy.Connection` whose ``do_begin`` runs.
+
+    The dialect's ``do_begin`` is given the pool's connection only, which an engine and
+    its ``execution_options()`` copies share; the mode is an execution option of the
+    :class:`~sqlalchemy.Connection` beginning, which ``Connection._begin_impl`` (the
+    caller, a few frames up at most) holds as ``self``. The look-up costs one frame read
+    per transaction and adds no connection events.
+    """
+    for _ in range(4):
+        if frame is None:
+            break
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, sa.Connection):
+            return str(owner.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE"))
+        frame = frame.f_back
+    raise RuntimeError("maim_db: do_begin() was not called by a SQLAlchemy Connection; cannot tell the BEGIN mode")
 
 
 def before_statement(engine: Engine, check: Callable[[Any, Any], None], *, last: bool = False) -> None:
@@ -258,9 +270,8 @@ def before_statement(engine: Engine, check: Callable[[Any, Any], None], *, last:
 
     A dialect-level hook: unlike a ``before_cursor_execute`` listener it adds no connection
     events, so SQLAlchemy's per-statement event dispatch stays off. Checks run in the order
-    they were added, those added with ``last=True`` after all others (a deferred BEGIN runs
-    after the bridge's own checks). An exception from one is the statement's: SQLAlchemy's
-    error handling and ``handle_error`` see it as they would a driver's.
+    they were added, those added with ``last=True`` after all others. An exception from
+    one is the statement's: SQLAlchemy's error handling and ``handle_error`` see it as they would a driver's.
     """
     dialect = engine.dialect
     chain: _Checks | None = dialect.__dict__.get(_CHECKS)

@@ -9,12 +9,13 @@ type is the SQLAlchemy type a hand-written model would use (``String(50)``,
 ordinary types.
 
 Where the field's conversion is the identity for values of the column's own Python type
-(integers, floats, text, bytes, and foreign keys to those; exact Peewee classes), the
-column has no bind or result processor at all: its values cost no Python call per value,
-as a hand-written model's do. A value of another type (a ``str`` for an integer column)
-is then sent as it is, as SQLAlchemy's own types send it, and the database converts it
-by the column's type (SQLite's affinity stores ``"5"`` in an INTEGER column as 5, as
-Peewee's ``int()`` would).
+(integers, floats, text, bytes, and foreign keys to those; exact Peewee classes), such a
+value is sent without calling the field: one type check per value, as cheap as a
+hand-written model's column. A value of any other type (a ``str`` for an integer column,
+``5.7``, ``True``, a ``UUID`` or ``bytes`` for a text column) still goes through the
+field's ``db_value``, so the database stores what Peewee would have stored. Integer and
+text columns read back without a result processor: Peewee's ``python_value`` only
+re-applies ``int()``/``str()`` to what every driver returns for them.
 """
 
 from __future__ import annotations
@@ -248,24 +249,22 @@ _AS_DRIVER_GIVES = frozenset(
 )
 
 # Peewee fields whose db_value() gives a value of the column's own Python type back as it
-# is (int(), float(), str() of an int, float, str; a blob's bytes come back as bytes through
-# plain_value): their columns bind like a hand-written model's, without a Python call per
-# value (exact classes: a subclass may convert; FixedCharField strips).
-_BINDS_AS_IS = frozenset(
-    {
-        peewee.AutoField,
-        peewee.BigAutoField,
-        peewee.IdentityField,
-        peewee.IntegerField,
-        peewee.BigIntegerField,
-        peewee.SmallIntegerField,
-        peewee.FloatField,
-        peewee.DoubleField,
-        peewee.CharField,
-        peewee.TextField,
-        peewee.BlobField,
-    }
-)
+# is -- int() of an int, float() of a float, a str as it is, a blob's bytes as bytes
+# (through plain_value) -- and that type: such values skip the call to the field, all
+# others still go through it (exact classes: a subclass may convert; FixedCharField strips).
+_OWN_TYPE: dict[type[peewee.Field], type[Any]] = {
+    peewee.AutoField: int,
+    peewee.BigAutoField: int,
+    peewee.IdentityField: int,
+    peewee.IntegerField: int,
+    peewee.BigIntegerField: int,
+    peewee.SmallIntegerField: int,
+    peewee.FloatField: float,
+    peewee.DoubleField: float,
+    peewee.CharField: str,
+    peewee.TextField: str,
+    peewee.BlobField: bytes,
+}
 
 
 def _own_field(field: peewee.Field) -> peewee.Field:
@@ -276,8 +275,12 @@ def _own_field(field: peewee.Field) -> peewee.Field:
 
 
 def binds_as_is(field: peewee.Field) -> bool:
-    """Whether ``field``'s column sends values to the driver unconverted (no bind processor)."""
-    return type(_own_field(field)) in _BINDS_AS_IS
+    """Whether ``field``'s column sends values of its own Python type without calling the field.
+
+    True for integer, float, text and blob fields (exact Peewee classes) and foreign keys to
+    them; values of any other type still go through the field's ``db_value``.
+    """
+    return type(_own_field(field)) in _OWN_TYPE
 
 
 def reads_as_is(field: peewee.Field) -> bool:
@@ -329,10 +332,18 @@ class PeeweeValue(TypeDecorator[Any]):
         return plain_value(stored, self.field)
 
     def bind_processor(self, dialect: Dialect) -> Any:
-        """No per-value call where the field sends ints, floats, text, bytes as they are."""
-        if binds_as_is(self.field):
-            return None
-        return super().bind_processor(dialect)
+        """Values through the field; those of the column's own type (an int for an integer column) as they are."""
+        convert = super().bind_processor(dialect)
+        own = _OWN_TYPE.get(type(_own_field(self.field)))
+        if own is None or convert is None:
+            return convert
+
+        def process(value: Any) -> Any:
+            if value is None or type(value) is own:
+                return value
+            return convert(value)
+
+        return process
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         """No per-row call for integer and text columns: the driver's value is already right."""
