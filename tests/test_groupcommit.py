@@ -308,6 +308,32 @@ async def test_asave_of_a_batch_that_failed_as_a_whole_can_be_retried(gc_bridge:
     assert (stats["failed_batches"], stats["rerun_alone"]) == (1, 3), stats
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+async def test_every_model_write_of_a_batch_that_failed_as_a_whole_runs_again_correctly(gc_bridge: Bridge) -> None:
+    await gc_bridge.acreate_tables(GcParent, GcChild)
+    doomed = await GcItem.acreate(key="doomed")
+    outcomes: dict[str, Any] = {}
+    async with anyio.create_task_group() as tg:
+        gate = await hold_driver(gc_bridge, tg, outcomes)
+        works = {
+            "create": partial(GcItem.acreate, key="created"),
+            "upsert": partial(maim_db.aupsert, GcItem, {"key": "upserted"}, key="key"),
+            "delete": doomed.adelete_instance,
+            "bad": partial(GcChild.acreate, parent=999999, name="bad"),
+        }
+        await queue_writes(gc_bridge, tg, outcomes, works)
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # withdrawn while queued: runs neither in the batch nor alone after it
+            await GcItem.acreate(key="cancelled")
+        assert scope.cancelled_caught
+        gate.set()
+    assert isinstance(outcomes.pop("bad"), peewee.IntegrityError)
+    assert outcomes["create"].key == "created" and outcomes["upsert"] is None and outcomes["delete"] == 1, outcomes
+    assert await akeys(gc_bridge) == {"leader", "created", "upserted"}
+    stats = gc_bridge.group_commit.stats()  # type: ignore[union-attr]
+    assert (stats["failed_batches"], stats["rerun_alone"]) == (1, 4), stats
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 async def test_a_write_that_loses_a_conflict_in_a_batch_gets_the_conflict_error_alone(gc_bridge: Bridge) -> None:
