@@ -179,13 +179,12 @@ class GroupCommit:
                     if call.error is not None:
                         execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
                     execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-        except Exception:  # noqa: BLE001 - the batch failed as a whole: each write runs again alone
+        except BaseException as exc:  # noqa: BLE001 - the batch failed as a whole
             self._count("failed_batches", 1)
-            _abandon(db)
-            self._alone(calls, ran)
-            return
-        except BaseException as exc:  # noqa: BLE001 - not the database's: every caller of the batch gets it
-            self._count("failed_batches", 1)
+            if isinstance(exc, Exception) and _abandon(db):
+                self._alone(calls, ran)  # each write runs again alone, answered with its own outcome
+                return
+            # Not the database's doing, or its transaction would not end: every caller gets the error.
             done = [c for c in calls if id(c) in ran]
             for call in done:
                 if call.error is None:
@@ -263,17 +262,24 @@ def _run_alone(call: Call[Any], before: contextvars.Context | None) -> None:
         call.execute()
 
 
-def _abandon(db: Any) -> None:
-    """End what is left of a failed batch's transaction on this thread's connection.
+def _abandon(db: Any) -> bool:
+    """End what is left of a failed batch's transaction on this thread's connection; True when it ended.
 
     Peewee's ``atomic`` rolled back already, unless SQLite had ended the transaction itself
-    or the ROLLBACK failed; on SQLite the connection says whether one is still open.
+    or the ROLLBACK failed; on SQLite the connection says whether one is still open. One that
+    cannot be rolled back is closed (which discards it): the writes run again alone must
+    never land in the failed batch's transaction (False if even that fails).
     """
-    if isinstance(db, SqliteDatabase) and not db.is_closed():
-        conn = db.connection()
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.rollback()
+    if not isinstance(db, SqliteDatabase) or db.is_closed():
+        return True
+    conn = db.connection()
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.rollback()
+    if conn.in_transaction:
+        with contextlib.suppress(Exception):
+            db.close()
+    return db.is_closed() or not conn.in_transaction
 
 
 def _deliver(calls: list[Call[Any]]) -> None:

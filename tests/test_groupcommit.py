@@ -193,7 +193,7 @@ async def test_no_caller_is_answered_before_the_commit(
     assert await akeys(gc_bridge) == {"leader", *writes}
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"], indirect=True)
 async def test_a_failed_commit_runs_every_write_of_the_batch_again_alone(
     gc_bridge: Bridge, any_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -666,3 +666,16 @@ def test_a_child_forked_while_a_batch_runs_writes_at_once(tmp_path: Path) -> Non
     assert words == "ok"
     assert keys(bridge) == {"parent", "child"}
     bridge.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_what_is_left_of_a_failed_batch_is_rolled_back_before_its_writes_run_alone(gc_bridge: Bridge) -> None:
+    from maim_db.groupcommit import _abandon
+
+    db = gc_bridge.peewee
+    with db.connection_context():
+        conn = db.connection()
+        conn.execute("BEGIN IMMEDIATE")  # as SQLite leaves it when Peewee's ROLLBACK did not end it
+        conn.execute("INSERT INTO gc_item (key) VALUES ('left over')")
+        assert _abandon(db) and not conn.in_transaction
+    assert keys(gc_bridge) == set()
