@@ -210,7 +210,7 @@ class GroupCommit:
         for call in calls:
             before = ran.get(id(call))
             if before is None and not call.claim:
-                continue  # withdrawn, or never taken out of the queue's reach: not ours to run
+                continue  # withdrawn (cancelled) before it ever ran: it never runs
             fn, args, kwargs = self._wrap(partial(_run_alone, call, before))
             try:
                 fn(*args, **kwargs)
