@@ -581,8 +581,11 @@ class Bridge:
         Writes that wait while others run are committed together: one transaction, each
         write in its own savepoint (a failing one rolls back only itself), one COMMIT, and
         no caller is answered before it. ``fn`` must not commit or roll back the outer
-        transaction itself (nor call ``run_transaction``), and is never run again. Inside
-        the task's transaction block or on its own connection (``aconnect()``) this is :meth:`run`.
+        transaction itself (nor call ``run_transaction``). When the batch fails as a whole
+        (its COMMIT fails, or the engine ends the transaction), ``fn`` runs a second time,
+        alone, and its caller gets that run's outcome -- so, as with ``run_transaction``,
+        ``fn`` must have no effects outside the database, or undo them. Inside the task's
+        transaction block or on its own connection (``aconnect()``) this is :meth:`run`.
         """
         group = self.group_commit
         if group is None or self._open_transaction() is not None or self._task_connection() is not None:

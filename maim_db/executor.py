@@ -84,6 +84,22 @@ class Call(Generic[T]):
             self.claim.pop()
         except IndexError:
             return False
+        self._run()
+        return True
+
+    def again(self, ctx: contextvars.Context) -> None:
+        """Run the call once more, in ``ctx``, on a worker (it started already: it cannot be withdrawn).
+
+        Group commit does this when the batch a call ran in failed as a whole; the outcome
+        of this run replaces the first one's (then call :meth:`deliver`).
+        """
+        self.ctx = ctx
+        self.result = None
+        self.error = None
+        self.finished = False
+        self._run()
+
+    def _run(self) -> None:
         try:
             result: Any = self.ctx.run(self.fn, *self.args, **self.kwargs)
             if result is None:
@@ -102,7 +118,6 @@ class Call(Generic[T]):
         except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting task
             self.error = exc
         self.finished = True
-        return True
 
     def deliver(self) -> None:
         """Hand the outcome to the waiting event loop."""

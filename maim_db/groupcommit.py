@@ -9,23 +9,32 @@ own SAVEPOINT so that a failing write rolls back only itself and gets its own ex
 then one COMMIT; only then is any caller of the batch answered. A batch stops taking more
 writes after ``max_calls`` writes or ``max_seconds`` of holding the transaction.
 
-A crash before the COMMIT loses only writes whose callers were not answered yet. A COMMIT
-that fails fails every write of the batch with the (wrapped) error: none was answered and
-none is durable. Cancellation follows the executor's rule: a write still queued is
-withdrawn and never runs; one that started is answered (with the cancellation) after its
-batch ended, and never rolls back the others.
+A crash before the COMMIT loses only writes whose callers were not answered yet. A batch
+that fails as a whole -- its COMMIT fails (a deferred foreign key), the engine ends the
+transaction itself (``ON CONFLICT ROLLBACK``, ``RAISE(ROLLBACK)``, a MySQL deadlock) so
+that a savepoint statement fails, or anything else that is not one write's own exception
+-- is rolled back, and then each of its writes runs again *alone*, in order, as a lone
+write runs, and is answered with its own result or exception: nobody was answered and
+nothing of the batch is durable, so every write gets the outcome it would have had without
+batching. A write runs at most twice; ``fn`` must therefore have no effects outside the
+database (or undo them), as with ``run_transaction``. Cancellation follows the executor's
+rule: a write still queued is withdrawn and never runs; one that started is answered (with
+the cancellation) after its batch ended (and its run alone, if the batch failed), and never
+rolls back the others.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, TypeVar
 
-from .errors import TransactionConflictError
 from .executor import Call, Executor, current_inbox
 from .peewee.sqlite import SqliteDatabase
 
@@ -62,10 +71,17 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._queue: collections.deque[Call[Any]] = collections.deque()
         self._running = False
-        self._stats = {"lone": 0, "batches": 0, "batched_calls": 0, "largest": 0, "failed_batches": 0}
+        self._stats = {
+            "lone": 0,
+            "batches": 0,
+            "batched_calls": 0,
+            "largest": 0,
+            "failed_batches": 0,
+            "rerun_alone": 0,
+        }
 
     def stats(self) -> dict[str, int]:
-        """Counts so far: writes run alone, batches, writes run in batches, the largest batch, failed batches."""
+        """Counts so far: lone writes, batches, their writes, the largest, failed batches, writes rerun alone."""
         with self._lock:
             return dict(self._stats)
 
@@ -147,7 +163,7 @@ class GroupCommit:
     def _batch(self, first: list[Call[Any]]) -> None:
         db = self._database()
         calls = list(first)
-        ran: list[Call[Any]] = []
+        ran: dict[int, contextvars.Context] = {}  # id(call) -> its context as it was before it ran
         try:
             with db.atomic():
                 execute = _statements(db)
@@ -155,35 +171,57 @@ class GroupCommit:
                     if not call.claim:
                         continue
                     execute(f"SAVEPOINT {_SAVEPOINT}")
+                    before = call.ctx.copy()
                     if not call.execute():  # withdrawn just now
                         execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
                         continue
-                    ran.append(call)
+                    ran[id(call)] = before
                     if call.error is not None:
-                        try:
-                            execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
-                        except Exception:
-                            # The engine ended the whole transaction (a MySQL deadlock):
-                            # the batch fails as that write's conflict.
-                            if isinstance(call.error, TransactionConflictError):
-                                raise call.error from None
-                            raise
+                        execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
                     execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
-        except BaseException as exc:  # noqa: BLE001 - every caller of the batch gets it
-            for call in ran:
+        except BaseException as exc:  # noqa: BLE001 - the batch failed as a whole
+            self._count("failed_batches", 1)
+            if isinstance(exc, Exception) and _abandon(db):
+                self._alone(calls, ran)  # each write runs again alone, answered with its own outcome
+                return
+            # Not the database's doing, or its transaction would not end: every caller gets the error.
+            done = [c for c in calls if id(c) in ran]
+            for call in done:
                 if call.error is None:
                     call.result = None
                     call.error = exc
-            self._count("failed_batches", 1)
             _fail(calls, exc)  # what never ran (a write that ran cannot be withdrawn: skipped)
-            _deliver(ran)
+            _deliver(done)
             return
         with self._lock:
             stats = self._stats
             stats["batches"] += 1
             stats["batched_calls"] += len(ran)
             stats["largest"] = max(stats["largest"], len(ran))
-        _deliver(ran)
+        _deliver([c for c in calls if id(c) in ran])
+
+    def _alone(self, calls: list[Call[Any]], ran: dict[int, contextvars.Context]) -> None:
+        """Run each write of a failed batch alone, in order, and answer it with its own outcome.
+
+        Nothing of the batch is durable and nobody was answered: a write that ran in it runs
+        once more (in its context as it was before), one that did not runs for the first time
+        (unless withdrawn meanwhile) -- as each would have run without batching.
+        """
+        for call in calls:
+            before = ran.get(id(call))
+            if before is None and not call.claim:
+                continue  # withdrawn (cancelled) before it ever ran: it never runs
+            fn, args, kwargs = self._wrap(partial(_run_alone, call, before))
+            try:
+                fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - handing the connection back failed after the write
+                if not call.finished:
+                    call.error = exc
+                    call.finished = True
+            if call.finished:
+                if before is not None:
+                    self._count("rerun_alone", 1)  # before the answer: a caller may read stats at once
+                call.deliver()
 
     def _count(self, name: str, n: int) -> None:
         with self._lock:
@@ -214,6 +252,34 @@ def _statements(db: Any) -> Callable[[str], Any]:
             db.execute_sql(sql)
 
     return execute
+
+
+def _run_alone(call: Call[Any], before: contextvars.Context | None) -> None:
+    """Run ``call`` now: again (in the context it had before its batch) or for the first time."""
+    if before is not None:
+        call.again(before)
+    else:
+        call.execute()
+
+
+def _abandon(db: Any) -> bool:
+    """End what is left of a failed batch's transaction on this thread's connection; True when it ended.
+
+    Peewee's ``atomic`` rolled back already, unless SQLite had ended the transaction itself
+    or the ROLLBACK failed; on SQLite the connection says whether one is still open. One that
+    cannot be rolled back is closed (which discards it): the writes run again alone must
+    never land in the failed batch's transaction (False if even that fails).
+    """
+    if not isinstance(db, SqliteDatabase) or db.is_closed():
+        return True
+    conn = db.connection()
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.rollback()
+    if conn.in_transaction:
+        with contextlib.suppress(Exception):
+            db.close()
+    return db.is_closed() or not conn.in_transaction
 
 
 def _deliver(calls: list[Call[Any]]) -> None:

@@ -146,8 +146,13 @@ class Model(peewee.Model):
         return await database_for(cls).run(cls.bulk_update, model_list, fields, batch_size)
 
     async def asave(self, force_insert: bool = False, only: Any = None) -> int:
-        """``save()`` in one hop (overrides of ``save`` run too)."""
-        return await database_for(type(self)).write(self.save, force_insert, only)
+        """``save()`` in one hop (overrides of ``save`` run too).
+
+        Group commit may run the save a second time, alone, when the batch it ran in failed
+        as a whole: the instance is put back as it was before this call first, and left so
+        when that run fails too (a retry then inserts a new instance again).
+        """
+        return await database_for(type(self)).write(_Resave(self, force_insert, only))
 
     async def adelete_instance(self, recursive: bool = False, delete_nullable: bool = False) -> int:
         """``delete_instance()`` in one hop."""
@@ -178,3 +183,42 @@ class Model(peewee.Model):
 
 compiled.use_base(Model, {"_maim_unsaved": False})  # what __init__ sets on a row read from the database
 use_model_base(Model)  # every database's ``db.Model`` (pwasyncio's name) is a maim_db.Model bound to it
+
+
+class _Resave:
+    """``inst.save(force_insert, only)`` that may be run twice: a second run starts from the state before the first."""
+
+    __slots__ = ("before", "force_insert", "inst", "only", "runs")
+
+    def __init__(self, inst: Model, force_insert: bool, only: Any) -> None:
+        self.inst = inst
+        self.force_insert = force_insert
+        self.only = only
+        self.before = _state(inst)
+        self.runs = 0
+
+    def __call__(self) -> int:
+        self.runs += 1
+        if self.runs == 1:
+            return self.inst.save(self.force_insert, self.only)
+        # The first run's effects were rolled back with its batch: so are its traces on the instance
+        # (the key the INSERT set, the cleared dirty set, the "unsaved" flag).
+        _restore(self.inst, self.before)
+        try:
+            return self.inst.save(self.force_insert, self.only)
+        except BaseException:
+            _restore(self.inst, self.before)
+            raise
+
+
+def _state(inst: Any) -> tuple[dict[str, Any], set[str], dict[str, Any], bool]:
+    """What ``save()`` may change on an instance: its data, dirty fields, related objects, unsaved flag."""
+    return (dict(inst.__data__), set(inst._dirty), dict(inst.__rel__), getattr(inst, "_maim_unsaved", False))
+
+
+def _restore(inst: Any, state: tuple[dict[str, Any], set[str], dict[str, Any], bool]) -> None:
+    data, dirty, rel, unsaved = state
+    inst.__data__ = dict(data)
+    inst._dirty = set(dirty)
+    inst.__rel__ = dict(rel)
+    inst._maim_unsaved = unsaved

@@ -48,6 +48,31 @@ class GcNote(maim_db.ScopedModel):
         table_name = "gc_note"
 
 
+class GcParent(Model):
+    name = peewee.CharField()
+
+    class Meta:
+        table_name = "gc_parent"
+
+
+class GcChild(Model):
+    # Checked at COMMIT only: a bad row fails the transaction it is in, not its statement.
+    parent = peewee.ForeignKeyField(GcParent, deferrable="INITIALLY DEFERRED")
+    name = peewee.CharField()
+
+    class Meta:
+        table_name = "gc_child"
+
+
+class GcCode(Model):
+    code = peewee.IntegerField()
+
+    class Meta:
+        table_name = "gc_code"
+        # SQLite ends the whole transaction on a duplicate code (not just the statement).
+        constraints = (peewee.SQL("UNIQUE (code) ON CONFLICT ROLLBACK"),)
+
+
 @pytest.fixture
 def gc_bridge(any_url: str) -> Iterator[Bridge]:
     """A bridge on the test's backend (group commit on) with ``gc_item`` (and ``counter``, row 1) created."""
@@ -168,28 +193,145 @@ async def test_no_caller_is_answered_before_the_commit(
     assert await akeys(gc_bridge) == {"leader", *writes}
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
-async def test_a_failed_commit_fails_every_write_of_the_batch(
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql", "mariadb"], indirect=True)
+async def test_a_failed_commit_runs_every_write_of_the_batch_again_alone(
     gc_bridge: Bridge, any_url: str, backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = gc_bridge.peewee
     refused = maim_db.errors.DiskFullError("the disk is full (simulated at COMMIT)", hint="free space")
+    original = db.commit
+    commits: list[int] = []
 
     def failing_commit() -> None:
-        raise refused
+        commits.append(1)
+        if len(commits) == 1:
+            raise refused
+        original()
 
     monkeypatch.setattr(db, "commit", failing_commit)
+    runs: dict[str, int] = {}
+
+    def counted(key: str) -> str:
+        runs[key] = runs.get(key, 0) + 1
+        GcItem.create(key=key)
+        return key
+
     outcomes: dict[str, Any] = {}
     async with anyio.create_task_group() as tg:
         gate = await hold_driver(gc_bridge, tg, outcomes)
-        await queue_writes(gc_bridge, tg, outcomes, {f"w{i}": partial(GcItem.acreate, key=f"w{i}") for i in range(5)})
+        await queue_writes(
+            gc_bridge, tg, outcomes, {f"w{i}": partial(gc_bridge.write, counted, f"w{i}") for i in range(5)}
+        )
         gate.set()
     monkeypatch.undo()
-    assert outcomes.pop("leader").key == "leader"  # alone, before the batch: committed
-    assert all(v is refused for v in outcomes.values()), outcomes
-    assert await akeys(gc_bridge) == {"leader"}
+    assert outcomes.pop("leader").key == "leader"
+    assert outcomes == {f"w{i}": f"w{i}" for i in range(5)}  # each answered by its own run alone
+    assert runs == {f"w{i}": 2 for i in range(5)}  # once in the batch, once alone: never more
+    assert await akeys(gc_bridge) == {"leader", *outcomes}
+    stats = gc_bridge.group_commit.stats()  # type: ignore[union-attr]
+    assert (stats["failed_batches"], stats["rerun_alone"], stats["batches"]) == (1, 5, 0), stats
     if backend == "sqlite":
         assert_others_write_at_once(gc_bridge, Path(any_url))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+async def test_a_write_that_fails_at_commit_fails_alone(gc_bridge: Bridge) -> None:
+    gc_bridge.bind(GcParent, GcChild)
+    await gc_bridge.acreate_tables(GcParent, GcChild)
+    parent = await GcParent.acreate(name="p")
+    works = {f"ok{i}": partial(GcChild.acreate, parent=parent.id, name=f"ok{i}") for i in range(10)}
+    works["bad"] = partial(GcChild.acreate, parent=999999, name="bad")  # its foreign key fails at COMMIT
+    works.update({f"ok{i}": partial(GcChild.acreate, parent=parent.id, name=f"ok{i}") for i in range(10, 20)})
+    outcomes: dict[str, Any] = {}
+    async with anyio.create_task_group() as tg:
+        gate = await hold_driver(gc_bridge, tg, outcomes)
+        await queue_writes(gc_bridge, tg, outcomes, works)
+        gate.set()
+    bad = outcomes.pop("bad")
+    assert isinstance(bad, peewee.IntegrityError) and "savepoint" not in str(bad), repr(bad)
+    assert {k: v.name for k, v in outcomes.items() if k != "leader"} == {f"ok{i}": f"ok{i}" for i in range(20)}
+    names = await gc_bridge.run(lambda: sorted((c.name, c.id) for c in GcChild.select()))
+    assert sorted(n for n, _ in names) == sorted(f"ok{i}" for i in range(20))
+    assert {(v.name, v.id) for k, v in outcomes.items() if k != "leader"} == set(names)  # each its own row
+    stats = gc_bridge.group_commit.stats()  # type: ignore[union-attr]
+    assert (stats["failed_batches"], stats["rerun_alone"]) == (1, 21), stats
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_write_that_ends_the_transaction_fails_alone(gc_bridge: Bridge) -> None:
+    gc_bridge.bind(GcCode)
+    await gc_bridge.acreate_tables(GcCode)
+    await GcCode.acreate(code=0)
+    works = {f"c{i}": partial(GcCode.acreate, code=i) for i in range(1, 11)}
+    works["dup"] = partial(GcCode.acreate, code=0)  # ON CONFLICT ROLLBACK: SQLite ends the transaction
+    works.update({f"c{i}": partial(GcCode.acreate, code=i) for i in range(11, 21)})
+    outcomes: dict[str, Any] = {}
+    async with anyio.create_task_group() as tg:
+        gate = await hold_driver(gc_bridge, tg, outcomes)
+        await queue_writes(gc_bridge, tg, outcomes, works)
+        gate.set()
+    failed = {k: v for k, v in outcomes.items() if isinstance(v, BaseException)}
+    assert list(failed) == ["dup"] and isinstance(failed["dup"], peewee.IntegrityError), failed
+    assert "UNIQUE" in str(failed["dup"]) and isinstance(failed["dup"].orig, sqlite3.IntegrityError)
+    assert sorted(await gc_bridge.run(lambda: [c.code for c in GcCode.select()])) == list(range(21))
+    stats = gc_bridge.group_commit.stats()  # type: ignore[union-attr]
+    # Again alone: the writes that ran before the transaction ended (the dup's place in the
+    # queue is the scheduler's choice); those after it ran alone the first time.
+    assert stats["failed_batches"] == 1 and 1 <= stats["rerun_alone"] <= 21 and stats["batches"] == 0, stats
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+async def test_asave_of_a_batch_that_failed_as_a_whole_can_be_retried(gc_bridge: Bridge) -> None:
+    gc_bridge.bind(GcParent, GcChild)
+    await gc_bridge.acreate_tables(GcParent, GcChild)
+    parent = await GcParent.acreate(name="p")
+    good = GcChild(parent=parent.id, name="good")
+    orphan = GcChild(parent=999999, name="orphan")  # fails at COMMIT in the batch, then alone
+    edited = await GcChild.acreate(parent=parent.id, name="before")
+    edited.name = "after"
+    outcomes: dict[str, Any] = {}
+    async with anyio.create_task_group() as tg:
+        gate = await hold_driver(gc_bridge, tg, outcomes)
+        works = {"good": good.asave, "orphan": orphan.asave, "edited": edited.asave}
+        await queue_writes(gc_bridge, tg, outcomes, works)
+        gate.set()
+    assert outcomes["good"] == 1 and outcomes["edited"] == 1, outcomes
+    assert isinstance(outcomes["orphan"], peewee.IntegrityError), outcomes
+    # the instance is as before the call: no key from the rolled-back INSERT, its changes still to save
+    assert orphan.id is None and orphan._dirty >= {"name", "parent"}
+    orphan.parent = parent.id
+    assert await orphan.asave() == 1  # the retry inserts
+    rows = await gc_bridge.run(lambda: sorted((c.id, c.name) for c in GcChild.select()))
+    assert rows == sorted([(edited.id, "after"), (good.id, "good"), (orphan.id, "orphan")]), rows
+    assert not good._dirty and not edited._dirty
+    stats = gc_bridge.group_commit.stats()  # type: ignore[union-attr]
+    assert (stats["failed_batches"], stats["rerun_alone"]) == (1, 3), stats
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+async def test_every_model_write_of_a_batch_that_failed_as_a_whole_runs_again_correctly(gc_bridge: Bridge) -> None:
+    await gc_bridge.acreate_tables(GcParent, GcChild)
+    doomed = await GcItem.acreate(key="doomed")
+    outcomes: dict[str, Any] = {}
+    async with anyio.create_task_group() as tg:
+        gate = await hold_driver(gc_bridge, tg, outcomes)
+        works = {
+            "create": partial(GcItem.acreate, key="created"),
+            "upsert": partial(maim_db.aupsert, GcItem, {"key": "upserted"}, key="key"),
+            "delete": doomed.adelete_instance,
+            "bad": partial(GcChild.acreate, parent=999999, name="bad"),
+        }
+        await queue_writes(gc_bridge, tg, outcomes, works)
+        with anyio.CancelScope() as scope:
+            scope.cancel()  # withdrawn while queued: runs neither in the batch nor alone after it
+            await GcItem.acreate(key="cancelled")
+        assert scope.cancelled_caught
+        gate.set()
+    assert isinstance(outcomes.pop("bad"), peewee.IntegrityError)
+    assert outcomes["create"].key == "created" and outcomes["upsert"] is None and outcomes["delete"] == 1, outcomes
+    assert await akeys(gc_bridge) == {"leader", "created", "upserted"}
+    stats = gc_bridge.group_commit.stats()  # type: ignore[union-attr]
+    assert (stats["failed_batches"], stats["rerun_alone"]) == (1, 4), stats
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -393,7 +535,14 @@ async def test_a_lone_write_runs_alone_and_the_switch_turns_batching_off(tmp_pat
             await maim_db.aupsert(GcItem, {"key": "z"}, key="key")
             assert await akeys(b) == {"z"}
     assert on.group_commit is not None and off.group_commit is None
-    assert on.group_commit.stats() == {"lone": 4, "batches": 0, "batched_calls": 0, "largest": 0, "failed_batches": 0}
+    assert on.group_commit.stats() == {
+        "lone": 4,
+        "batches": 0,
+        "batched_calls": 0,
+        "largest": 0,
+        "failed_batches": 0,
+        "rerun_alone": 0,
+    }
 
 
 def test_group_commit_is_on_by_default_for_sqlite_only(any_url: str) -> None:
@@ -517,3 +666,16 @@ def test_a_child_forked_while_a_batch_runs_writes_at_once(tmp_path: Path) -> Non
     assert words == "ok"
     assert keys(bridge) == {"parent", "child"}
     bridge.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_what_is_left_of_a_failed_batch_is_rolled_back_before_its_writes_run_alone(gc_bridge: Bridge) -> None:
+    from maim_db.groupcommit import _abandon
+
+    db = gc_bridge.peewee
+    with db.connection_context():
+        conn = db.connection()
+        conn.execute("BEGIN IMMEDIATE")  # as SQLite leaves it when Peewee's ROLLBACK did not end it
+        conn.execute("INSERT INTO gc_item (key) VALUES ('left over')")
+        assert _abandon(db) and not conn.in_transaction
+    assert keys(gc_bridge) == set()

@@ -211,8 +211,10 @@ class AsyncNames:
 
         Concurrent writes share one transaction (each in its own savepoint) and one COMMIT;
         every caller is answered after that COMMIT. ``fn`` must not commit or roll back the
-        transaction itself, and is never run again. In the task's transaction block, or on
-        its own connection, this is :meth:`run`.
+        transaction itself. It may run a second time, alone, when its batch fails as a whole
+        (as ``run_transaction`` may run its ``fn`` again): it must have no effects outside
+        the database, or undo them. In the task's transaction block, or on its own
+        connection, this is :meth:`run`.
         """
         return await self.bridge.write(fn, *args, **kwargs)
 
