@@ -203,6 +203,11 @@ class Bridge:
             raise ConfigurationError(f"on_loop={on_loop!r} is not valid", hint="use 'warn', 'raise' or 'allow'")
         if max_workers is not None and max_workers < 1:
             raise ConfigurationError(f"max_workers={max_workers} must be >= 1", hint="omit it for the default")
+        if group_commit not in (None, True, False) or type(group_commit) is int:
+            raise ConfigurationError(
+                f"group_commit={group_commit!r} is not valid",
+                hint="use True, False or None (None: on for SQLite, off for servers)",
+            )
         if max_transactions < 1:
             raise ConfigurationError(f"max_transactions={max_transactions} must be >= 1", hint="use e.g. 32")
         self.on_loop: OnLoop = on_loop

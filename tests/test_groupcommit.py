@@ -679,3 +679,11 @@ def test_what_is_left_of_a_failed_batch_is_rolled_back_before_its_writes_run_alo
         conn.execute("INSERT INTO gc_item (key) VALUES ('left over')")
         assert _abandon(db) and not conn.in_transaction
     assert keys(gc_bridge) == set()
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, 0, "false"])
+def test_group_commit_takes_only_true_false_or_none(tmp_path: Path, bad: object) -> None:
+    with pytest.raises(maim_db.ConfigurationError, match="group_commit") as info:
+        Bridge(tmp_path / "gc.db", group_commit=bad)  # type: ignore[arg-type]
+    assert "True, False or None" in str(info.value)
+    assert not (tmp_path / "gc.db").exists()  # nothing created
