@@ -59,13 +59,19 @@ def fill(bridge: Bridge, rows: int) -> None:
             ).execute()
 
 
-def operations(bridge: Bridge, rows: int) -> dict[str, tuple[Callable[[int], Any], Callable[[int], Any]]]:
-    """Per operation: (plain Peewee, prepared), each taking the operation's index."""
+def prepared_queries(bridge: Bridge) -> tuple[Any, Any, Any]:
+    """The three prepared queries: a row by its unique name, a page of 100 joined rows, an update by pk."""
     by_name = bridge.prepare(lambda name: Named.select().where(Named.name == name))
     page = bridge.prepare(
         lambda start: Item.select(Item, Category).join(Category).where(Item.id >= start).order_by(Item.id).limit(100)
     )
     update = bridge.prepare(lambda value, pk: Item.update(value=value).where(Item.id == pk))
+    return by_name, page, update
+
+
+def operations(bridge: Bridge, rows: int) -> dict[str, tuple[Callable[[int], Any], Callable[[int], Any]]]:
+    """Per operation: (plain Peewee, prepared), each taking the operation's index."""
+    by_name, page, update = prepared_queries(bridge)
     return {
         "get_by_unique": (
             lambda i: Named.get(Named.name == f"n{pk_for(i, rows) - 1}"),
@@ -93,11 +99,7 @@ def async_operations(
 ) -> dict[str, tuple[Callable[[int], Awaitable[Any]], Callable[[int], Awaitable[Any]]]]:
     """The same, from a task: ``bridge.run`` of the plain query against the prepared query's async call."""
     sync = operations(bridge, rows)
-    by_name = bridge.prepare(lambda name: Named.select().where(Named.name == name))
-    page = bridge.prepare(
-        lambda start: Item.select(Item, Category).join(Category).where(Item.id >= start).order_by(Item.id).limit(100)
-    )
-    update = bridge.prepare(lambda value, pk: Item.update(value=value).where(Item.id == pk))
+    by_name, page, update = prepared_queries(bridge)
     return {
         "get_by_unique": (
             lambda i: bridge.run(sync["get_by_unique"][0], i),

@@ -42,7 +42,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import peewee
@@ -247,6 +247,20 @@ def _compile(db: Any, query: Any) -> tuple[str, list[Any]]:
     return sql, list(params)
 
 
+def _verified_sql(db: Any, key: Any, params: list[Any], build: Callable[[], Any]) -> str | None:
+    """The SQL cached under ``key``, or None (step aside) for a kind refused before.
+
+    On first use ``build()`` makes Peewee's own query; its SQL is kept only if Peewee's
+    parameters equal ``params`` (the fast path's conversion), else the kind is refused for good.
+    """
+    cache = _statements(db)
+    stmt = cache.get(key)
+    if stmt is None:
+        sql, peewee_params = _compile(db, build())
+        stmt = cache[key] = sql if peewee_params == params else _REFUSED
+    return None if stmt is _REFUSED else str(stmt)
+
+
 def _aside(op: str) -> Any:
     stats.stepped_aside[op] += 1
     return STEP_ASIDE
@@ -443,18 +457,14 @@ def save(inst: Any, force_insert: bool, only: Any) -> Any:
             params.append(_convert(pk, pk_value))
     except _Aside:
         return _aside("save")
-    cache = _statements(db)
-    key = (plan, "update" if update else "insert", tuple(names))
-    stmt = cache.get(key)
-    if stmt is _REFUSED:
-        return _aside("save")
+    stmt = _verified_sql(
+        db,
+        (plan, "update" if update else "insert", tuple(names)),
+        params,
+        lambda: cls.update(**field_dict).where(inst._pk_expr()) if update else cls.insert(**field_dict),
+    )
     if stmt is None:
-        query = cls.update(**field_dict).where(inst._pk_expr()) if update else cls.insert(**field_dict)
-        sql, peewee_params = _compile(db, query)
-        if peewee_params != params:
-            cache[key] = _REFUSED
-            return _aside("save")
-        stmt = cache[key] = sql
+        return _aside("save")
     cursor = db.execute_sql(stmt, params)
     stats.taken["save"] += 1
     if update:
@@ -487,17 +497,9 @@ def delete_instance(inst: Any, recursive: bool, delete_nullable: bool) -> Any:
         params = [_convert(plan.pk, pk_value)]
     except _Aside:
         return _aside("delete_instance")
-    cache = _statements(db)
-    key = (plan, "delete", type(pk_value))
-    stmt = cache.get(key)
-    if stmt is _REFUSED:
-        return _aside("delete_instance")
+    stmt = _verified_sql(db, (plan, "delete", type(pk_value)), params, lambda: cls.delete().where(inst._pk_expr()))
     if stmt is None:
-        sql, peewee_params = _compile(db, cls.delete().where(inst._pk_expr()))
-        if peewee_params != params:
-            cache[key] = _REFUSED
-            return _aside("delete_instance")
-        stmt = cache[key] = sql
+        return _aside("delete_instance")
     cursor = db.execute_sql(stmt, params)
     stats.taken["delete_instance"] += 1
     return db.rows_affected(cursor)
