@@ -483,7 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
     with_models.add_argument(
         "--models", default=DEFAULT_MODELS, help=f"Peewee models as module:NAME or module (default {DEFAULT_MODELS})"
     )
-    parser = argparse.ArgumentParser(prog="maim-db", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="maim-db",
+        description="Set up, check, back up, migrate and benchmark a maim_db database.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("init", parents=[common, with_models], help="create the tables and load seed data")
@@ -528,10 +533,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("bench", help="the benchmark suite (arguments go to it; try `maim-db bench -- --help`)")
+    p = sub.add_parser("bench", help="the benchmark suite (arguments go to it; try 'maim-db bench -- --help')")
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_bench)
     return parser
+
+
+_EPILOG = """\
+Run 'maim-db COMMAND --help' for a command's options.
+
+exit codes:
+  0  success
+  1  the command ran and found a problem (check failed, the demo lost an update)
+  2  bad usage or bad input (a wrong URL, a missing or non-SQLite file, an unwritable
+     destination) -- and then nothing was changed
+"""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

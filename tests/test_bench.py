@@ -382,3 +382,15 @@ def test_prepared_path_builds_once_and_runs_with_keyword_arguments(tmp_path: Pat
     kinds = {(kind, tuple(sorted(kw))) for kind, kw in calls}
     assert kinds == {("get", ("pk",)), ("get", ("code",)), ("execute", ("pk", "value")), ("list", ("start",))}
     assert updated == {i: i for i in range(4)}  # the prepared update ran with each operation's arguments
+
+
+def test_reports_go_outside_the_source_tree_unless_told(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import maim_db
+    from maim_db.bench.runner import default_out_dir
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    out = default_out_dir()
+    source = Path(maim_db.__file__).resolve().parents[1]
+    assert out == tmp_path / "data" / "maim_db" / "bench"
+    assert source not in out.parents
+    assert not out.exists()  # nothing is created until a run writes there

@@ -40,6 +40,18 @@ def test_help_on_every_subcommand() -> None:
         assert sub.returncode == 0 and "usage: maim-db" in sub.stdout, command
 
 
+MARKUP = ("``", ":class:", ":func:", ":meth:", ":data:", ":attr:", ":mod:")
+
+
+def test_help_shows_no_restructuredtext_markup() -> None:
+    texts = {"maim-db": cli("--help").stdout, "bench": cli("bench", "--", "--help").stdout}
+    texts |= {c: cli(c, "--help").stdout for c in ("init", "check", "info", "backup", "restore", "migrate", "demo")}
+    for command, text in texts.items():
+        assert "usage:" in text, command
+        assert not [m for m in MARKUP if m in text], (command, text)
+    assert "exit codes" in texts["maim-db"].lower()  # what scripts may rely on is in the help
+
+
 def test_init_is_idempotent_and_loads_seed_rows(tmp_path: Path) -> None:
     db = tmp_path / "bot.db"
     seed = tmp_path / "seed.yaml"

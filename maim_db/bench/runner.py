@@ -14,13 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import platformdirs
+
 from .contention import MODES, run_mode
 from .measure import RssSampler, Workbench, measure
 from .paths import DEFAULT_PATHS, OPT_IN_PATHS, PATHS
 from .plan import PRESETS, Cell, Plan
 from .report import Result, contention_record, load_average, markdown, targets, text_summary
 
-__all__ = ["Progress", "run_cli"]
+__all__ = ["Progress", "default_out_dir", "run_cli"]
 
 
 class Progress:
@@ -60,6 +62,15 @@ class Progress:
         print(f"[{time.perf_counter() - self.began:6.1f}s] {text}", file=self.stream, flush=True)
 
 
+def default_out_dir() -> Path:
+    """Where a run writes its report when ``--out`` is not given: the user's data directory.
+
+    ``<user data dir>/maim_db/bench`` (e.g. ``~/.local/share/maim_db/bench``), never inside a
+    checkout; the figures published in ``benchmarks/results/`` are written with ``--out``.
+    """
+    return platformdirs.user_data_path("maim_db", appauthor=False) / "bench"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m maim_db.bench",
@@ -69,7 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="small counts: every path and op in under 2 minutes")
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the test suite's preset
     parser.add_argument("--json", type=Path, help="where to write the records (default: OUT/<name>.json)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="report and plot directory")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"report and plot directory (default: {default_out_dir()}, outside any source tree)",
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (median reported)")
     parser.add_argument("--rows", type=int, help="rows in the main table")
     parser.add_argument("--sizes", help="table sizes of the size curve, comma-separated (e.g. 1000,1000000)")
@@ -218,7 +234,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     shown = list(sys.argv[1:] if argv is None else argv)
     command = shlex.join(["python", "-m", "maim_db.bench", *shown])
     prefix = "bench" if plan.name == "full" else f"bench-{plan.name}"
-    out: Path = args.out
+    out: Path = args.out if args.out is not None else default_out_dir()
     out.mkdir(parents=True, exist_ok=True)
     json_path: Path = args.json or out / f"{prefix}.json"
     progress = Progress(sys.stdout)
