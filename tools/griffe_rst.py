@@ -33,14 +33,31 @@ _LITERAL_INTRO = re.compile(r"(?m)(?<=\S)::[ \t]*$")
 _LONE_LITERAL = re.compile(r"(?m)^[ \t]*::[ \t]*\n")
 
 
+def _resolve(obj: griffe.Object, name: str) -> str | None:
+    """The path ``name`` has where ``obj`` is defined, as Python looks names up, or None.
+
+    From ``obj`` outwards through its classes to its module (its members, then its
+    imports), and no further: unlike ``griffe.Object.resolve``, a package's members are not
+    in its modules' scope (``sqlalchemy`` in ``maim_db.sqlalchemy.engines`` is the library).
+    """
+    scope: griffe.Object | None = obj
+    while scope is not None:
+        member = scope.members.get(name)
+        if member is not None:
+            return member.target_path if isinstance(member, griffe.Alias) else member.path
+        if scope.name == name and not scope.is_module:
+            return scope.path
+        if scope.is_module:
+            return scope.imports.get(name)
+        scope = scope.parent
+    return None
+
+
 def _target_path(obj: griffe.Object, target: str) -> str:
     """The full path ``target`` names from ``obj``'s docstring (``target`` itself when unresolvable)."""
     head, dot, rest = target.lstrip(".").partition(".")
-    try:
-        path = obj.resolve(head)
-    except griffe.NameResolutionError:
-        return target.lstrip(".")
-    return path + dot + rest
+    path = _resolve(obj, head)
+    return target.lstrip(".") if path is None else path + dot + rest
 
 
 def _role(obj: griffe.Object, match: re.Match[str]) -> str:
