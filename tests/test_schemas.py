@@ -386,3 +386,41 @@ def test_importing_maim_db_imports_no_pydantic() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=child_env(dict(os.environ))
     )
     assert out.stdout.strip() == "[]"
+
+
+# -- the example service ----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_example_service_answers_rows_with_the_derived_schemas(tmp_path: Path) -> None:
+    import httpx
+
+    from maim_db.examples.service import AgentOut, SettingsOut, TenantOut, create_app
+
+    app = create_app(str(tmp_path / "service.db"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            tenant = (await client.post("/tenants", json={"tenant_name": "acme"})).json()
+            agent = (await client.post(f"/tenants/{tenant['id']}/agents", json={"name": "helper"})).json()
+            path = f"/tenants/{tenant['id']}/agents/{agent['id']}/plugins/echo"
+            put = (await client.put(path, json={"config": {"城市": "上海"}})).json()
+            tenant_wide = (await client.put(f"/tenants/{tenant['id']}/plugins/echo", json={"config": {"a": 1}})).json()
+            listed = {
+                "tenants": (await client.get("/tenants")).json(),
+                "tenant": (await client.get(f"/tenants/{tenant['id']}")).json(),
+                "agents": (await client.get(f"/tenants/{tenant['id']}/agents")).json(),
+                "settings": (await client.get(f"/tenants/{tenant['id']}/plugins")).json(),
+            }
+            openapi = (await client.get("/openapi.json")).json()
+    # whole rows, every column of the model, from Peewee rows and mirror rows alike
+    assert set(tenant) == set(TenantOut.model_fields) and tenant["tenant_type"] == "personal"
+    assert listed["tenants"] == [tenant] and listed["tenant"] == tenant
+    assert set(agent) == set(AgentOut.model_fields) and agent["tenant_id"] == tenant["id"]
+    assert listed["agents"] == [agent]
+    assert set(put) == set(SettingsOut.model_fields) and put["config"] == {"城市": "上海"}
+    assert tenant_wide["config"] == {"a": 1} and tenant_wide["agent_id"] is None
+    assert sorted(s["id"] for s in listed["settings"]) == sorted([put["id"], tenant_wide["id"]])
+    schemas = openapi["components"]["schemas"]
+    assert {"TenantSchema", "AgentSchema", "PluginSettingsSchema"} <= set(schemas)
