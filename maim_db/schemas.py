@@ -32,6 +32,7 @@ import datetime as dt
 import decimal
 import enum
 import functools
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, ClassVar, Literal, Self
@@ -204,9 +205,10 @@ class RowSchema(pydantic.BaseModel):
 
     model_config = pydantic.ConfigDict(from_attributes=True)
 
-    peewee_model: ClassVar[type[peewee.Model]]
+    # Dunder names: a column may well be called ``mode`` (a field shadows a plain class attribute).
+    __peewee_model__: ClassVar[type[peewee.Model]]
     """The Peewee model the schema was derived from."""
-    mode: ClassVar[Mode]
+    __schema_mode__: ClassVar[Mode]
     """What the schema is for (see :func:`pydantic_model`)."""
 
     @classmethod
@@ -215,12 +217,13 @@ class RowSchema(pydantic.BaseModel):
         return cls.model_validate(row, from_attributes=True)
 
     def to_row(self) -> Any:
-        """A new (unsaved) instance of the model with these values; ``update`` schemas set only what was given.
+        """A new (unsaved) instance of the model with these values (``update``: those given; defaults fill the rest).
 
         An instance built with its primary key updates that row when saved: insert it with
         ``save(force_insert=True)``.
         """
-        return self.peewee_model(**self.model_dump(exclude_unset=self.mode == "update"))
+        cls = type(self)
+        return cls.__peewee_model__(**self.model_dump(exclude_unset=cls.__schema_mode__ == "update"))
 
 
 def _names(model: type[peewee.Model], items: Iterable[str | peewee.Field]) -> frozenset[str]:
@@ -250,7 +253,7 @@ def pydantic_model(
     ``mode``: ``"read"`` -- every column as a stored row has it (a response model);
     ``"create"`` -- a new row's input, without the primary key when the model fills it in
     (an ``AutoField`` or a default); ``"update"`` -- the same columns, each optional
-    (``to_row``/``model_dump(exclude_unset=True)`` give only those set). A foreign key is its
+    (``model_dump(exclude_unset=True)`` gives those the client set). A foreign key is its
     id column (``tenant_id``), typed like the key it points to; nullable columns are
     ``Optional``; Python-side defaults are carried; ``help_text`` is the description.
     ``exclude``/``include`` take field names (a foreign key's or its column's) or fields.
@@ -261,7 +264,11 @@ def pydantic_model(
     included = None if include is None else _names(model, include)
     if name is None:
         name = f"{model.__name__}{'Schema' if mode == 'read' else mode.capitalize()}"
-    return _build(model, name, excluded, included, mode)
+    with _building:  # one class per arguments, even when two threads derive it at once
+        return _build(model, name, excluded, included, mode)
+
+
+_building = threading.Lock()
 
 
 @functools.cache
@@ -296,8 +303,8 @@ def _build(
             options["default"] = codecs.plain(info.default)
         definitions[key] = (annotation, pydantic.Field(**options))
     schema = pydantic.create_model(name, __base__=RowSchema, **definitions)
-    schema.peewee_model = model
-    schema.mode = mode
+    schema.__peewee_model__ = model
+    schema.__schema_mode__ = mode
     return schema
 
 

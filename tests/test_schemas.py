@@ -248,6 +248,21 @@ def test_schemas_are_cached_per_model_and_options() -> None:
     assert list(pydantic_model(Row, exclude=["b"]).model_fields) == ["id", "a"]
 
 
+def test_columns_may_be_named_like_the_schema_options(sqlite_bridge: Bridge) -> None:
+    Row = row_model({"mode": peewee.CharField(), "name": peewee.CharField(null=True)})
+    sqlite_bridge.bind(Row)
+    sqlite_bridge.create_tables(Row)
+    Update = pydantic_model(Row, mode="update")
+    assert Update(mode="update").to_row().__data__ == {"mode": "update"}  # only what was given
+    new = pydantic_model(Row, mode="create")(mode="read", name="n").to_row()
+    new.save()
+    assert pydantic_model(Row).from_row(Row.get_by_id(new.id)).model_dump() == {
+        "id": new.id,
+        "mode": "read",
+        "name": "n",
+    }
+
+
 def test_unknown_names_and_modes_are_refused() -> None:
     Row = row_model({"a": peewee.IntegerField()})
     with pytest.raises(maim_db.ConfigurationError, match="no field 'nope'"):
@@ -271,7 +286,7 @@ def test_update_schemas_make_every_column_optional_and_set_only_what_was_given()
 def test_domain_models_produce_schemas(model: type[peewee.Model]) -> None:
     for mode in ("read", "create", "update"):
         schema = pydantic_model(model, mode=mode)
-        assert issubclass(schema, RowSchema) and schema.peewee_model is model
+        assert issubclass(schema, RowSchema) and schema.__peewee_model__ is model and schema.__schema_mode__ == mode
         assert schema.model_json_schema()["properties"]
 
 
