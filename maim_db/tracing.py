@@ -119,7 +119,9 @@ class Spans:
         so the worker's spans descend from it, and on the loop while the call is submitted
         and awaited (a group-commit driver started by the submission copies it from there).
         """
-        span = self.tracer.start_span("maim_db.hop", attributes={"maim_db.call": _call_name(call.fn)})
+        span = self.tracer.start_span("maim_db.hop")
+        if span.is_recording():
+            span.set_attribute("maim_db.call", _call_name(call.fn))
         ctx = self._trace.set_span_in_context(span)
         call.ctx.run(self._context.attach, ctx)  # that copy is the call's alone: never detached
         token = self._context.attach(ctx)
@@ -138,10 +140,10 @@ class Spans:
     def lock_wait(self, lock: Any, timeout: float, take: Callable[[], T]) -> T:
         """``take()`` (waiting for the write lock's turn) inside a ``maim_db.lock_wait`` span."""
         queued = lock.holder is not None  # another thread of this process holds or waits first
-        span = self.tracer.start_span(
-            "maim_db.lock_wait",
-            attributes={**self._db_attributes, "maim_db.lock.timeout_s": timeout},
-        )
+        span = self.tracer.start_span("maim_db.lock_wait")
+        if span.is_recording():
+            span.set_attributes(self._db_attributes)
+            span.set_attribute("maim_db.lock.timeout_s", timeout)
         try:
             hold = take()
         except BaseException as exc:
@@ -150,25 +152,28 @@ class Spans:
             span.set_status(self._error, type(exc).__name__)
             span.end()
             raise
-        # The cross-process queue's last turn is ours now (we hold the lock): was it the fast one?
-        fast = bool(getattr(getattr(lock, "_cross", None), "fast", False))
-        span.set_attribute("maim_db.lock.fast_path", fast)
-        span.set_attribute("maim_db.lock.waited", queued or not fast)
+        if span.is_recording():
+            # The cross-process queue's last turn is ours now (we hold the lock): was it the fast one?
+            fast = bool(getattr(getattr(lock, "_cross", None), "fast", False))
+            span.set_attribute("maim_db.lock.fast_path", fast)
+            span.set_attribute("maim_db.lock.waited", queued or not fast)
         span.end()
         return hold
 
     # -- statements ------------------------------------------------------------------------
 
     def _statement_span(self, sql: str, start_ns: int, end_ns: int, exc: BaseException | None) -> None:
-        words = sql.split(None, 1)
-        name = " ".join(p for p in (words[0] if words else "", self._db_name or "") if p) or "statement"
-        attributes = dict(self._db_attributes)
-        attributes.update(dict.fromkeys(self._statement_keys, sql))
-        attributes["maim_db.side"] = "peewee"
-        span = self.tracer.start_span(name, kind=self._client, attributes=attributes, start_time=start_ns)
-        if exc is not None:
-            span.record_exception(exc)
-            span.set_status(self._error, type(exc).__name__)
+        span = self.tracer.start_span("statement", kind=self._client, start_time=start_ns)
+        if span.is_recording():  # a no-op tracer (no provider set) costs the call above, nothing more
+            words = sql.split(None, 1)
+            span.update_name(" ".join(p for p in (words[0] if words else "", self._db_name or "") if p) or "statement")
+            attributes = dict(self._db_attributes)
+            attributes.update(dict.fromkeys(self._statement_keys, sql))
+            attributes["maim_db.side"] = "peewee"
+            span.set_attributes(attributes)
+            if exc is not None:
+                span.record_exception(exc)
+                span.set_status(self._error, type(exc).__name__)
         span.end(end_time=end_ns)
 
     def statement(self, event: Any) -> None:

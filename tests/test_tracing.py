@@ -104,6 +104,7 @@ async def test_one_acreate_gives_hop_lock_wait_and_statement_spans_in_one_trace(
     [lock] = _named(spans, "maim_db.lock_wait")
     statements = _statements(spans)
     assert statements, [s.name for s in spans]
+    assert hop.attributes is not None and str(hop.attributes["maim_db.call"]).endswith("create")
     trace_id = hop.context.trace_id
     assert {s.context.trace_id for s in [lock, *statements]} == {trace_id}
     assert _descends_from(lock, hop, spans)
