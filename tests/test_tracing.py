@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv.trace import SpanAttributes
 
-from maim_db import Bridge, ConfigurationError, tracing
+from maim_db import Bridge, ConfigurationError, WriteLockTimeoutError, tracing
 from maim_db.domain.models import ALL_MODELS, Agent, Tenant
 
 pytestmark = pytest.mark.anyio
@@ -331,3 +331,91 @@ async def test_postgresql_hop_and_statement_spans(
     finally:
         tracing.uninstrument(b)
         b.close()
+
+
+def test_a_lock_wait_that_times_out_is_an_error_span(
+    tmp_path: Path, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    import threading
+
+    from maim_db.sqlite.writelock import write_lock_for
+
+    path = tmp_path / "held.db"
+    path.touch()
+    lock = write_lock_for(path)
+    spans = tracing.spans_for(True, provider, system="sqlite", db_name=str(path))
+    assert spans is not None
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        hold = lock.acquire(5.0)
+        held.set()
+        release.wait(10)
+        hold.release()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(WriteLockTimeoutError):
+            lock.acquire(0.05, tracer=spans)
+    finally:
+        release.set()
+        thread.join(10)
+    [wait] = _named(exporter.get_finished_spans(), "maim_db.lock_wait")
+    assert wait.attributes is not None
+    assert wait.attributes["maim_db.lock.timed_out"] is True
+    assert wait.attributes["maim_db.lock.timeout_s"] == 0.05
+    assert not wait.status.is_ok
+    exporter.clear()
+    lock.acquire(1.0, tracer=spans).release()  # free now: the fast path, no wait
+    [free] = _named(exporter.get_finished_spans(), "maim_db.lock_wait")
+    assert free.attributes is not None and free.attributes["maim_db.lock.waited"] is False
+
+
+def test_the_hop_span_on_trio(traced: Bridge, exporter: InMemorySpanExporter) -> None:
+    import trio
+
+    async def main() -> None:
+        tenant = await Tenant.acreate(tenant_name="acme")
+        await Agent.acreate(tenant=tenant, name="bot")
+
+    trio.run(main)
+    spans = exporter.get_finished_spans()
+    hops = _named(spans, "maim_db.hop")
+    assert len(hops) == 2
+    assert all(any(_descends_from(s, hop, spans) for hop in hops) for s in _statements(spans))
+    assert len({s.context.trace_id for s in hops}) == 2  # two calls outside any span: two traces
+
+
+def test_by_default_a_global_provider_turns_tracing_on(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import asyncio
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from maim_db import Bridge
+        from maim_db.domain.models import ALL_MODELS, Tenant
+
+        before = Bridge({str(tmp_path / "before.db")!r})  # no provider yet: off
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        b = Bridge({str(tmp_path / "after.db")!r})
+        b.bind(*ALL_MODELS)
+        b.create_tables()
+        asyncio.run(Tenant.acreate(tenant_name="acme"))
+        names = {{s.name for s in exporter.get_finished_spans()}}
+        assert "maim_db.hop" in names and "maim_db.lock_wait" in names, names
+        assert before._spans is None and b._spans is not None
+        b.close()
+        before.close()
+        print("ok")
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
