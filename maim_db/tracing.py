@@ -27,6 +27,7 @@ The spans (docs/observability.md, "Tracing"):
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import sys
 import time
@@ -90,7 +91,12 @@ def _attribute_names() -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...
     return new if "database" in opt_in else old
 
 
-def _call_name(fn: Any) -> str:
+def _call_name(call: Any) -> str:
+    """The function a hop runs; through the bridge's wrappers that hand a server connection back."""
+    fn = call.fn
+    if getattr(fn, "__name__", "").startswith("_then_return"):
+        # _then_return_connection(db, fn, args, kwargs) and its replicas' twin: the first function
+        fn = next((a for a in call.args if inspect.isroutine(a)), fn)
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
 
 
@@ -121,7 +127,7 @@ class Spans:
         """
         span = self.tracer.start_span("maim_db.hop")
         if span.is_recording():
-            span.set_attribute("maim_db.call", _call_name(call.fn))
+            span.set_attribute("maim_db.call", _call_name(call))
         ctx = self._trace.set_span_in_context(span)
         call.ctx.run(self._context.attach, ctx)  # that copy is the call's alone: never detached
         token = self._context.attach(ctx)

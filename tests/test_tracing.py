@@ -323,8 +323,13 @@ async def test_postgresql_hop_and_statement_spans(
         await Tenant.acreate(tenant_name="acme")
         spans = exporter.get_finished_spans()
         [hop] = _named(spans, "maim_db.hop")
+        assert hop.attributes is not None and str(hop.attributes["maim_db.call"]).endswith("create")
         statements = _statements(spans)
         assert statements and all(s.context.trace_id == hop.context.trace_id for s in statements)
+        exporter.clear()
+        assert await Tenant.aget_or_none(tenant_name="nobody") is None  # bridge.run: a wrapped hop on a server
+        [read] = _named(exporter.get_finished_spans(), "maim_db.hop")
+        assert read.attributes is not None and str(read.attributes["maim_db.call"]).endswith("get_or_none")
         assert all(_descends_from(s, hop, spans) for s in statements)
         assert {s.attributes[SpanAttributes.DB_SYSTEM] for s in statements} == {"postgresql"}  # type: ignore[index]
         assert not _named(spans, "maim_db.lock_wait")  # the server does its own locking
