@@ -55,6 +55,7 @@ from .sqlalchemy.scoping import ScopedSession
 from .sqlite.profile import SQLiteProfile
 from .sqlite.resources import SQLiteFile
 from .sqlite.writelock import blocks_in_context, fork_exempt
+from .tracing import Spans, SQLAlchemyTracing, spans_for
 from .url import DatabaseURL
 
 __all__ = ["AsyncAtomic", "Bridge", "close_default_bridge", "default_bridge"]
@@ -178,6 +179,10 @@ class Bridge:
     server a batch is one transaction at the bridge's transaction isolation, where a lone
     write autocommits: pass True only where the writes cannot conflict (or are retried).
     ``False`` runs :meth:`write` calls one by one, as :meth:`run` does.
+    ``tracing`` puts OpenTelemetry spans on the executor hops, the write-lock waits and the
+    Peewee statements, and the official SQLAlchemy instrumentation on the bridge's engines
+    (when installed): by default (None) when a real TracerProvider is set globally (or
+    ``tracer_provider`` is given), True always, False never (:mod:`maim_db.tracing`).
     """
 
     def __init__(
@@ -194,6 +199,8 @@ class Bridge:
         environ: Mapping[str, str] | None = None,
         replicas: Sequence[str | DatabaseURL] | None = None,
         group_commit: bool | None = None,
+        tracing: bool | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         choice = resolve_url(url, environ=environ, base_dir=base_dir)
         self.url: DatabaseURL = choice.url
@@ -265,6 +272,9 @@ class Bridge:
             if (self.url.is_sqlite if group_commit is None else group_commit)
             else None
         )
+        self._spans: Spans | None = None
+        self._sa_tracing = SQLAlchemyTracing()
+        self._start_tracing(tracing=tracing, tracer_provider=tracer_provider, sqlalchemy_required=False)
         _live.add(self)
 
     def __repr__(self) -> str:
@@ -285,6 +295,7 @@ class Bridge:
                 file = self._file
                 if file is None:
                     file = self._file = SQLiteFile(self.url, self.profile, legacy_source=self.legacy_path)
+                    file.tracer = self._spans
         return file
 
     # -- the Peewee side -----------------------------------------------------------------
@@ -313,6 +324,8 @@ class Bridge:
         db.attach_bridge(self)
         if self.slow_query_ms is not None:
             install_peewee_hook(db, self.slow_query_ms)
+        if self._spans is not None:
+            db.query_hooks.append(self._spans.statement)
         return db
 
     def bind(self, *models: type[pw.Model]) -> Bridge:
@@ -364,7 +377,7 @@ class Bridge:
                 if engine is None:
                     engine = build_sync_engine(self.url, self.sqlite_file)
                     _guard_sync_engine(self, engine)
-
+                    self._sa_tracing.apply(engine)
                     if self.slow_query_ms is not None:
                         install_sqlalchemy_hook(engine, self.slow_query_ms)
                     self._sync_engine = engine
@@ -390,7 +403,9 @@ class Bridge:
                 self._check_open()
                 engines = self._async_engines
                 if engines is None:
-                    build = functools.partial(_new_async_engine, self.url, self.sqlite_file, self.slow_query_ms)
+                    build = functools.partial(
+                        _new_async_engine, self.url, self.sqlite_file, self.slow_query_ms, self._sa_tracing
+                    )
                     engines = self._async_engines = LoopEngines(
                         build,
                         functools.partial(build, pooled=False),
@@ -523,6 +538,45 @@ class Bridge:
         except Exception as exc:  # noqa: BLE001 - a closed bridge is unhealthy, not an error
             return {"ok": False, "backend": self.url.backend, "error": f"{type(exc).__name__}: {exc}"}
 
+    # -- tracing (maim_db.tracing) -------------------------------------------------------
+
+    def _start_tracing(self, *, tracing: bool | None, tracer_provider: Any, sqlalchemy_required: bool) -> None:
+        """Trace this bridge from now on (see :mod:`maim_db.tracing`); no-op when that resolves to off."""
+        db_name = self.url.database if not self.url.is_sqlite else (str(self.url.path) if self.url.path else None)
+        spans = spans_for(tracing, tracer_provider, system=self.url.backend, db_name=db_name)
+        if spans is None:
+            return
+        with self._lock:
+            self._stop_tracing()
+            if self._sa_tracing.enable(tracer_provider, required=sqlalchemy_required):
+                for engine in [self._sync_engine, *(self._async_engines.engines() if self._async_engines else [])]:
+                    if engine is not None:
+                        self._sa_tracing.apply(engine)
+            self._spans = spans
+            self._plain_hop = False  # run() goes through Executor.run, where the hop's span is made
+            self._set_spans(spans)
+
+    def _stop_tracing(self) -> None:
+        """No more spans from this bridge; the SQLAlchemy instrumentation is taken off its engines."""
+        with self._lock:
+            if self._sa_tracing.enabled:
+                self._sa_tracing.remove()
+            old, self._spans = self._spans, None
+            db: Any = self._peewee
+            if old is not None and db is not None:
+                with contextlib.suppress(ValueError):
+                    db.query_hooks.remove(old.statement)
+            self._set_spans(None)
+            self._plain_hop = self.url.is_sqlite and not self._replicas
+
+    def _set_spans(self, spans: Spans | None) -> None:
+        for part in (self._executor, self.group_commit, self._file):
+            if part is not None:
+                part.tracer = spans
+        db: Any = self._peewee
+        if spans is not None and db is not None:
+            db.query_hooks.append(spans.statement)
+
     # -- the executor -------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -550,6 +604,7 @@ class Bridge:
                         # Server calls wait on the network, not on the GIL: use workers eagerly.
                         stall_seconds=None if self.url.is_sqlite else 0.0,
                     )
+                    ex.tracer = self._spans
         return ex
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -1534,10 +1589,16 @@ def _guard_sync_engine(bridge: Bridge, engine: Engine) -> None:
 
 
 def _new_async_engine(
-    url: DatabaseURL, file: SQLiteFile | None, slow_query_ms: float | None, *, pooled: bool = True
+    url: DatabaseURL,
+    file: SQLiteFile | None,
+    slow_query_ms: float | None,
+    sa_tracing: SQLAlchemyTracing,
+    *,
+    pooled: bool = True,
 ) -> AsyncEngine:
-    """An AsyncEngine of the bridge's (the slow-query log installed when it is on)."""
+    """An AsyncEngine of the bridge's (the slow-query log and the SQLAlchemy instrumentation when on)."""
     engine = build_async_engine(url, file, pooled=pooled)
+    sa_tracing.apply(engine.sync_engine)
     if slow_query_ms is not None:
         install_sqlalchemy_hook(engine.sync_engine, slow_query_ms)
     return engine

@@ -428,6 +428,7 @@ class Executor:
         self.max_workers = max_workers
         self.max_sessions = max_sessions
         self._on_exit = on_thread_exit
+        self.tracer: Any = None  # maim_db.tracing.Spans when the bridge is traced: see run()
         self._reset()
 
     def _reset(self) -> None:
@@ -550,6 +551,8 @@ class Executor:
         """Run ``fn`` on a worker (or the given session) and await its result."""
         call: Call[T] = Call(fn, args, kwargs)
         submit = session.submit if session is not None else self.submit
+        if self.tracer is not None:  # a maim_db.hop span, current in the call's context on the worker
+            return await self.tracer.hop(current_inbox(), call, submit, shielded)  # type: ignore[no-any-return]
         return await current_inbox().wait(call, submit, shielded)
 
     # -- sessions ----------------------------------------------------------------------

@@ -837,13 +837,14 @@ class WriteLock:
         owner = self._local.owner
         return owner is not None and owner.thread is threading.current_thread()
 
-    def acquire(self, timeout: float, *, conn: Any = None, site: str | None = None) -> Hold:
+    def acquire(self, timeout: float, *, conn: Any = None, site: str | None = None, tracer: Any = None) -> Hold:
         """Wait for this writer's turn (FIFO), at most ``timeout`` seconds; the turn is returned.
 
         ``conn`` is the sqlite3 connection that will write (it lets a later waiter reclaim
         the turn should that connection be closed without a release). ``site`` is where
         the transaction began in the caller's code; by default it is found on the stack
-        (:func:`maim_db.callsite.begun_at`). A waiter that gives up is told both.
+        (:func:`maim_db.callsite.begun_at`). A waiter that gives up is told both. ``tracer``
+        (a :class:`maim_db.tracing.Spans`) puts the wait in a ``maim_db.lock_wait`` span.
         """
         hold = Hold(self, conn)
         if not self.enabled:
@@ -867,6 +868,12 @@ class WriteLock:
             )
         deadline = time.monotonic() + timeout
         hold.site = begun_at() if site is None else site
+        if tracer is not None:
+            return tracer.lock_wait(self, timeout, lambda: self._take_turn(hold, deadline, timeout))  # type: ignore[no-any-return]
+        return self._take_turn(hold, deadline, timeout)
+
+    def _take_turn(self, hold: Hold, deadline: float, timeout: float) -> Hold:
+        """Wait in this process's queue, then in the file's, until ``deadline``; the turn is ``hold``."""
         if not self._local.acquire(hold, deadline, self._reap_owner):
             raise self._timeout(timeout)
         try:
