@@ -719,6 +719,29 @@ def _read_record(fd: int) -> tuple[int, int, float, float, str, str] | None:
     return None
 
 
+def _recorded_holder(fd: int, *, skip_pid: int | None = None) -> tuple[LockHolder, int, bool] | None:
+    """The holder the lock file's record names, its ticket (-1: unqueued), and whether the kernel vouches.
+
+    The record counts only while ``OWNER`` is locked and, for a queued holder, its ticket's
+    slot too (the kernel then vouches for it); an unqueued holder, or one on a host without
+    OFD locks, counts while its pid is alive. None when nobody holds the lock or the record
+    is stale (and for ``skip_pid``: a process's own threads are known first-hand).
+    """
+    found = _read_record(fd)
+    if found is None or _locked_by_anyone(fd, _OWNER) is False:
+        return None
+    pid, ticket, since, wall, site, thread = found
+    if pid == skip_pid:
+        return None  # this process's threads are known first-hand: a record of ours is stale
+    slot_held = _locked_by_anyone(fd, _SLOT + ticket) if ticket >= 0 else None
+    if slot_held is False or (slot_held is None and not _alive(pid)):
+        return None  # its writer died (or finished) and another took OWNER a moment ago
+    held_for = time.monotonic() - since
+    if not 0 <= held_for < 10 * 365 * 86400:  # another clock (another host, a container's namespace)
+        held_for = max(0.0, time.time() - wall)
+    return LockHolder(pid, thread or None, held_for, site or None), ticket, bool(slot_held)
+
+
 def _locked_by_anyone(fd: int, byte: int) -> bool | None:
     """Whether some open file description holds ``byte`` (Linux OFD locks), None where unknown."""
     if not _HAS_OFD:
@@ -958,20 +981,8 @@ class WriteLock:
             return None
 
     def _holder_in_file(self) -> LockHolder | None:
-        fd = self._page.fd
-        found = _read_record(fd)
-        if found is None or _locked_by_anyone(fd, _OWNER) is False:
-            return None
-        pid, ticket, since, wall, site, thread = found
-        if pid == os.getpid():
-            return None  # this process's threads are known first-hand: a record of ours is stale
-        slot_held = _locked_by_anyone(fd, _SLOT + ticket) if ticket >= 0 else None
-        if slot_held is False or (slot_held is None and not _alive(pid)):
-            return None  # its writer died (or finished) and another took OWNER a moment ago
-        held_for = time.monotonic() - since
-        if not 0 <= held_for < 10 * 365 * 86400:  # another clock (another host, a container's namespace)
-            held_for = max(0.0, time.time() - wall)
-        return LockHolder(pid, thread or None, held_for, site or None)
+        found = _recorded_holder(self._page.fd, skip_pid=os.getpid())
+        return None if found is None else found[0]
 
     def _timeout(self, timeout: float) -> WriteLockTimeoutError:
         holder = self.current_holder()
