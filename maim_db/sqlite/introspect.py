@@ -25,32 +25,15 @@ maim_db has used the file is refused (:class:`~maim_db.errors.ConfigurationError
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import struct
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigurationError, DatabaseFileError, NotADatabaseError
-
-# The lock file's layout and its readers belong to writelock; these helpers are its own.
-from .writelock import (
-    _CLOEXEC,
-    _COUNTER,
-    _HAS_OFD,
-    _OWNER,
-    _SLOT,
-    _locks,
-    _recorded_holder,
-)
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no queue to look at
-    fcntl = None  # type: ignore[assignment]
+from .writelock import inspect_queue, used_in_this_process
 
 __all__ = ["inspect"]
 
@@ -59,15 +42,15 @@ _WAL_MAGIC = (0x377F0682, 0x377F0683)
 _WAL_HEADER = 32
 _FRAME_HEADER = 24
 _SHM_HEADER = struct.Struct("=IIIBBHIIIIIIII")  # WalIndexHdr (sqlite3/src/wal.c), native byte order
+_SHM_SALT = 32  # WalIndexHdr.aSalt
 _SHM_BACKFILL = 96  # WalCkptInfo.nBackfill follows the two copies of the header
-_MAX_LOCKS = 4096  # bounds the walk over the queue's slot bytes
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def inspect(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A snapshot of an SQLite database file's write lock, WAL and size, read without touching it."""
     db = Path(path)
-    key = os.path.realpath(db)
-    if key in _locks:
+    if used_in_this_process(db):
         raise ConfigurationError(
             f"this process has used {db}; inspect() reads it from outside",
             hint="run `maim-db stats` in another process, or read bridge.health() in this one",
@@ -84,138 +67,11 @@ def inspect(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {
         "database": str(db),
         "time": time.time(),
-        "lock": _lock(Path(f"{db}-maimlock")),
+        "lock": inspect_queue(db),
         "wal": {k: v for k, v in wal.items() if not k.startswith("_")},
         "file": _file(db, st.st_size, wal),
         "checkpointer": None,  # kept in the writing process's memory only (see the module's docstring)
     }
-
-
-# -- the write lock ------------------------------------------------------------------------
-
-
-def _lock(path: Path) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "file": str(path),
-        "exists": path.exists(),
-        "holder": None,
-        "waiters": 0 if _HAS_OFD else None,  # unknown without OFD locks to ask about
-        "waiter_pids": None,
-        "tickets_drawn": 0,
-    }
-    if fcntl is None or not info["exists"]:
-        # No queue on this platform (SQLite's busy handler does the waiting), or no maim_db
-        # writer has used the file yet: the lock is free.
-        return info
-    fd = os.open(path, os.O_RDONLY | _CLOEXEC)
-    try:
-        raw = os.pread(fd, 8, _COUNTER)
-        info["tickets_drawn"] = int.from_bytes(raw, "little") if len(raw) == 8 else 0
-        found = _recorded_holder(fd)
-        ticket = -1
-        if found is not None:
-            holder, ticket, vouched = found
-            info["holder"] = {
-                "pid": holder.pid,
-                "thread": holder.thread,
-                "site": holder.site,
-                "held_for": round(holder.held_for, 3),
-                "since": round(time.time() - holder.held_for, 3),
-                "ticket": None if ticket < 0 else ticket,
-                # True: OWNER and the holder's slot are locked (the kernel's word); False: an
-                # unqueued holder or a host without OFD locks, believed while its pid lives.
-                "vouched": vouched,
-            }
-        owner_locked = _locked(fd, _OWNER, 1) is not None if _HAS_OFD else None
-        info["owner_locked"] = owner_locked
-        if info["holder"] is None and owner_locked:
-            info["holder_unknown"] = "the lock is held, by a writer that has not written its record yet"
-        if _HAS_OFD:
-            slots = _slot_bytes(fd)
-            if slots is None:
-                info["waiters"] = None  # a fast turn was narrowing its range: try again
-            else:
-                info["waiters"] = len(slots - {_SLOT + ticket} if ticket >= 0 else slots)
-            by_pid = _lockers(fd)
-            if by_pid is not None:
-                info["owner_pids"] = sorted(p for p, spans in by_pid.items() if _covers(spans, _OWNER))
-                holder_slot = _SLOT + ticket if ticket >= 0 else None
-                info["waiter_pids"] = sorted(
-                    p
-                    for p, spans in by_pid.items()
-                    if any(end > _SLOT and not (start == holder_slot and end == start + 1) for start, end in spans)
-                    and not _covers(spans, _OWNER)
-                )
-    finally:
-        os.close(fd)
-    return info
-
-
-def _locked(fd: int, start: int, length: int) -> tuple[int, int] | None:
-    """The first lock another open file description holds in ``[start, start+length)`` (0: to EOF)."""
-    assert fcntl is not None
-    probe = struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, start, length, 0)
-    kind, _, l_start, l_len, _ = struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_OFD_GETLK, probe))
-    return None if kind == fcntl.F_UNLCK else (l_start, l_len)
-
-
-def _slot_bytes(fd: int) -> set[int] | None:
-    """The queue's locked slot bytes (one per queued or writing process); None while a fast turn narrows."""
-    found: set[int] = set()
-    start = _SLOT
-    for _ in range(_MAX_LOCKS):
-        lock = _locked(fd, start, 0)
-        if lock is None:
-            return found
-        l_start, l_len = lock
-        if l_start < _SLOT or l_len == 0:
-            return None  # the range from OWNER to EOF a fast turn holds for an instant
-        found.update(range(l_start, l_start + l_len))
-        start = l_start + l_len
-    return found
-
-
-def _covers(spans: list[tuple[int, int]], byte: int) -> bool:
-    return any(start <= byte < end for start, end in spans)
-
-
-def _lockers(fd: int) -> dict[int, list[tuple[int, int]]] | None:
-    """Per pid, the byte ranges it holds on the lock file (Linux: /proc/PID/fdinfo); None elsewhere.
-
-    OFD locks carry no pid (F_OFD_GETLK and /proc/locks say -1), but each descriptor's
-    fdinfo lists the locks of its open file description. Only processes this user may
-    look into are found.
-    """
-    if not sys.platform.startswith("linux") or not os.path.isdir("/proc/self/fdinfo"):
-        return None
-    me = os.fstat(fd)
-    target = os.readlink(f"/proc/self/fd/{fd}")
-    found: dict[int, list[tuple[int, int]]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            fds = os.listdir(f"/proc/{entry.name}/fd")
-        except OSError:  # another user's, or it exited
-            continue
-        for name in fds:
-            try:
-                if os.readlink(f"/proc/{entry.name}/fd/{name}") != target:
-                    continue
-                with open(f"/proc/{entry.name}/fdinfo/{name}", encoding="ascii", errors="replace") as info:
-                    lines = info.read().splitlines()
-            except OSError:
-                continue
-            for line in lines:
-                # lock:	1: OFDLCK ADVISORY  WRITE -1 fe:00:2147423 1048576 1048576
-                parts = line.split()
-                if parts[:1] != ["lock:"] or len(parts) < 4 or not parts[-3].endswith(f":{me.st_ino}"):
-                    continue
-                with contextlib.suppress(ValueError):
-                    start = int(parts[-2])
-                    end = sys.maxsize if parts[-1] == "EOF" else int(parts[-1]) + 1
-                    found.setdefault(int(entry.name), []).append((start, end))
-    return found
 
 
 # -- the WAL and the database file ----------------------------------------------------------
@@ -258,7 +114,7 @@ def _wal(wal: Path, shm: Path) -> dict[str, Any]:
         frame = _FRAME_HEADER + page_size
         info["frames_in_file"] = max(0, (size - _WAL_HEADER) // frame)
         info["generation"] = generation  # SQLite's checkpoint sequence: +1 each time the WAL starts over
-        index = _shm_header(shm, (salt1, salt2))
+        index = _shm_header(shm, head[16:24])
         pages: int | None
         if index is not None:
             last, pages, backfilled = index
@@ -273,15 +129,16 @@ def _wal(wal: Path, shm: Path) -> dict[str, Any]:
     return info
 
 
-def _shm_header(shm: Path, salts: tuple[int, int]) -> tuple[int, int, int] | None:
+def _shm_header(shm: Path, salts: bytes) -> tuple[int, int, int] | None:
     """(frames in use, database pages, frames checkpointed) from the wal-index, if it describes this WAL."""
     raw = _pread(shm, _SHM_BACKFILL + 4, 0)
     size = _SHM_HEADER.size
     if len(raw) < _SHM_BACKFILL + 4 or raw[:size] != raw[size : 2 * size]:
         return None  # absent, or being written (SQLite's readers retry on this too)
     fields = _SHM_HEADER.unpack_from(raw)
-    is_init, max_frame, pages, salt = fields[3], fields[6], fields[7], (fields[10], fields[11])
-    if not is_init or salt != salts:
+    is_init, max_frame, pages = fields[3], fields[6], fields[7]
+    # The salts are the WAL header's bytes copied as they are (big-endian), not native integers.
+    if not is_init or raw[_SHM_SALT : _SHM_SALT + 8] != salts:
         return None
     (backfilled,) = struct.unpack_from("=I", raw, _SHM_BACKFILL)
     return max_frame, pages, backfilled
