@@ -505,10 +505,10 @@ def _sqlite_lines(found: dict[str, Any]) -> list[tuple[str, Any]]:
     holder = lock["holder"]
     if holder is not None:
         where = f" at {holder['site']}" if holder["site"] else ""
-        checked = "the kernel vouches for it" if holder["vouched"] else "its pid is alive"
+        checked = "confirmed by the kernel" if holder["vouched"] else "its process is alive"
         text = (
             f"pid {holder['pid']} (thread {holder['thread']}) for {holder['held_for']:.1f} s, since "
-            f"{time.strftime('%H:%M:%S', time.localtime(holder['since']))}{where}; {checked}"
+            f"{time.strftime('%H:%M:%S', time.localtime(holder['since']))}{where} ({checked})"
         )
     elif lock.get("holder_unknown"):
         text = lock["holder_unknown"]
