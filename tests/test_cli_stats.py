@@ -236,6 +236,40 @@ def test_stats_reads_pages_and_freelist_as_sqlite_does(tmp_path: Path) -> None:
     assert closed["file"]["bytes"] == path.stat().st_size
 
 
+def test_a_wal_without_its_index_is_read_from_its_frames(tmp_path: Path) -> None:
+    # A WAL whose -shm is gone (copied away, or left by a crash): the committed frames say it.
+    source = tmp_path / "source.db"
+    conn = sqlite3.connect(source, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = wal")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute("CREATE TABLE blobs (b BLOB)")
+        for _ in range(30):
+            conn.execute("INSERT INTO blobs (b) VALUES (zeroblob(5000))")
+        conn.execute("DELETE FROM blobs WHERE rowid > 10")
+        expected = [conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "freelist_count")]
+        committed = Path(f"{source}-wal").stat().st_size
+        conn.execute("PRAGMA cache_size = 2")  # a transaction bigger than the cache spills into the WAL
+        conn.execute("BEGIN")
+        for _ in range(30):
+            conn.execute("INSERT INTO blobs (b) VALUES (zeroblob(5000))")
+        assert Path(f"{source}-wal").stat().st_size > committed  # frames written, not committed
+        copy = tmp_path / "copy"
+        copy.mkdir()
+        for suffix in ("", "-wal"):  # not -shm
+            (copy / f"copy.db{suffix}").write_bytes(Path(f"{source}{suffix}").read_bytes())
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+    seen = stats(str(copy / "copy.db"))
+    assert seen["wal"]["shm"] is False and seen["wal"]["checkpointed_frames"] is None
+    assert seen["wal"]["frames"] == (committed - 32) // (24 + seen["file"]["page_size"])  # the committed ones
+    assert seen["wal"]["frames_in_file"] > seen["wal"]["frames"]
+    assert [seen["file"]["pages"], seen["file"]["freelist_pages"]] == expected
+    assert expected[1] > 0
+    assert sorted(p.name for p in copy.iterdir()) == ["copy.db", "copy.db-wal"]  # no -shm was made
+
+
 def test_stats_creates_nothing_beside_an_unused_file(tmp_path: Path) -> None:
     path = tmp_path / "plain.db"
     conn = sqlite3.connect(path)
