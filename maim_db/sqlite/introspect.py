@@ -63,15 +63,23 @@ def inspect(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from exc
     if not stat.S_ISREG(st.st_mode):
         raise DatabaseFileError(f"{db} is not a regular file", path=db, hint="point the URL at the database file")
-    wal = _wal(Path(f"{db}-wal"), Path(f"{db}-shm"))
-    return {
-        "database": str(db),
-        "time": time.time(),
-        "lock": inspect_queue(db),
-        "wal": {k: v for k, v in wal.items() if not k.startswith("_")},
-        "file": _file(db, st.st_size, wal),
-        "checkpointer": None,  # kept in the writing process's memory only (see the module's docstring)
-    }
+    try:
+        wal = _wal(Path(f"{db}-wal"), Path(f"{db}-shm"))
+        return {
+            "database": str(db),
+            "time": time.time(),
+            "lock": inspect_queue(db),
+            "wal": {k: v for k, v in wal.items() if not k.startswith("_")},
+            "file": _file(db, st.st_size, wal),
+            "checkpointer": None,  # kept in the writing process's memory only (see the module's docstring)
+        }
+    except PermissionError as exc:
+        raise DatabaseFileError(
+            f"cannot read {exc.filename or db}: {exc.strerror}",
+            path=db,
+            hint="run it as the user that owns the database (or one of its group)",
+            orig=exc,
+        ) from exc
 
 
 # -- the WAL and the database file ----------------------------------------------------------
