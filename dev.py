@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""The project's two commands, on any machine with Python 3.11+.
+"""The project's commands, on any machine with Python 3.11+.
 
     python3 dev.py demo     run the main job (a bot and a service on one SQLite file)
-    python3 dev.py test     ruff, mypy and the whole pytest suite
+    python3 dev.py test     ruff, mypy and the whole pytest suite (it builds the docs site too)
+    python3 dev.py docs     serve the documentation site on http://127.0.0.1:8000 (mkdocs.yml);
+                            `python3 dev.py docs build` writes it to ./site instead
 
-Both create ./.venv on first use and install the package with what it needs; they
-reinstall only when pyproject.toml changes. Extra arguments go to the tool
+Each creates ./.venv on first use and installs the package with what it needs, and
+reinstalls only when pyproject.toml changes. Extra arguments go to the tool
 (``python3 dev.py test -k url`` passes ``-k url`` to pytest).
 
 For the suite's cluster and replica tests (.ci/run does this; docs/scaling.md):
@@ -74,13 +76,16 @@ def services() -> ModuleType:
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "services":
         return int(services().main(argv[1:]))
-    if not argv or argv[0] not in {"demo", "test"}:
+    if not argv or argv[0] not in {"demo", "test", "docs"}:
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
     python = ensure_env()
     if command == "demo":
         return run(python, "-m", "maim_db.cli", "demo", *rest)
+    if command == "docs":
+        # the same strict build as tests/test_docs_site.py: a broken reference is an error
+        return run(python, "-m", "mkdocs", *(rest or ["serve"]), "--strict")
     for step in (
         (python, "-m", "ruff", "check", "."),
         (python, "-m", "ruff", "format", "--check", "."),

@@ -56,6 +56,7 @@ from .sqlalchemy.scoping import ScopedSession
 from .sqlite.profile import SQLiteProfile
 from .sqlite.resources import SQLiteFile
 from .sqlite.writelock import blocks_in_context, fork_exempt
+from .tracing import Spans, SQLAlchemyTracing, spans_for
 from .url import DatabaseURL
 
 __all__ = ["AsyncAtomic", "Bridge", "close_default_bridge", "default_bridge"]
@@ -180,6 +181,10 @@ class Bridge:
     write autocommits: pass True only where the writes cannot conflict (or are retried).
     ``False`` runs :meth:`write` calls one by one, as :meth:`run` does.
     ``metrics`` (on by default) keeps the counters and histograms of :meth:`stats`.
+    ``tracing`` puts OpenTelemetry spans on the executor hops, the write-lock waits and the
+    Peewee statements, and the official SQLAlchemy instrumentation on the bridge's engines
+    (when installed): by default (None) when a real TracerProvider is set globally (or
+    ``tracer_provider`` is given), True always, False never (:mod:`maim_db.tracing`).
     """
 
     def __init__(
@@ -197,6 +202,8 @@ class Bridge:
         replicas: Sequence[str | DatabaseURL] | None = None,
         group_commit: bool | None = None,
         metrics: bool = True,
+        tracing: bool | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         choice = resolve_url(url, environ=environ, base_dir=base_dir)
         self.url: DatabaseURL = choice.url
@@ -273,6 +280,9 @@ class Bridge:
         self._lock_base: tuple[dict[str, int], dict[str, Any]] | None = None  # the write lock's counts at first use
         if self.group_commit is not None:
             self.group_commit.metrics = self.metrics
+        self._spans: Spans | None = None
+        self._sa_tracing = SQLAlchemyTracing()
+        self._start_tracing(tracing=tracing, tracer_provider=tracer_provider, sqlalchemy_required=False)
         _live.add(self)
 
     def __repr__(self) -> str:
@@ -295,6 +305,7 @@ class Bridge:
                     file = self._file = SQLiteFile(self.url, self.profile, legacy_source=self.legacy_path)
                     if self.metrics is not None and file.write_lock is not None:
                         self._lock_base = _meter_lock(file.write_lock)
+                    file.tracer = self._spans
         return file
 
     # -- the Peewee side -----------------------------------------------------------------
@@ -324,6 +335,8 @@ class Bridge:
         db.metrics = self.metrics
         if self.slow_query_ms is not None:
             install_peewee_hook(db, self.slow_query_ms)
+        if self._spans is not None:
+            db.query_hooks.append(self._spans.statement)
         return db
 
     def bind(self, *models: type[pw.Model]) -> Bridge:
@@ -377,6 +390,7 @@ class Bridge:
                     _guard_sync_engine(self, engine)
                     if self.metrics is not None:
                         before_statement(engine, self.metrics.sqlalchemy_statement, last=True)
+                    self._sa_tracing.apply(engine)
                     if self.slow_query_ms is not None:
                         install_sqlalchemy_hook(engine, self.slow_query_ms)
                     self._sync_engine = engine
@@ -403,7 +417,12 @@ class Bridge:
                 engines = self._async_engines
                 if engines is None:
                     build = functools.partial(
-                        _new_async_engine, self.url, self.sqlite_file, self.slow_query_ms, self.metrics
+                        _new_async_engine,
+                        self.url,
+                        self.sqlite_file,
+                        self.slow_query_ms,
+                        self.metrics,
+                        self._sa_tracing,
                     )
                     engines = self._async_engines = LoopEngines(
                         build,
@@ -605,6 +624,45 @@ class Bridge:
             "histograms": histograms,
         }
 
+    # -- tracing (maim_db.tracing) -------------------------------------------------------
+
+    def _start_tracing(self, *, tracing: bool | None, tracer_provider: Any, sqlalchemy_required: bool) -> None:
+        """Trace this bridge from now on (see :mod:`maim_db.tracing`); no-op when that resolves to off."""
+        db_name = self.url.database if not self.url.is_sqlite else (str(self.url.path) if self.url.path else None)
+        spans = spans_for(tracing, tracer_provider, system=self.url.backend, db_name=db_name)
+        if spans is None:
+            return
+        with self._lock:
+            self._stop_tracing()
+            if self._sa_tracing.enable(tracer_provider, required=sqlalchemy_required):
+                for engine in [self._sync_engine, *(self._async_engines.engines() if self._async_engines else [])]:
+                    if engine is not None:
+                        self._sa_tracing.apply(engine)
+            self._spans = spans
+            self._plain_hop = False  # run() goes through Executor.run, where the hop's span is made
+            self._set_spans(spans)
+
+    def _stop_tracing(self) -> None:
+        """No more spans from this bridge; the SQLAlchemy instrumentation is taken off its engines."""
+        with self._lock:
+            if self._sa_tracing.enabled:
+                self._sa_tracing.remove()
+            old, self._spans = self._spans, None
+            db: Any = self._peewee
+            if old is not None and db is not None:
+                with contextlib.suppress(ValueError):
+                    db.query_hooks.remove(old.statement)
+            self._set_spans(None)
+            self._plain_hop = self.url.is_sqlite and not self._replicas
+
+    def _set_spans(self, spans: Spans | None) -> None:
+        for part in (self._executor, self.group_commit, self._file):
+            if part is not None:
+                part.tracer = spans
+        db: Any = self._peewee
+        if spans is not None and db is not None:
+            db.query_hooks.append(spans.statement)
+
     # -- the executor -------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -633,6 +691,7 @@ class Bridge:
                         stall_seconds=None if self.url.is_sqlite else 0.0,
                     )
                     ex.hop_seconds = self.metrics.hop_seconds if self.metrics is not None else None
+                    ex.tracer = self._spans
         return ex
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -1653,13 +1712,15 @@ def _new_async_engine(
     file: SQLiteFile | None,
     slow_query_ms: float | None,
     metrics: Metrics | None,
+    sa_tracing: SQLAlchemyTracing,
     *,
     pooled: bool = True,
 ) -> AsyncEngine:
-    """An AsyncEngine of the bridge's (the slow-query log and the statement count installed when they are on)."""
+    """An AsyncEngine of the bridge's (slow-query log, statement count, SQLAlchemy instrumentation: when on)."""
     engine = build_async_engine(url, file, pooled=pooled)
     if metrics is not None:
         before_statement(engine.sync_engine, metrics.sqlalchemy_statement, last=True)
+    sa_tracing.apply(engine.sync_engine)
     if slow_query_ms is not None:
         install_sqlalchemy_hook(engine.sync_engine, slow_query_ms)
     return engine

@@ -1,7 +1,7 @@
 """The ``maim-db`` command.
 
-Subcommands: ``init``, ``check``, ``info``, ``backup``, ``restore``, ``migrate``, ``demo``,
-``bench``; ``maim-db COMMAND --help`` explains each.
+Subcommands: ``init``, ``check``, ``info``, ``stats``, ``backup``, ``restore``, ``migrate``,
+``demo``, ``bench``; ``maim-db COMMAND --help`` explains each.
 
 Exit codes scripts can rely on: 0 success; 1 the command ran and found a problem (``check``
 failed, the demo lost an update); 2 bad usage or bad input (a wrong URL, a missing or
@@ -9,7 +9,8 @@ non-SQLite file, an unwritable destination) -- and then nothing was changed.
 
 A damaged file is reported in one line naming it and the fix, never as a traceback.
 ``check`` and ``info`` only read: on an SQLite file they use a read-only connection, so
-they never switch the journal mode, checkpoint, or create the file.
+they never switch the journal mode, checkpoint, or create the file. ``stats`` opens no
+SQLite connection at all: it reads the files as they are (maim_db.sqlite.introspect).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import importlib
 import json
 import sqlite3
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -321,6 +323,254 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- stats -----------------------------------------------------------------------------------
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    if args.target is not None and args.url is not None and args.target != args.url:
+        raise ConfigurationError("two URLs were given (URL and --url)", hint="pass one of them")
+    if args.watch is not None and not args.watch > 0:
+        raise ConfigurationError(f"--watch {args.watch:g} is not a positive number of seconds", hint="e.g. --watch 2")
+    if args.count is not None and args.count < 1:
+        raise ConfigurationError(f"--count {args.count} is below 1", hint="e.g. --count 10")
+    from .settings import resolve_url
+
+    url = resolve_url(args.target if args.target is not None else args.url).url
+    interval = args.watch if args.watch is not None else 2.0
+    repeat = args.watch is not None or args.count is not None
+    count = args.count if args.count is not None else (None if repeat else 1)
+    with contextlib.ExitStack() as stack:
+        if url.is_sqlite:
+            if url.path is None:
+                raise ConfigurationError(
+                    f"stats looks at a database file, not {url.safe_target()}", hint="pass the file's path"
+                )
+            path = Path(url.path)
+
+            def snapshot() -> dict[str, Any]:
+                return _sqlite_stats(path)
+
+        else:
+            args.url = str(url)
+            bridge = stack.enter_context(_bridge(args, bind=False))
+
+            def snapshot() -> dict[str, Any]:
+                return _server_stats(bridge)
+
+        shown = 0
+        try:
+            while count is None or shown < count:
+                if shown:
+                    time.sleep(interval)
+                _show_stats(snapshot(), as_json=args.json, first=not shown)
+                shown += 1
+        except KeyboardInterrupt:
+            return 0  # the way out of --watch
+    return 0
+
+
+def _sqlite_stats(path: Path) -> dict[str, Any]:
+    from .sqlite.introspect import inspect
+
+    found = inspect(path)
+    return {"backend": "sqlite", **found}
+
+
+def _rows(bridge: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in bridge.peewee.execute_sql(sql, params).fetchall()]
+
+
+def _server_stats(bridge: Any) -> dict[str, Any]:
+    url = bridge.url
+    found: dict[str, Any] = {"backend": url.backend, "database": url.safe_target(), "time": time.time()}
+    if url.backend == "postgresql":
+        found |= _postgresql_stats(bridge)
+    else:
+        found |= _mariadb_stats(bridge)
+    return found
+
+
+def _postgresql_stats(bridge: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    found["database_bytes"] = _rows(bridge, "SELECT pg_database_size(current_database())")[0][0]
+    found["connections"] = dict(
+        _rows(
+            bridge,
+            "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() GROUP BY 1 ORDER BY 1",
+        )
+    )
+    found["lock_waits"] = [
+        {"pid": pid, "locktype": kind, "mode": mode, "blocked_by": list(by or [])}
+        for pid, kind, mode, by in _rows(
+            bridge,
+            "SELECT l.pid, l.locktype, l.mode, pg_blocking_pids(l.pid) FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE NOT l.granted AND a.datname = current_database() "
+            "ORDER BY l.pid",
+        )
+    ]
+    standby = bool(_rows(bridge, "SELECT pg_is_in_recovery()")[0][0])
+    found["role"] = "standby" if standby else "primary"
+    if standby:
+        # How far behind the primary's last transaction the replay is (None before the first one).
+        lag = _rows(bridge, "SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp())")[0][0]
+        found["replay_lag_seconds"] = None if lag is None else float(lag)
+    else:
+        found["standbys"] = [
+            {"name": name, "client": str(client) if client else None, "state": state, "replay_lag_seconds": lag}
+            for name, client, state, lag in _rows(
+                bridge,
+                "SELECT application_name, client_addr, state, extract(epoch FROM replay_lag) "
+                "FROM pg_stat_replication ORDER BY application_name",
+            )
+        ]
+        for standby_row in found["standbys"]:
+            lag = standby_row["replay_lag_seconds"]
+            standby_row["replay_lag_seconds"] = None if lag is None else float(lag)
+    return found
+
+
+def _mariadb_stats(bridge: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    status = dict(
+        _rows(
+            bridge, "SHOW GLOBAL STATUS WHERE Variable_name LIKE %s OR Variable_name LIKE %s", ("Threads_%", "wsrep_%")
+        )
+    )
+    found["threads_connected"] = int(status.get("Threads_connected", 0))
+    found["threads_running"] = int(status.get("Threads_running", 0))
+    size = _rows(
+        bridge,
+        "SELECT coalesce(sum(data_length + index_length), 0) FROM information_schema.TABLES "
+        "WHERE table_schema = DATABASE()",
+    )[0][0]
+    found["database_bytes"] = int(size)
+    found["connections"] = dict(
+        (command, int(n))
+        for command, n in _rows(
+            bridge,
+            "SELECT COMMAND, count(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
+            "GROUP BY COMMAND ORDER BY COMMAND",
+        )
+    )
+    try:
+        waits = _rows(
+            bridge,
+            "SELECT r.trx_mysql_thread_id, b.trx_mysql_thread_id FROM information_schema.INNODB_LOCK_WAITS w "
+            "JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id "
+            "JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id ORDER BY 1",
+        )
+        found["lock_waits"] = [{"thread": waiting, "blocked_by": [blocking]} for waiting, blocking in waits]
+    except Exception:  # noqa: BLE001 - a server without INNODB_LOCK_WAITS (MySQL 8): the processlist
+        found["lock_waits"] = [
+            {"thread": thread, "state": state}
+            for thread, state in _rows(
+                bridge,
+                "SELECT ID, STATE FROM information_schema.PROCESSLIST WHERE STATE LIKE %s ORDER BY ID",
+                ("%lock%",),
+            )
+        ]
+    # MariaDB reports wsrep_* even without Galera; wsrep_on says whether this node is in a cluster.
+    wsrep_on = dict(_rows(bridge, "SHOW GLOBAL VARIABLES LIKE %s", ("wsrep_on",))).get("wsrep_on") == "ON"
+    if wsrep_on:
+        found["galera"] = {
+            "cluster_size": int(status.get("wsrep_cluster_size") or 0),
+            "cluster_status": status.get("wsrep_cluster_status"),
+            "ready": status.get("wsrep_ready") == "ON",
+            "local_state": status.get("wsrep_local_state_comment"),
+            "flow_control_paused": float(status.get("wsrep_flow_control_paused") or 0.0),
+        }
+    return found
+
+
+def _show_stats(found: dict[str, Any], *, as_json: bool, first: bool) -> None:
+    if as_json:
+        print(json.dumps(found, default=str), flush=True)
+        return
+    lines = [("time", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(found["time"])))]
+    lines += [("backend", found["backend"]), ("database", found["database"])]
+    if found["backend"] == "sqlite":
+        lines += _sqlite_lines(found)
+    else:
+        lines += _server_lines(found)
+    if not first:
+        print()
+    for key, value in lines:
+        print(f"{key:14s} {value}")
+    sys.stdout.flush()
+
+
+def _sqlite_lines(found: dict[str, Any]) -> list[tuple[str, Any]]:
+    lock, wal, file = found["lock"], found["wal"], found["file"]
+    holder = lock["holder"]
+    if holder is not None:
+        where = f" at {holder['site']}" if holder["site"] else ""
+        checked = "confirmed by the kernel" if holder["vouched"] else "its process is alive"
+        text = (
+            f"pid {holder['pid']} (thread {holder['thread']}) for {holder['held_for']:.1f} s, since "
+            f"{time.strftime('%H:%M:%S', time.localtime(holder['since']))}{where} ({checked})"
+        )
+    elif lock.get("holder_unknown"):
+        text = lock["holder_unknown"]
+    else:
+        text = "free"
+    waiters = lock["waiters"]
+    if waiters is None:
+        waiting = "unknown on this platform"
+    else:
+        pids = lock.get("waiter_pids")
+        waiting = f"{waiters}" + (f" (pids {', '.join(map(str, pids))})" if pids else "")
+    checkpointed = wal["checkpointed_frames"]
+    return [
+        ("lock holder", text),
+        ("waiters", waiting),
+        (
+            "wal",
+            f"{wal['bytes']} bytes, {wal['frames']} frame(s) in use"
+            + ("" if checkpointed is None else f", {checkpointed} checkpointed")
+            + f", -shm {'present' if wal['shm'] else 'absent'}",
+        ),
+        (
+            "file",
+            f"{file['bytes']} bytes, {file['pages']} page(s) of {file['page_size']} bytes, "
+            f"freelist {file['freelist_pages']} page(s)",
+        ),
+        ("checkpointer", "its last pass is known only inside the writing process (bridge.health())"),
+    ]
+
+
+def _server_lines(found: dict[str, Any]) -> list[tuple[str, Any]]:
+    connections = ", ".join(f"{k} {v}" for k, v in found["connections"].items()) or "none"
+    lines: list[tuple[str, Any]] = [("size", f"{found['database_bytes']} bytes")]
+    if "threads_connected" in found:
+        lines.append(("threads", f"{found['threads_connected']} connected, {found['threads_running']} running"))
+    lines.append(("connections", connections))
+    waits = found["lock_waits"]
+    lines.append(("lock waits", len(waits)))
+    lines += [("", json.dumps(w, default=str)) for w in waits[:10]]
+    if "role" in found:
+        lines.append(("role", found["role"]))
+        if found["role"] == "standby":
+            lag = found["replay_lag_seconds"]
+            lines.append(("replay lag", "unknown (nothing replayed yet)" if lag is None else f"{lag:.3f} s"))
+        else:
+            for s in found["standbys"]:
+                lag = s["replay_lag_seconds"]
+                shown = "-" if lag is None else f"{lag:.3f} s"
+                lines.append(("standby", f"{s['name']} {s['client']} {s['state']}, replay lag {shown}"))
+    galera = found.get("galera")
+    if galera is not None:
+        lines.append(
+            (
+                "galera",
+                f"cluster size {galera['cluster_size']} ({galera['cluster_status']}), "
+                f"{'ready' if galera['ready'] else 'NOT ready'}, {galera['local_state']}, "
+                f"flow control paused {galera['flow_control_paused']:.3f}",
+            )
+        )
+    return lines
+
+
 # -- backup and restore ----------------------------------------------------------------------
 
 
@@ -506,6 +756,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", parents=[common], help="connection info: backend, version, sizes, pool")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser(
+        "stats", parents=[common], help="a live view of a database in use: lock holder, waiters, WAL, sizes"
+    )
+    p.description = (
+        "Show what a running database is doing, seen from outside. SQLite: who holds the write lock "
+        "(pid, thread, since when, where its transaction began), the writers waiting for it, the WAL "
+        "(bytes, frames, frames checkpointed), the file's size, pages and freelist; it reads the files "
+        "only: no lock taken, nothing written or created. PostgreSQL: connections by state, locks "
+        "waited for, replication lag. MariaDB: threads, lock waits, and the Galera status when present."
+    )
+    p.add_argument("target", nargs="?", metavar="URL", help="database URL or SQLite path (or --url)")
+    p.add_argument("--watch", type=float, metavar="SECONDS", help="show a new snapshot every SECONDS (Ctrl-C ends)")
+    p.add_argument("--count", type=int, metavar="N", help="stop after N snapshots (every 2 s without --watch)")
+    p.add_argument("--json", action="store_true", help="one JSON object per snapshot, a line each")
+    p.set_defaults(func=_cmd_stats)
 
     p = sub.add_parser("backup", parents=[common], help="online backup of an SQLite database (writers may run)")
     p.add_argument("dest", help="the backup file to create (never overwritten)")

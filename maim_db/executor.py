@@ -454,6 +454,7 @@ class Executor:
         self._on_exit = on_thread_exit
         self.hop_seconds: Histogram | None = None
         """The bridge's hop histogram when its metrics are on (each submitted call is stamped)."""
+        self.tracer: Any = None  # maim_db.tracing.Spans when the bridge is traced: see run()
         self._reset()
 
     def _reset(self) -> None:
@@ -580,6 +581,8 @@ class Executor:
         if session is not None and self.hop_seconds is not None:
             call.stamp(self.hop_seconds)
         submit = session.submit if session is not None else self.submit
+        if self.tracer is not None:  # a maim_db.hop span, current in the call's context on the worker
+            return await self.tracer.hop(current_inbox(), call, submit, shielded)  # type: ignore[no-any-return]
         return await current_inbox().wait(call, submit, shielded)
 
     # -- sessions ----------------------------------------------------------------------

@@ -74,6 +74,7 @@ class GroupCommit:
         self._running = False
         self.metrics: Metrics | None = None
         """The bridge's metrics when they are on (hops of writes, batch sizes)."""
+        self.tracer: Any = None  # maim_db.tracing.Spans when the bridge is traced
         self._stats = {
             "lone": 0,
             "batches": 0,
@@ -96,6 +97,8 @@ class GroupCommit:
     async def write(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         """Queue ``fn(*args, **kwargs)`` and return its result once it is committed."""
         call: Call[T] = Call(fn, args, kwargs)
+        if self.tracer is not None:  # a maim_db.hop span (the batch's driver descends from the first)
+            return await self.tracer.hop(current_inbox(), call, self._submit, False)  # type: ignore[no-any-return]
         return await current_inbox().wait(call, self._submit, False)
 
     def _submit(self, call: Call[Any]) -> None:
@@ -171,7 +174,7 @@ class GroupCommit:
         ran: dict[int, contextvars.Context] = {}  # id(call) -> its context as it was before it ran
         try:
             with db.atomic():
-                execute = _statements(db)
+                execute = _statements(db, self.tracer)
                 for call in self._more(calls, time.monotonic()):
                     if not call.claim:
                         continue
@@ -241,12 +244,13 @@ class GroupCommit:
         self._running = False
 
 
-def _statements(db: Any) -> Callable[[str], Any]:
+def _statements(db: Any, tracer: Any = None) -> Callable[[str], Any]:
     """How the batch sends its savepoint statements on this thread's connection.
 
     On SQLite straight to the connection (a fifth of a Peewee ``execute_sql``); a statement
     that fails there is sent again through ``execute_sql``, which raises maim_db's wrapped
     error (a failed SAVEPOINT or RELEASE changed nothing, so sending it again is harmless).
+    With ``tracer`` (maim_db.tracing.Spans) each gets a statement span, as ``execute_sql``'s do.
     """
     if not isinstance(db, SqliteDatabase):
         return db.execute_sql  # type: ignore[no-any-return]
@@ -258,7 +262,7 @@ def _statements(db: Any) -> Callable[[str], Any]:
         except sqlite3.Error:
             db.execute_sql(sql)
 
-    return execute
+    return execute if tracer is None else tracer.statements(execute)
 
 
 def _run_alone(call: Call[Any], before: contextvars.Context | None) -> None:

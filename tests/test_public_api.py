@@ -37,6 +37,7 @@ import maim_db
 OPTIONAL = {
     "maim_db.integrations.fastapi": "fastapi",  # extra "service": the FastAPI dependencies
     "maim_db.examples.service": "fastapi",  # extra "service": the example HTTP service
+    "maim_db.schemas": "pydantic",  # extra "schemas": pydantic models from Peewee models
 }
 
 # Known deviations from "every public class or function defined in the module is in

@@ -10,7 +10,9 @@ Run it::
     MAIM_DB_URL=sqlite:///demo.db uvicorn examples.service:app
     python examples/service.py --url sqlite:///demo.db --port 8000
 
-Endpoints (JSON in and out; errors are ``{"detail": "..."}`` with a 4xx status)::
+Endpoints (JSON in and out; errors are ``{"detail": "..."}`` with a 4xx status; a tenant,
+an agent or a settings row is answered whole, by a schema derived from its model with
+``maim_db.schemas.pydantic_model``)::
 
     GET  /health
     GET  /metrics                                   Prometheus text (with ``pip install "maim-db[metrics]"``)
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 from typing import Annotated, Any
 
 import peewee
@@ -41,13 +42,13 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import maim_db
-from maim_db.codecs import plain
 from maim_db.domain import mirrors as rows  # SQLAlchemy mirrors of the same tables
 from maim_db.domain.models import Agent, PluginSettings, Tenant, TenantType
 from maim_db.fields import utcnow
 from maim_db.integrations.fastapi import BridgeDep, DBSession, ReadSession, lifespan
 from maim_db.loopguard import OnLoop
 from maim_db.prometheus import MaimDBCollector
+from maim_db.schemas import pydantic_model
 
 Id = Annotated[str, Path(min_length=1, max_length=50)]
 Plugin = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
@@ -61,7 +62,17 @@ class ConflictError(Exception):
     """Answered with 409."""
 
 
+# -- responses: the rows, as schemas derived from the models ----------------------------------
+
+# (Classes made at run time: mypy takes them for variables, hence the ignores on list[...].)
+TenantOut = pydantic_model(Tenant)
+AgentOut = pydantic_model(Agent)
+SettingsOut = pydantic_model(PluginSettings)
+
 # -- request bodies -------------------------------------------------------------------------
+#
+# Written by hand: a request takes a few of the columns, with limits (lengths, extra="forbid")
+# that the models do not declare; the rows themselves are answered with the schemas above.
 
 
 class TenantIn(pydantic.BaseModel):
@@ -90,31 +101,6 @@ class IncrementIn(pydantic.BaseModel):
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def tenant_json(t: Any) -> dict[str, Any]:
-    return {"id": t.id, "tenant_name": t.tenant_name, "tenant_type": str(t.tenant_type), "status": str(t.status)}
-
-
-def agent_json(a: Any) -> dict[str, Any]:
-    return {"id": a.id, "tenant_id": a.tenant_id, "name": a.name, "status": str(a.status)}
-
-
-def settings_json(s: Any) -> dict[str, Any]:
-    """One plugin_settings row; works for the Peewee model and for its mirror alike."""
-    return {
-        "id": s.id,
-        "tenant_id": s.tenant_id,
-        "agent_id": s.agent_id,
-        "plugin_name": s.plugin_name,
-        "enabled": bool(s.enabled),
-        "config": plain(s.config) or {},  # a Peewee row's JSONText is a str to the JSON encoder
-        "updated_at": _iso(s.updated_at),
-    }
 
 
 def bump(config: dict[str, Any] | None, key: str, by: int) -> tuple[dict[str, Any], int]:
@@ -198,74 +184,76 @@ def create_app(url: str | None = None, *, on_loop: OnLoop = "raise") -> FastAPI:
 
     # -- tenants: the async wrapper over the Peewee models ------------------------------
 
-    @app.post("/tenants", status_code=201)
-    async def create_tenant(body: TenantIn) -> dict[str, Any]:
+    # Each endpoint answers with its schema's from_row(...) (a Peewee row or a mirror's alike),
+    # built before it returns: a session's rows expire when it commits, after the endpoint.
+    @app.post("/tenants", status_code=201, response_model=TenantOut)
+    async def create_tenant(body: TenantIn) -> Any:
         try:
             tenant = await Tenant.acreate(**body.model_dump())
         except peewee.IntegrityError:
             raise ConflictError(f"a tenant named {body.tenant_name!r} already exists") from None
-        return tenant_json(tenant)
+        return TenantOut.from_row(tenant)
 
-    @app.get("/tenants")
-    async def list_tenants(db: ReadSession) -> list[dict[str, Any]]:
+    @app.get("/tenants", response_model=list[TenantOut])  # type: ignore[valid-type]
+    async def list_tenants(db: ReadSession) -> Any:
         T = rows.Tenant
-        return [tenant_json(t) for t in await db.scalars(sa.select(T).order_by(T.tenant_name))]
+        return [TenantOut.from_row(t) for t in await db.scalars(sa.select(T).order_by(T.tenant_name))]
 
-    @app.get("/tenants/{tenant_id}")
-    async def get_tenant(tenant_id: Id) -> dict[str, Any]:
+    @app.get("/tenants/{tenant_id}", response_model=TenantOut)
+    async def get_tenant(tenant_id: Id) -> Any:
         tenant = await Tenant.aget_or_none(Tenant.id == tenant_id)
         if tenant is None:
             raise NotFoundError(f"tenant {tenant_id!r} does not exist")
-        return tenant_json(tenant)
+        return TenantOut.from_row(tenant)
 
     # -- agents ---------------------------------------------------------------------------
 
-    @app.post("/tenants/{tenant_id}/agents", status_code=201)
-    async def create_agent(tenant_id: Id, body: AgentIn, db: DBSession) -> dict[str, Any]:
+    @app.post("/tenants/{tenant_id}/agents", status_code=201, response_model=AgentOut)
+    async def create_agent(tenant_id: Id, body: AgentIn, db: DBSession) -> Any:
         await _require_tenant_row(db, tenant_id)
         agent = rows.Agent(tenant_id=tenant_id, **body.model_dump())
         db.add(agent)
         await db.flush()  # fills in the id; the commit happens before the response is sent
-        return agent_json(agent)
+        return AgentOut.from_row(agent)
 
-    @app.get("/tenants/{tenant_id}/agents")
-    async def list_agents(tenant_id: Id, bridge: BridgeDep) -> list[dict[str, Any]]:
+    @app.get("/tenants/{tenant_id}/agents", response_model=list[AgentOut])  # type: ignore[valid-type]
+    async def list_agents(tenant_id: Id, bridge: BridgeDep) -> Any:
         if await Tenant.aget_or_none(Tenant.id == tenant_id) is None:
             raise NotFoundError(f"tenant {tenant_id!r} does not exist")
         agents = await bridge.list(Agent.select().where(Agent.tenant == tenant_id).order_by(Agent.name, Agent.id))
-        return [agent_json(a) for a in agents]
+        return [AgentOut.from_row(a) for a in agents]
 
     # -- plugin settings: reads through read-only sessions --------------------------------
 
-    @app.get("/tenants/{tenant_id}/plugins")
-    async def list_settings(tenant_id: Id, db: ReadSession) -> list[dict[str, Any]]:
+    @app.get("/tenants/{tenant_id}/plugins", response_model=list[SettingsOut])  # type: ignore[valid-type]
+    async def list_settings(tenant_id: Id, db: ReadSession) -> Any:
         await _require_tenant_row(db, tenant_id)
         PS = rows.PluginSettings
         query = sa.select(PS).where(PS.tenant_id == tenant_id).order_by(PS.plugin_name, PS.agent_id)
-        return [settings_json(s) for s in await db.scalars(query)]
+        return [SettingsOut.from_row(s) for s in await db.scalars(query)]
 
-    @app.get("/tenants/{tenant_id}/plugins/{plugin}")
-    async def get_tenant_settings(tenant_id: Id, plugin: Plugin, db: ReadSession) -> dict[str, Any]:
+    @app.get("/tenants/{tenant_id}/plugins/{plugin}", response_model=SettingsOut)
+    async def get_tenant_settings(tenant_id: Id, plugin: Plugin, db: ReadSession) -> Any:
         PS = rows.PluginSettings
         query = sa.select(PS).where(PS.tenant_id == tenant_id, PS.agent_id.is_(None), PS.plugin_name == plugin)
         row = (await db.scalars(query)).first()
         if row is None:
             await _require_tenant_row(db, tenant_id)
             raise NotFoundError(f"tenant {tenant_id!r} has no settings for plugin {plugin!r}")
-        return settings_json(row)
+        return SettingsOut.from_row(row)
 
-    @app.get("/tenants/{tenant_id}/agents/{agent_id}/plugins/{plugin}")
-    async def get_agent_settings(tenant_id: Id, agent_id: Id, plugin: Plugin, db: ReadSession) -> dict[str, Any]:
+    @app.get("/tenants/{tenant_id}/agents/{agent_id}/plugins/{plugin}", response_model=SettingsOut)
+    async def get_agent_settings(tenant_id: Id, agent_id: Id, plugin: Plugin, db: ReadSession) -> Any:
         row = (await db.scalars(_agent_settings(tenant_id, agent_id, plugin))).first()
         if row is None:
             await _agent_row(db, tenant_id, agent_id)
             raise NotFoundError(f"agent {agent_id!r} has no settings for plugin {plugin!r}")
-        return settings_json(row)
+        return SettingsOut.from_row(row)
 
     # -- tenant-wide settings (agent_id NULL): the async wrapper ---------------------------
 
-    @app.put("/tenants/{tenant_id}/plugins/{plugin}")
-    async def put_tenant_settings(tenant_id: Id, plugin: Plugin, body: SettingsIn, bridge: BridgeDep) -> dict[str, Any]:
+    @app.put("/tenants/{tenant_id}/plugins/{plugin}", response_model=SettingsOut)
+    async def put_tenant_settings(tenant_id: Id, plugin: Plugin, body: SettingsIn, bridge: BridgeDep) -> Any:
         async with bridge.atomic():  # BEGIN IMMEDIATE: the lookup and the write are one transaction
             if await Tenant.aget_or_none(Tenant.id == tenant_id) is None:
                 raise NotFoundError(f"tenant {tenant_id!r} does not exist")
@@ -277,7 +265,7 @@ def create_app(url: str | None = None, *, on_loop: OnLoop = "raise") -> FastAPI:
             else:
                 row.enabled, row.config = body.enabled, body.config
                 await row.asave()
-        return settings_json(row)
+        return SettingsOut.from_row(row)
 
     @app.post("/tenants/{tenant_id}/plugins/{plugin}/increment")
     async def increment_tenant_counter(
@@ -304,10 +292,8 @@ def create_app(url: str | None = None, *, on_loop: OnLoop = "raise") -> FastAPI:
 
     # -- one agent's settings: SQLAlchemy sessions on the mirrors --------------------------
 
-    @app.put("/tenants/{tenant_id}/agents/{agent_id}/plugins/{plugin}")
-    async def put_agent_settings(
-        tenant_id: Id, agent_id: Id, plugin: Plugin, body: SettingsIn, db: DBSession
-    ) -> dict[str, Any]:
+    @app.put("/tenants/{tenant_id}/agents/{agent_id}/plugins/{plugin}", response_model=SettingsOut)
+    async def put_agent_settings(tenant_id: Id, agent_id: Id, plugin: Plugin, body: SettingsIn, db: DBSession) -> Any:
         await _agent_row(db, tenant_id, agent_id)
         values = {"tenant_id": tenant_id, "agent_id": agent_id, "plugin_name": plugin, **body.model_dump()}
         await maim_db.aupsert(
@@ -317,7 +303,7 @@ def create_app(url: str | None = None, *, on_loop: OnLoop = "raise") -> FastAPI:
             session=db,
         )
         row = (await db.scalars(_agent_settings(tenant_id, agent_id, plugin))).one()
-        return settings_json(row)
+        return SettingsOut.from_row(row)
 
     @app.post("/tenants/{tenant_id}/agents/{agent_id}/plugins/{plugin}/increment")
     async def increment_agent_counter(

@@ -140,7 +140,7 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
         conn = self.connection()
         if not conn.in_transaction:
             self._end_write()  # a turn left by a transaction SQLite ended by itself (a full disk)
-        hold = queue.acquire(self._timeout, conn=conn)
+        hold = queue.acquire(self._timeout, conn=conn, tracer=self.file.tracer)
         try:
             self._translated(super().begin, lock)
         except BaseException:
@@ -173,7 +173,7 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
             return self._translated(super().execute_sql, sql, params)
         self.guard()
         self.check_location()
-        hold = queue.acquire(self._timeout, conn=self.connection())
+        hold = queue.acquire(self._timeout, conn=self.connection(), tracer=self.file.tracer)
         try:
             return self._translated(super().execute_sql, sql, params)
         finally:

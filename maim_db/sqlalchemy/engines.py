@@ -108,7 +108,7 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
             finish(raw, where, "rollback")
             if lock:
                 assert write_lock is not None
-                where[_HOLD] = hold = write_lock.acquire(timeout, conn=raw, site=site)
+                where[_HOLD] = hold = write_lock.acquire(timeout, conn=raw, site=site, tracer=file.tracer)
             try:
                 raw.execute(f"BEGIN {mode}")
             except BaseException:

@@ -19,6 +19,7 @@ import logging
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigurationError, DatabaseFileError
 from ..url import DatabaseURL
@@ -56,6 +57,8 @@ class SQLiteFile:
             write_lock_for(url.path) if url.path is not None and profile.write_lock else None
         )
         """The fair writer queue of the file (None in memory or when turned off)."""
+        self.tracer: Any = None
+        """The bridge's spans (maim_db.tracing.Spans) for the write lock's waits; None when not traced."""
         self.checkpointer: Checkpointer | None = None
         """The WAL checkpointer (None in memory, outside WAL, or when turned off)."""
         if url.path is not None and profile.journal_mode.lower() == "wal" and profile.checkpoint_interval > 0:

@@ -56,6 +56,7 @@ import mmap
 import os
 import stat
 import struct
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -72,7 +73,16 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["HANDOVER_SECONDS", "Hold", "LockHolder", "WriteLock", "WriteLockTimeoutError", "write_lock_for"]
+__all__ = [
+    "HANDOVER_SECONDS",
+    "Hold",
+    "LockHolder",
+    "WriteLock",
+    "WriteLockTimeoutError",
+    "inspect_queue",
+    "used_in_this_process",
+    "write_lock_for",
+]
 
 log = logging.getLogger("maim_db.writelock")
 
@@ -720,6 +730,29 @@ def _read_record(fd: int) -> tuple[int, int, float, float, str, str] | None:
     return None
 
 
+def _recorded_holder(fd: int, *, skip_pid: int | None = None) -> tuple[LockHolder, int, bool] | None:
+    """The holder the lock file's record names, its ticket (-1: unqueued), and whether the kernel vouches.
+
+    The record counts only while ``OWNER`` is locked and, for a queued holder, its ticket's
+    slot too (the kernel then vouches for it); an unqueued holder, or one on a host without
+    OFD locks, counts while its pid is alive. None when nobody holds the lock or the record
+    is stale (and for ``skip_pid``: a process's own threads are known first-hand).
+    """
+    found = _read_record(fd)
+    if found is None or _locked_by_anyone(fd, _OWNER) is False:
+        return None
+    pid, ticket, since, wall, site, thread = found
+    if pid == skip_pid:
+        return None  # this process's threads are known first-hand: a record of ours is stale
+    slot_held = _locked_by_anyone(fd, _SLOT + ticket) if ticket >= 0 else None
+    if slot_held is False or (slot_held is None and not _alive(pid)):
+        return None  # its writer died (or finished) and another took OWNER a moment ago
+    held_for = time.monotonic() - since
+    if not 0 <= held_for < 10 * 365 * 86400:  # another clock (another host, a container's namespace)
+        held_for = max(0.0, time.time() - wall)
+    return LockHolder(pid, thread or None, held_for, site or None), ticket, bool(slot_held)
+
+
 def _locked_by_anyone(fd: int, byte: int) -> bool | None:
     """Whether some open file description holds ``byte`` (Linux OFD locks), None where unknown."""
     if not _HAS_OFD:
@@ -738,6 +771,151 @@ def _alive(pid: int) -> bool:
     except OSError:  # EPERM: alive, another user's
         return True
     return True
+
+
+_MAX_LOCKS = 4096  # bounds the walk over the queue's slot bytes
+
+
+def used_in_this_process(db_path: str | os.PathLike[str]) -> bool:
+    """True once this process's maim_db has used the file (its connections' POSIX locks are at stake)."""
+    return os.path.realpath(db_path) in _locks
+
+
+def inspect_queue(db_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Who holds the file's write lock and how many writers wait, read from outside: no lock, no write.
+
+    ``holder`` is what a waiter that gives up would be told (:meth:`WriteLock.current_holder`),
+    with ``vouched`` true when the kernel says ``OWNER`` and the holder's slot are locked;
+    ``waiters`` counts the processes queued behind it (one locked slot byte each; the threads
+    queued inside a process, and an unqueued writer blocked on ``OWNER``, are not seen), and
+    on Linux ``owner_pids`` / ``waiter_pids`` name the processes holding those bytes. The
+    lock file is never created: a file no maim_db writer has used is simply free.
+    """
+    path = Path(f"{db_path}-maimlock")
+    info: dict[str, Any] = {
+        "file": str(path),
+        "exists": path.exists(),
+        "holder": None,
+        "waiters": 0 if _HAS_OFD else None,  # unknown without OFD locks to ask about
+        "waiter_pids": None,
+        "tickets_drawn": 0,
+    }
+    if fcntl is None or not info["exists"]:
+        # No queue on this platform (SQLite's busy handler does the waiting), or no maim_db
+        # writer has used the file yet: the lock is free.
+        return info
+    local = _locks.get(os.path.realpath(db_path))
+    # This process's own descriptor when it has one: closing another would drop its POSIX locks.
+    fd = local._page.fd if local is not None else os.open(path, os.O_RDONLY | _CLOEXEC)
+    try:
+        raw = os.pread(fd, 8, _COUNTER)
+        info["tickets_drawn"] = int.from_bytes(raw, "little") if len(raw) == 8 else 0
+        found = _recorded_holder(fd)
+        ticket = -1
+        if found is not None:
+            holder, ticket, vouched = found
+            info["holder"] = {
+                "pid": holder.pid,
+                "thread": holder.thread,
+                "site": holder.site,
+                "held_for": round(holder.held_for, 3),
+                "since": round(time.time() - holder.held_for, 3),
+                "ticket": None if ticket < 0 else ticket,
+                # True: OWNER and the holder's slot are locked (the kernel's word); False: an
+                # unqueued holder or a host without OFD locks, believed while its pid lives.
+                "vouched": vouched,
+            }
+        owner_locked = _locked(fd, _OWNER, 1) is not None if _HAS_OFD else None
+        info["owner_locked"] = owner_locked
+        if info["holder"] is None and owner_locked:
+            info["holder_unknown"] = "the lock is held, by a writer that has not written its record yet"
+        if _HAS_OFD:
+            slots = _slot_bytes(fd)
+            if slots is None:
+                info["waiters"] = None  # a fast turn was narrowing its range: try again
+            else:
+                info["waiters"] = len(slots - {_SLOT + ticket} if ticket >= 0 else slots)
+            by_pid = _lockers(fd)
+            if by_pid is not None:
+                info["owner_pids"] = sorted(p for p, spans in by_pid.items() if _covers(spans, _OWNER))
+                holder_slot = _SLOT + ticket if ticket >= 0 else None
+                info["waiter_pids"] = sorted(
+                    p
+                    for p, spans in by_pid.items()
+                    if any(end > _SLOT and not (start == holder_slot and end == start + 1) for start, end in spans)
+                    and not _covers(spans, _OWNER)
+                )
+    finally:
+        if local is None:
+            os.close(fd)
+    return info
+
+
+def _locked(fd: int, start: int, length: int) -> tuple[int, int] | None:
+    """The first lock another open file description holds in ``[start, start+length)`` (0: to EOF)."""
+    assert fcntl is not None
+    probe = struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, start, length, 0)
+    kind, _, l_start, l_len, _ = struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_OFD_GETLK, probe))
+    return None if kind == fcntl.F_UNLCK else (l_start, l_len)
+
+
+def _slot_bytes(fd: int) -> set[int] | None:
+    """The queue's locked slot bytes (one per queued or writing process); None while a fast turn narrows."""
+    found: set[int] = set()
+    start = _SLOT
+    for _ in range(_MAX_LOCKS):
+        lock = _locked(fd, start, 0)
+        if lock is None:
+            return found
+        l_start, l_len = lock
+        if l_start < _SLOT or l_len == 0:
+            return None  # the range from OWNER to EOF a fast turn holds for an instant
+        found.update(range(l_start, l_start + l_len))
+        start = l_start + l_len
+    return found
+
+
+def _covers(spans: list[tuple[int, int]], byte: int) -> bool:
+    return any(start <= byte < end for start, end in spans)
+
+
+def _lockers(fd: int) -> dict[int, list[tuple[int, int]]] | None:
+    """Per pid, the byte ranges it holds on the lock file (Linux: /proc/PID/fdinfo); None elsewhere.
+
+    OFD locks carry no pid (F_OFD_GETLK and /proc/locks say -1), but each descriptor's
+    fdinfo lists the locks of its open file description. Only processes this user may
+    look into are found.
+    """
+    if not sys.platform.startswith("linux") or not os.path.isdir("/proc/self/fdinfo"):
+        return None
+    me = os.fstat(fd)
+    target = os.readlink(f"/proc/self/fd/{fd}")
+    found: dict[int, list[tuple[int, int]]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry.name}/fd")
+        except OSError:  # another user's, or it exited
+            continue
+        for name in fds:
+            try:
+                if os.readlink(f"/proc/{entry.name}/fd/{name}") != target:
+                    continue
+                with open(f"/proc/{entry.name}/fdinfo/{name}", encoding="ascii", errors="replace") as info:
+                    lines = info.read().splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                # lock:	1: OFDLCK ADVISORY  WRITE -1 fe:00:2147423 1048576 1048576
+                parts = line.split()
+                if parts[:1] != ["lock:"] or len(parts) < 4 or not parts[-3].endswith(f":{me.st_ino}"):
+                    continue
+                with contextlib.suppress(ValueError):
+                    start = int(parts[-2])
+                    end = sys.maxsize if parts[-1] == "EOF" else int(parts[-1]) + 1
+                    found.setdefault(int(entry.name), []).append((start, end))
+    return found
 
 
 class _RecordPage:
@@ -840,13 +1018,14 @@ class WriteLock:
         owner = self._local.owner
         return owner is not None and owner.thread is threading.current_thread()
 
-    def acquire(self, timeout: float, *, conn: Any = None, site: str | None = None) -> Hold:
+    def acquire(self, timeout: float, *, conn: Any = None, site: str | None = None, tracer: Any = None) -> Hold:
         """Wait for this writer's turn (FIFO), at most ``timeout`` seconds; the turn is returned.
 
         ``conn`` is the sqlite3 connection that will write (it lets a later waiter reclaim
         the turn should that connection be closed without a release). ``site`` is where
         the transaction began in the caller's code; by default it is found on the stack
-        (:func:`maim_db.callsite.begun_at`). A waiter that gives up is told both.
+        (:func:`maim_db.callsite.begun_at`). A waiter that gives up is told both. ``tracer``
+        (a :class:`maim_db.tracing.Spans`) puts the wait in a ``maim_db.lock_wait`` span.
         """
         hold = Hold(self, conn)
         if not self.enabled:
@@ -870,6 +1049,12 @@ class WriteLock:
             )
         deadline = time.monotonic() + timeout
         hold.site = begun_at() if site is None else site
+        if tracer is not None:
+            return tracer.lock_wait(self, timeout, lambda: self._take_turn(hold, deadline, timeout))  # type: ignore[no-any-return]
+        return self._take_turn(hold, deadline, timeout)
+
+    def _take_turn(self, hold: Hold, deadline: float, timeout: float) -> Hold:
+        """Wait in this process's queue, then in the file's, until ``deadline``; the turn is ``hold``."""
         meter = self.meter
         queued = meter is not None and (self._local.owner is not None or bool(self._local.waiters))
         if not self._local.acquire(hold, deadline, self._reap_owner):
@@ -965,20 +1150,8 @@ class WriteLock:
             return None
 
     def _holder_in_file(self) -> LockHolder | None:
-        fd = self._page.fd
-        found = _read_record(fd)
-        if found is None or _locked_by_anyone(fd, _OWNER) is False:
-            return None
-        pid, ticket, since, wall, site, thread = found
-        if pid == os.getpid():
-            return None  # this process's threads are known first-hand: a record of ours is stale
-        slot_held = _locked_by_anyone(fd, _SLOT + ticket) if ticket >= 0 else None
-        if slot_held is False or (slot_held is None and not _alive(pid)):
-            return None  # its writer died (or finished) and another took OWNER a moment ago
-        held_for = time.monotonic() - since
-        if not 0 <= held_for < 10 * 365 * 86400:  # another clock (another host, a container's namespace)
-            held_for = max(0.0, time.time() - wall)
-        return LockHolder(pid, thread or None, held_for, site or None)
+        found = _recorded_holder(self._page.fd, skip_pid=os.getpid())
+        return None if found is None else found[0]
 
     def _timeout(self, timeout: float) -> WriteLockTimeoutError:
         if self.meter is not None:
