@@ -36,6 +36,7 @@ from .executor import Session as WorkerSession
 from .forks import park
 from .groupcommit import GroupCommit
 from .loopguard import OnLoop, check_loop
+from .metrics import LockMeter, Metrics, delta
 from .peewee.aio import require_callable, require_count, require_query
 from .peewee.base import MaimDatabaseMixin
 from .peewee.prepared import PreparedQuery
@@ -179,6 +180,7 @@ class Bridge:
     server a batch is one transaction at the bridge's transaction isolation, where a lone
     write autocommits: pass True only where the writes cannot conflict (or are retried).
     ``False`` runs :meth:`write` calls one by one, as :meth:`run` does.
+    ``metrics`` (on by default) keeps the counters and histograms of :meth:`stats`.
     ``tracing`` puts OpenTelemetry spans on the executor hops, the write-lock waits and the
     Peewee statements, and the official SQLAlchemy instrumentation on the bridge's engines
     (when installed): by default (None) when a real TracerProvider is set globally (or
@@ -199,6 +201,7 @@ class Bridge:
         environ: Mapping[str, str] | None = None,
         replicas: Sequence[str | DatabaseURL] | None = None,
         group_commit: bool | None = None,
+        metrics: bool = True,
         tracing: bool | None = None,
         tracer_provider: Any = None,
     ) -> None:
@@ -272,6 +275,11 @@ class Bridge:
             if (self.url.is_sqlite if group_commit is None else group_commit)
             else None
         )
+        self.metrics: Metrics | None = Metrics() if metrics else None
+        """This bridge's counters and histograms (None with ``metrics=False``); read them with :meth:`stats`."""
+        self._lock_base: tuple[dict[str, int], dict[str, Any]] | None = None  # the write lock's counts at first use
+        if self.group_commit is not None:
+            self.group_commit.metrics = self.metrics
         self._spans: Spans | None = None
         self._sa_tracing = SQLAlchemyTracing()
         self._start_tracing(tracing=tracing, tracer_provider=tracer_provider, sqlalchemy_required=False)
@@ -295,6 +303,8 @@ class Bridge:
                 file = self._file
                 if file is None:
                     file = self._file = SQLiteFile(self.url, self.profile, legacy_source=self.legacy_path)
+                    if self.metrics is not None and file.write_lock is not None:
+                        self._lock_base = _meter_lock(file.write_lock)
                     file.tracer = self._spans
         return file
 
@@ -322,6 +332,7 @@ class Bridge:
         else:
             db = MySQLDatabase(url, on_loop=self.on_loop, **peewee_params(url))
         db.attach_bridge(self)
+        db.metrics = self.metrics
         if self.slow_query_ms is not None:
             install_peewee_hook(db, self.slow_query_ms)
         if self._spans is not None:
@@ -377,6 +388,8 @@ class Bridge:
                 if engine is None:
                     engine = build_sync_engine(self.url, self.sqlite_file)
                     _guard_sync_engine(self, engine)
+                    if self.metrics is not None:
+                        before_statement(engine, self.metrics.sqlalchemy_statement, last=True)
                     self._sa_tracing.apply(engine)
                     if self.slow_query_ms is not None:
                         install_sqlalchemy_hook(engine, self.slow_query_ms)
@@ -404,7 +417,12 @@ class Bridge:
                 engines = self._async_engines
                 if engines is None:
                     build = functools.partial(
-                        _new_async_engine, self.url, self.sqlite_file, self.slow_query_ms, self._sa_tracing
+                        _new_async_engine,
+                        self.url,
+                        self.sqlite_file,
+                        self.slow_query_ms,
+                        self.metrics,
+                        self._sa_tracing,
                     )
                     engines = self._async_engines = LoopEngines(
                         build,
@@ -538,6 +556,74 @@ class Bridge:
         except Exception as exc:  # noqa: BLE001 - a closed bridge is unhealthy, not an error
             return {"ok": False, "backend": self.url.backend, "error": f"{type(exc).__name__}: {exc}"}
 
+    # -- metrics ------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counters, gauges and histograms of this bridge (see docs/observability.md for each name).
+
+        ``{"backend", "database", "metrics", "counters": {name: int}, "gauges": {name: number},
+        "histograms": {name: {"count", "sum", "buckets": [[upper_bound, cumulative], ..., [inf, count]]}}}``.
+        Counters count since the bridge opened (the write lock's: since this bridge first used
+        the file; other bridges of this process on the same file add to them). Gauges are read
+        now; what a backend does not have is absent. With ``metrics=False`` counters and
+        histograms are empty and only the gauges are there. Works on a closed bridge too
+        (its counters as they ended; no pool or queue gauges).
+        """
+        counters: dict[str, int] = {}
+        histograms: dict[str, dict[str, Any]] = {}
+        gauges: dict[str, int | float] = {}
+        file, db, group = self._file, self._peewee, self.group_commit
+        checkpointer = file.checkpointer if file is not None else None
+        if self.metrics is not None:
+            counters, histograms = self.metrics.snapshot()
+            lock = file.write_lock if file is not None else None
+            if lock is not None and lock.meter is not None and self._lock_base is not None:
+                lock_counters, lock_histograms = delta(_lock_counts(lock, lock.meter), self._lock_base)
+                counters.update(lock_counters)
+                histograms.update(lock_histograms)
+            if group is not None:
+                done = group.stats()
+                counters["group_commit_lone_total"] = done["lone"]
+                counters["group_commit_batches_total"] = done["batches"]
+                counters["group_commit_batched_calls_total"] = done["batched_calls"]
+                counters["group_commit_failed_batches_total"] = done["failed_batches"]
+                counters["group_commit_reruns_total"] = done["rerun_alone"]
+            if checkpointer is not None:
+                done_cp = checkpointer.stats
+                counters["checkpoint_passes_total"] = done_cp.passes
+                counters["checkpoint_restarts_total"] = done_cp.restarts
+                counters["checkpoint_restarts_busy_total"] = done_cp.restarts_busy
+                counters["checkpoint_failures_total"] = done_cp.errors
+        if checkpointer is not None:
+            gauges["checkpoint_consecutive_failures"] = checkpointer.stats.consecutive_failures
+        if self.url.is_sqlite and self.url.path is not None:
+            with contextlib.suppress(OSError):  # no WAL file (yet, or not in WAL mode): no reading
+                gauges["wal_bytes"] = self.url.path.with_name(self.url.path.name + "-wal").stat().st_size
+        if not self._closed:
+            executor = self._executor
+            if executor is not None:
+                gauges.update(executor.gauges())
+            if group is not None:
+                gauges["group_commit_waiting"] = group.waiting
+            if db is not None:
+                gauges.update(db.gauges())
+            engine = self._sync_engine
+            if engine is not None:
+                gauges.update(_pool_gauges("sqlalchemy_pool", [engine]))
+            engines = self._async_engines
+            if engines is not None:
+                pooled = engines.engines()
+                gauges["sqlalchemy_async_engines"] = len(pooled)
+                gauges.update(_pool_gauges("sqlalchemy_async_pool", [e.sync_engine for e in pooled]))
+        return {
+            "backend": self.url.backend,
+            "database": self.url.safe_target(),
+            "metrics": self.metrics is not None,
+            "counters": counters,
+            "gauges": gauges,
+            "histograms": histograms,
+        }
+
     # -- tracing (maim_db.tracing) -------------------------------------------------------
 
     def _start_tracing(self, *, tracing: bool | None, tracer_provider: Any, sqlalchemy_required: bool) -> None:
@@ -604,6 +690,7 @@ class Bridge:
                         # Server calls wait on the network, not on the GIL: use workers eagerly.
                         stall_seconds=None if self.url.is_sqlite else 0.0,
                     )
+                    ex.hop_seconds = self.metrics.hop_seconds if self.metrics is not None else None
                     ex.tracer = self._spans
         return ex
 
@@ -929,7 +1016,7 @@ class Bridge:
             with self.session() as session, session.begin():
                 return fn(session)
 
-        return retry_sync(attempt, policy)
+        return retry_sync(attempt, policy, self.metrics)
 
     async def arun_session(
         self,
@@ -945,7 +1032,7 @@ class Bridge:
             async with self.async_session() as session, session.begin():
                 return await fn(session)
 
-        return await retry_async(attempt, policy)
+        return await retry_async(attempt, policy, self.metrics)
 
     # -- read replicas --------------------------------------------------------------------
     #
@@ -1588,16 +1675,51 @@ def _guard_sync_engine(bridge: Bridge, engine: Engine) -> None:
     before_statement(engine, _refuse_on_loop)  # a dialect hook: no connection events on the engine
 
 
+def _lock_counts(lock: Any, meter: LockMeter) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    """The write lock's counts (its meter's and the two it always keeps), named as in ``stats()``."""
+    counters, histograms = meter.snapshot()
+    counters["lock_fast_turns_total"] = lock.fast_turns
+    counters["lock_reclaimed_total"] = lock.reclaimed
+    return counters, histograms
+
+
+def _meter_lock(lock: Any) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
+    """Turn the write lock's meter on (it is the file's, shared by bridges) and return its counts now."""
+    if lock.meter is None:
+        lock.meter = LockMeter()  # a race here only loses the first turns of a second meter
+    return _lock_counts(lock, lock.meter)
+
+
+def _pool_gauges(prefix: str, engines: builtins.list[Engine]) -> dict[str, int]:
+    """Size, checked-out and overflow connections of the engines' pools (summed); none for a pool without them."""
+    totals: dict[str, int] = {}
+    for engine in engines:
+        pool = engine.pool
+        if not isinstance(pool, sa.pool.QueuePool):  # NullPool, StaticPool ...: no counts to give
+            continue
+        for name, value in (
+            ("size", pool.size()),
+            ("checked_out", pool.checkedout()),
+            ("checked_in", pool.checkedin()),
+            ("overflow", max(0, pool.overflow())),
+        ):
+            totals[f"{prefix}_{name}"] = totals.get(f"{prefix}_{name}", 0) + value
+    return totals
+
+
 def _new_async_engine(
     url: DatabaseURL,
     file: SQLiteFile | None,
     slow_query_ms: float | None,
+    metrics: Metrics | None,
     sa_tracing: SQLAlchemyTracing,
     *,
     pooled: bool = True,
 ) -> AsyncEngine:
-    """An AsyncEngine of the bridge's (the slow-query log and the SQLAlchemy instrumentation when on)."""
+    """An AsyncEngine of the bridge's (slow-query log, statement count, SQLAlchemy instrumentation: when on)."""
     engine = build_async_engine(url, file, pooled=pooled)
+    if metrics is not None:
+        before_statement(engine.sync_engine, metrics.sqlalchemy_statement, last=True)
     sa_tracing.apply(engine.sync_engine)
     if slow_query_ms is not None:
         install_sqlalchemy_hook(engine.sync_engine, slow_query_ms)

@@ -36,6 +36,7 @@ import anyio
 import peewee
 
 from .errors import BridgeClosedError, TransactionError
+from .metrics import Histogram
 from .peewee.rows import is_dbapi_cursor, read_out
 
 __all__ = ["Call", "Executor", "Session", "current_inbox", "current_task"]
@@ -59,7 +60,21 @@ _SPARE_IDLE_SECONDS = 0.05
 class Call(Generic[T]):
     """One hop: a function, its arguments and the caller's context, run on a worker."""
 
-    __slots__ = ("args", "claim", "ctx", "delivered", "error", "finished", "fn", "inbox", "kwargs", "result", "waiter")
+    __slots__ = (
+        "args",
+        "claim",
+        "ctx",
+        "delivered",
+        "error",
+        "finished",
+        "fn",
+        "inbox",
+        "kwargs",
+        "meter",
+        "result",
+        "submitted",
+        "waiter",
+    )
 
     def __init__(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.fn = fn
@@ -77,6 +92,13 @@ class Call(Generic[T]):
         self.delivered = False  # set on the loop thread once the outcome was handed over
         self.inbox: _Inbox | None = None
         self.waiter: Any = None
+        self.meter: Histogram | None = None  # the bridge's hop_seconds when metrics are on (see stamp)
+        self.submitted = 0.0
+
+    def stamp(self, meter: Histogram) -> None:
+        """Time this hop into ``meter``: from now until its outcome reaches the event loop."""
+        self.meter = meter
+        self.submitted = time.perf_counter()
 
     def execute(self) -> bool:
         """Run on a worker thread unless withdrawn; True when it ran (then call :meth:`deliver`)."""
@@ -160,6 +182,8 @@ class _Inbox:
         while ready:
             call = ready.popleft()
             call.delivered = True
+            if call.meter is not None:
+                call.meter.observe(time.perf_counter() - call.submitted)
             try:
                 self._complete(call)
             except Exception:  # one broken waiter must not strand the others
@@ -428,6 +452,8 @@ class Executor:
         self.max_workers = max_workers
         self.max_sessions = max_sessions
         self._on_exit = on_thread_exit
+        self.hop_seconds: Histogram | None = None
+        """The bridge's hop histogram when its metrics are on (each submitted call is stamped)."""
         self.tracer: Any = None  # maim_db.tracing.Spans when the bridge is traced: see run()
         self._reset()
 
@@ -461,6 +487,8 @@ class Executor:
 
     def submit(self, call: Call[Any]) -> None:
         """Queue a call for the shared workers; add a worker when the others are stuck."""
+        if self.hop_seconds is not None:
+            call.stamp(self.hop_seconds)
         with self._lock:
             # Under the lock so that no call lands behind the shutdown sentinels.
             self._check_open()
@@ -550,6 +578,8 @@ class Executor:
     ) -> T:
         """Run ``fn`` on a worker (or the given session) and await its result."""
         call: Call[T] = Call(fn, args, kwargs)
+        if session is not None and self.hop_seconds is not None:
+            call.stamp(self.hop_seconds)
         submit = session.submit if session is not None else self.submit
         if self.tracer is not None:  # a maim_db.hop span, current in the call's context on the worker
             return await self.tracer.hop(current_inbox(), call, submit, shielded)  # type: ignore[no-any-return]
@@ -626,6 +656,17 @@ class Executor:
                 self._idle_sessions.append(session)
                 return
         session.stop()
+
+    def gauges(self) -> dict[str, int]:
+        """Queue depth and workers now, named as in ``bridge.stats()`` (read without stopping anything)."""
+        return {
+            "queue_depth": self._queue.qsize(),
+            "workers": len(self._threads),
+            "workers_max": self.max_workers,
+            "transaction_workers_busy": self._busy_sessions,
+            "transaction_workers_max": self.max_sessions,
+            "transaction_slot_waiters": len(self._session_waiters),
+        }
 
     # -- shutdown ----------------------------------------------------------------------
 

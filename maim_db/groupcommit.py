@@ -36,6 +36,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from .executor import Call, Executor, current_inbox
+from .metrics import Metrics
 from .peewee.sqlite import SqliteDatabase
 
 __all__ = ["GroupCommit"]
@@ -71,6 +72,8 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._queue: collections.deque[Call[Any]] = collections.deque()
         self._running = False
+        self.metrics: Metrics | None = None
+        """The bridge's metrics when they are on (hops of writes, batch sizes)."""
         self.tracer: Any = None  # maim_db.tracing.Spans when the bridge is traced
         self._stats = {
             "lone": 0,
@@ -99,6 +102,8 @@ class GroupCommit:
         return await current_inbox().wait(call, self._submit, False)
 
     def _submit(self, call: Call[Any]) -> None:
+        if self.metrics is not None:
+            call.stamp(self.metrics.hop_seconds)
         with self._lock:
             self._queue.append(call)
             if self._running:
@@ -201,6 +206,8 @@ class GroupCommit:
             stats["batches"] += 1
             stats["batched_calls"] += len(ran)
             stats["largest"] = max(stats["largest"], len(ran))
+        if self.metrics is not None:
+            self.metrics.batch_size.observe(len(ran))
         _deliver([c for c in calls if id(c) in ran])
 
     def _alone(self, calls: list[Call[Any]], ran: dict[int, contextvars.Context]) -> None:

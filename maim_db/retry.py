@@ -19,6 +19,7 @@ from typing import TypeVar
 import anyio
 
 from .errors import ConfigurationError, TransactionConflictError
+from .metrics import Metrics
 
 __all__ = ["RetryPolicy", "retry_async", "retry_sync"]
 
@@ -65,7 +66,7 @@ def _gave_up(last: TransactionConflictError, attempt: int, started: float) -> Tr
     )
 
 
-def retry_sync(attempt_once: Callable[[], T], policy: RetryPolicy) -> T:
+def retry_sync(attempt_once: Callable[[], T], policy: RetryPolicy, metrics: Metrics | None = None) -> T:
     """``attempt_once()`` until it does not lose a conflict; sleeps between attempts (a worker thread's time)."""
     started = time.monotonic()
     attempt = 0
@@ -75,12 +76,17 @@ def retry_sync(attempt_once: Callable[[], T], policy: RetryPolicy) -> T:
             return attempt_once()
         except TransactionConflictError as exc:
             wait = policy.delay(attempt)
-            if policy.give_up(attempt, started, wait):
+            gave_up = policy.give_up(attempt, started, wait)
+            if metrics is not None:
+                metrics.lost_conflict(gave_up)
+            if gave_up:
                 raise _gave_up(exc, attempt, started) from exc
         time.sleep(wait)
 
 
-async def retry_async(attempt_once: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
+async def retry_async(
+    attempt_once: Callable[[], Awaitable[T]], policy: RetryPolicy, metrics: Metrics | None = None
+) -> T:
     """:func:`retry_sync` for a coroutine function; the loop stays free while it waits."""
     started = time.monotonic()
     attempt = 0
@@ -90,6 +96,9 @@ async def retry_async(attempt_once: Callable[[], Awaitable[T]], policy: RetryPol
             return await attempt_once()
         except TransactionConflictError as exc:
             wait = policy.delay(attempt)
-            if policy.give_up(attempt, started, wait):
+            gave_up = policy.give_up(attempt, started, wait)
+            if metrics is not None:
+                metrics.lost_conflict(gave_up)
+            if gave_up:
                 raise _gave_up(exc, attempt, started) from exc
         await anyio.sleep(wait)

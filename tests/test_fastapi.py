@@ -450,3 +450,34 @@ async def test_the_example_service_answers_json_columns_as_objects_after_a_write
         got = await client.get(f"/tenants/{tenant['id']}/plugins/p1")
     assert put.status_code == 200 and put.json()["config"] == {"a": 1}  # was the text '{"a": 1}'
     assert got.json()["config"] == {"a": 1}
+
+
+def test_the_example_service_serves_prometheus_metrics_of_its_bridge(tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from maim_db import DatabaseURL
+
+    url = f"sqlite:///{tmp_path / 'metrics.db'}"
+    service, base = start_service(url, tmp_path / "service.log")
+    try:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            tenant = client.post("/tenants", json={"tenant_name": "acme"}).json()
+            assert client.post(f"/tenants/{tenant['id']}/agents", json={"name": "helper"}).status_code == 201
+            assert client.put(f"/tenants/{tenant['id']}/plugins/p", json={"config": {"n": 1}}).status_code == 200
+            assert client.get("/tenants").status_code == 200
+            scrape = client.get("/metrics")
+    finally:
+        assert stop(service) == 0
+    assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
+    database = DatabaseURL.parse(url).safe_target()
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(scrape.text)
+        for sample in family.samples
+        if sample.labels.get("database") == database and "le" not in sample.labels
+    }
+    assert values["maim_db_hops_total"] > 0
+    assert values["maim_db_peewee_statements_total"] > 0 and values["maim_db_sqlalchemy_statements_total"] > 0
+    assert values["maim_db_lock_acquisitions_total"] >= 3  # three writes, each in its own turn
+    assert values["maim_db_hop_seconds_count"] == values["maim_db_hops_total"]
+    assert values["maim_db_queue_depth"] == 0

@@ -15,6 +15,7 @@ an agent or a settings row is answered whole, by a schema derived from its model
 ``maim_db.schemas.pydantic_model``)::
 
     GET  /health
+    GET  /metrics                                   Prometheus text (with ``pip install "maim-db[metrics]"``)
     POST /tenants                                   {"tenant_name": "acme"}
     GET  /tenants            GET /tenants/{tenant_id}
     POST /tenants/{tenant_id}/agents                {"name": "helper"}
@@ -37,7 +38,7 @@ import pydantic
 import sqlalchemy as sa
 import sqlalchemy.exc
 from fastapi import FastAPI, Path, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import maim_db
@@ -46,6 +47,7 @@ from maim_db.domain.models import Agent, PluginSettings, Tenant, TenantType
 from maim_db.fields import utcnow
 from maim_db.integrations.fastapi import BridgeDep, DBSession, ReadSession, lifespan
 from maim_db.loopguard import OnLoop
+from maim_db.prometheus import MaimDBCollector
 from maim_db.schemas import pydantic_model
 
 Id = Annotated[str, Path(min_length=1, max_length=50)]
@@ -176,6 +178,9 @@ def create_app(url: str | None = None, *, on_loop: OnLoop = "raise") -> FastAPI:
     async def health(bridge: BridgeDep) -> JSONResponse:
         report = await bridge.ahealth()
         return JSONResponse(report, status_code=200 if report["ok"] else 503)
+
+    with contextlib.suppress(maim_db.DriverNotInstalledError):  # no prometheus-client: no /metrics
+        _serve_metrics(app)
 
     # -- tenants: the async wrapper over the Peewee models ------------------------------
 
@@ -325,6 +330,23 @@ def create_app(url: str | None = None, *, on_loop: OnLoop = "raise") -> FastAPI:
         return {"tenant_id": tenant_id, "agent_id": agent_id, "plugin_name": plugin, "key": body.key, "value": value}
 
     return app
+
+
+def _serve_metrics(app: FastAPI) -> None:
+    """``GET /metrics``: the bridge's ``stats()`` in Prometheus' text format, read at each scrape."""
+    collector = MaimDBCollector()  # raises DriverNotInstalledError without prometheus-client
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)  # the app's own: several apps in one process never clash
+    registry.register(collector)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(bridge: BridgeDep) -> Response:
+        collector.add(bridge)  # the lifespan's bridge of this run (a restarted app has a new one)
+        for old in collector.bridges:
+            if old.closed:
+                collector.remove(old)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 app = create_app()

@@ -20,6 +20,7 @@ import peewee
 from ..errors import BridgeClosedError, ConfigurationError, TransactionError
 from ..forks import park
 from ..loopguard import OnLoop, check_loop
+from ..metrics import Metrics
 from ..retry import RetryPolicy, retry_sync
 from ..url import DatabaseURL
 from .aio import AsyncNames, Runner
@@ -63,6 +64,8 @@ class MaimDatabaseMixin(AsyncNames):
     on_loop: OnLoop
     _state: Any
     _bridge_ref: Callable[[], Runner | None] | None = None
+    metrics: Metrics | None = None
+    """The owning bridge's metrics when they are on (statements, retried conflicts)."""
     _closed_for_good: bool = False
 
     def _maim_setup(self, url: DatabaseURL, on_loop: OnLoop) -> None:
@@ -87,6 +90,17 @@ class MaimDatabaseMixin(AsyncNames):
     def attach_bridge(self, bridge: Runner) -> None:
         """Link to the owning bridge (weakly: the bridge owns the database, not the reverse)."""
         self._bridge_ref = weakref.ref(bridge)
+
+    def gauges(self) -> dict[str, int]:
+        """Connections now, named as in ``bridge.stats()``: open ones, and the pool's when it has one."""
+        pooled = getattr(self, "_in_use", None)
+        if pooled is not None:  # playhouse's pool (servers): in use, idle, the cap
+            return {
+                "peewee_pool_in_use": len(pooled),
+                "peewee_pool_idle": len(getattr(self, "_connections", ())),
+                "peewee_pool_max": int(getattr(self, "_max_connections", 0) or 0),
+            }
+        return {"peewee_connections_open": len(self._open_connections)}
 
     # -- transactions that retry themselves ------------------------------------------
 
@@ -116,7 +130,7 @@ class MaimDatabaseMixin(AsyncNames):
             with self.atomic():
                 return fn(*args, **kwargs)
 
-        return retry_sync(attempt, policy)
+        return retry_sync(attempt, policy, self.metrics)
 
     def run_write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn`` in a write transaction: :meth:`run_transaction` when no transaction is open, else a savepoint.

@@ -256,6 +256,8 @@ class ServerDatabaseMixin(MaimDatabaseMixin):
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         """Run one statement; a lost connection raises :class:`ConnectionLostError`."""
+        if self.metrics is not None:
+            self.metrics.peewee_statements.inc()
         return self._server_call(super().execute_sql, sql, params)  # type: ignore[misc]
 
     def _server_call(self, fn: Callable[..., T], *args: Any) -> T:

@@ -166,6 +166,8 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         """Run one statement; a write outside a transaction also waits for its turn."""
+        if self.metrics is not None:
+            self.metrics.peewee_statements.inc()
         queue = self.file.write_lock
         if queue is None or self._state.transactions or self._state.write_hold or not is_write(sql):
             return self._translated(super().execute_sql, sql, params)

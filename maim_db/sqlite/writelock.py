@@ -66,6 +66,7 @@ from typing import Any
 
 from ..callsite import begun_at
 from ..errors import TransactionError, WriteLockTimeoutError
+from ..metrics import LockMeter
 
 try:
     import fcntl
@@ -991,6 +992,8 @@ class WriteLock:
         self.reclaimed = 0  # holds taken back from dead threads or closed connections
         self.fast_turns = 0
         """Turns taken on the fast path: nobody held or waited for the lock, two calls."""
+        self.meter: LockMeter | None = None
+        """Acquisitions, waits and timeouts, once a bridge with metrics on uses this file."""
         self._page = _RecordPage(self.path, db_path)
         self.poisoned: str | None = None  # a child forked during a write of its parent: why
         self._fork_hold: Hold | None = None
@@ -1052,6 +1055,8 @@ class WriteLock:
 
     def _take_turn(self, hold: Hold, deadline: float, timeout: float) -> Hold:
         """Wait in this process's queue, then in the file's, until ``deadline``; the turn is ``hold``."""
+        meter = self.meter
+        queued = meter is not None and (self._local.owner is not None or bool(self._local.waiters))
         if not self._local.acquire(hold, deadline, self._reap_owner):
             raise self._timeout(timeout)
         try:
@@ -1066,6 +1071,8 @@ class WriteLock:
             if self._cross.fast:
                 self.fast_turns += 1
             hold.since = time.monotonic()
+            if meter is not None:  # waited: queued behind a thread, or another process held or queued
+                meter.acquired(hold.since - (deadline - timeout), queued or not self._cross.fast)
             ticket = self._cross.ticket
             hold.clears_record = ticket is None or not _HAS_OFD
             self._page.write(_record_of(hold, ticket))
@@ -1147,6 +1154,8 @@ class WriteLock:
         return None if found is None else found[0]
 
     def _timeout(self, timeout: float) -> WriteLockTimeoutError:
+        if self.meter is not None:
+            self.meter.timeouts.inc()
         holder = self.current_holder()
         owner = self._local.owner
         me = threading.current_thread()
