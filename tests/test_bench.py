@@ -394,3 +394,34 @@ def test_reports_go_outside_the_source_tree_unless_told(monkeypatch: pytest.Monk
     assert out == tmp_path / "data" / "maim_db" / "bench"
     assert source not in out.parents
     assert not out.exists()  # nothing is created until a run writes there
+
+
+def test_metrics_overhead_run_pairs_every_maim_db_cell_with_metrics_on_and_off(tmp_path: Path) -> None:
+    # The overhead mode measures the suite's maim_db cells twice per round, on two bridges that
+    # differ only in Bridge(metrics=...): the on side must have counted, the off side nothing.
+    cmd = [sys.executable, "-W", "error", "-m", "maim_db.bench", "--tiny", "--metrics-overhead", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=150, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads((tmp_path / "bench-tiny-metrics-overhead.json").read_text())
+    plan = PRESETS["tiny"]
+    want = {(c.path, c.op, c.concurrency) for c in plan.main_cells() if c.path.startswith("maim_db")}
+    got = {(c["path"], c["op"], c["concurrency"]) for c in doc["cells"]}
+    assert got == want
+    assert {p for p, _, _ in got} == {p for p in DEFAULT_PATHS if p.startswith("maim_db")}
+    for cell in doc["cells"]:
+        assert cell["rounds"] == plan.rounds
+        assert cell["on_ops_per_s"] > 0
+        assert cell["off_ops_per_s"] > 0
+        assert cell["errors"] == 0
+        # One round: the paired ratio is the ratio of the (rounded) rates.
+        assert math.isclose(1 + cell["wall_overhead"], cell["off_ops_per_s"] / cell["on_ops_per_s"], rel_tol=0.01)
+    assert doc["on_metrics"] is True
+    assert doc["off_metrics"] is False
+    assert doc["on_hops_total"] > 0
+    assert doc["on_statements_total"] > 0
+    assert doc["off_counters"] == {}
+    assert isinstance(doc["met"], bool)
+    report = (tmp_path / "bench-tiny-metrics-overhead.md").read_text()
+    assert "Geometric mean over" in report
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "bench-tiny-metrics-overhead.png").stat().st_size > 1000

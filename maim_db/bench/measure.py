@@ -225,19 +225,24 @@ async def measure(path: BenchPath, op: str, n: int, concurrency: int) -> Sample:
 
 
 class Workbench:
-    """One database file with ``rows`` items and every path open on it (``async with``)."""
+    """One database file with ``rows`` items and every path open on it (``async with``).
 
-    def __init__(self, path: Path, rows: int, pool_size: int) -> None:
+    ``metrics`` is the bridge's own switch (``Bridge(metrics=...)``): the overhead run opens
+    one workbench of each kind.
+    """
+
+    def __init__(self, path: Path, rows: int, pool_size: int, *, metrics: bool = True) -> None:
         self.path = path
         self.rows = rows
         self.pool_size = pool_size
+        self.metrics = metrics
         self.bridge: Bridge | None = None
         self.paths: dict[str, BenchPath] = {}
         self._close_plain: Callable[[], None] | None = None
         self._admin: sqlite3.Connection | None = None
 
     async def __aenter__(self) -> Workbench:
-        bridge = self.bridge = Bridge(self.path)
+        bridge = self.bridge = Bridge(self.path, metrics=self.metrics)
         bridge.bind(BenchCategory, BenchItem)
         await bridge.acreate_tables()
         await in_thread(fill, self.path, self.rows)
@@ -260,6 +265,11 @@ class Workbench:
     def _admin_sql(self, sql: str, *params: Any) -> Any:
         assert self._admin is not None
         return self._admin.execute(sql, params).fetchone()
+
+    def rebind(self) -> None:
+        """Bind the bench models to this workbench's bridge (two workbenches take turns with them)."""
+        assert self.bridge is not None
+        self.bridge.bind(BenchCategory, BenchItem)
 
     async def forget_inserts(self) -> None:
         """Delete the rows inserted by a cell, so every cell sees a table of ``rows`` items."""

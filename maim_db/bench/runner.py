@@ -99,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-loop-lag", action="store_true", help="skip the event-loop lag case")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--seed", type=int, default=1, help="seed of the shuffled order")
+    parser.add_argument(
+        "--metrics-overhead",
+        action="store_true",
+        help="instead of the suite: every maim_db cell with the bridge's metrics on and off, side by side "
+        "(writes OUT/<name>-metrics-overhead.json, .md and .png)",
+    )
     return parser
 
 
@@ -226,6 +232,25 @@ def _run_loop_lag(plan: Plan, tmp: Path, progress: Progress) -> dict[str, Any]:
     return run("maim_db_async", plan.loop_lag_seconds, plan.loop_lag_bots, tmp)
 
 
+def _run_overhead(
+    plan: Plan, out: Path, prefix: str, command: str, progress: Progress, args: argparse.Namespace
+) -> int:
+    from . import overhead
+
+    began = time.perf_counter()
+    cells = [c for c in plan.main_cells() if c.path.startswith("maim_db")]
+    progress.line(f"metrics overhead, {plan.name} plan: {len(cells)} cells x 2, {plan.rounds} round(s)")
+    progress.start("metrics on/off", len(cells) * (plan.rounds + 1))
+    with tempfile.TemporaryDirectory(prefix="maim-bench-") as tmp:
+        pairs, stats = asyncio.run(overhead.run(plan, Path(tmp), random.Random(args.seed), progress.step))
+    doc = overhead.summary(pairs, stats, plan, command)
+    written = overhead.write(doc, out, prefix, plots=not args.no_plots)
+    print(overhead.markdown(doc), flush=True)
+    print("wrote " + ", ".join(str(p) for p in written), flush=True)
+    print(f"done in {time.perf_counter() - began:.0f} s", flush=True)
+    return 0
+
+
 def run_cli(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the benchmark, write its outputs; the exit status."""
     parser = _parser()
@@ -238,6 +263,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     json_path: Path = args.json or out / f"{prefix}.json"
     progress = Progress(sys.stdout)
+    if args.metrics_overhead:
+        return _run_overhead(plan, out, prefix, command, progress, args)
     progress.line(f"{plan.name} run: {len(plan.paths)} paths, {plan.rows:,} rows, {plan.rounds} round(s)")
     began = time.perf_counter()
     load_at_start = load_average()
