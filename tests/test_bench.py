@@ -425,3 +425,23 @@ def test_metrics_overhead_run_pairs_every_maim_db_cell_with_metrics_on_and_off(t
     assert "Geometric mean over" in report
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / "bench-tiny-metrics-overhead.png").stat().st_size > 1000
+
+
+def test_metrics_overhead_control_run_compares_two_bridges_with_metrics_off(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-W", "error", "-m", "maim_db.bench", "--tiny", "--metrics-overhead", "--control"]
+    proc = subprocess.run([*cmd, "--no-plots", "--out", str(tmp_path)], capture_output=True, text=True, timeout=150)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads((tmp_path / "bench-tiny-metrics-control.json").read_text())
+    assert doc["on_metrics"] is False
+    assert doc["off_metrics"] is False
+    assert doc["on_hops_total"] == 0
+    assert set(doc["paths"]) == {p for p in DEFAULT_PATHS if p.startswith("maim_db")}
+    assert "control run" in (tmp_path / "bench-tiny-metrics-control.md").read_text()
+    assert not (tmp_path / "bench-tiny-metrics-overhead.json").exists()
+
+
+def test_control_without_metrics_overhead_is_a_usage_error(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "maim_db.bench", "--tiny", "--control", "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--control goes with --metrics-overhead" in proc.stderr

@@ -87,16 +87,20 @@ async def _one(bench: Workbench, cell: Cell) -> tuple[float, float, int]:
     return sample.ops_per_s, cpu / done * 1e6, sample.errors
 
 
-async def run(plan: Plan, tmp: Path, rnd: random.Random, step: Any) -> tuple[list[Pair], dict[str, Any]]:
+async def run(
+    plan: Plan, tmp: Path, rnd: random.Random, step: Any, *, control: bool = False
+) -> tuple[list[Pair], dict[str, Any]]:
     """Measure every maim_db cell of ``plan`` with metrics on and off; the pairs and both bridges' stats.
 
-    ``step(text)`` is called after each measurement (progress).
+    ``step(text)`` is called after each measurement (progress). ``control`` turns the "on"
+    side's metrics off too: the same procedure between two equal bridges, whose result is
+    the noise floor of a real run.
     """
     paths = [p for p in plan.paths if p.startswith("maim_db")]
     cells = [c for c in plan.main_cells() if c.path in paths]
     pairs = {(c.path, c.op, c.concurrency): Pair(c.path, c.op, c.concurrency, c.n) for c in cells}
     async with (
-        Workbench(tmp / "metrics-on.db", plan.rows, plan.max_concurrency, metrics=True) as on,
+        Workbench(tmp / "metrics-on.db", plan.rows, plan.max_concurrency, metrics=not control) as on,
         Workbench(tmp / "metrics-off.db", plan.rows, plan.max_concurrency, metrics=False) as off,
     ):
         for cell in cells:
@@ -124,8 +128,15 @@ async def run(plan: Plan, tmp: Path, rnd: random.Random, step: Any) -> tuple[lis
     return list(pairs.values()), stats
 
 
+def _path_figures(pairs: list[Pair]) -> dict[str, float]:
+    return {
+        "wall_overhead_geomean": round(_geomean_overhead([p.wall_overhead for p in pairs]), 4),
+        "cpu_overhead_geomean": round(_geomean_overhead([p.cpu_overhead for p in pairs]), 4),
+    }
+
+
 def summary(pairs: list[Pair], stats: dict[str, Any], plan: Plan, command: str) -> dict[str, Any]:
-    """The JSON document of a run: every cell, the geometric means and the verdict."""
+    """The JSON document of a run: every cell, the geometric means and the verdict (per path too)."""
     wall = _geomean_overhead([p.wall_overhead for p in pairs])
     cpu = _geomean_overhead([p.cpu_overhead for p in pairs])
     on_counters = stats["on"]["counters"]
@@ -138,6 +149,15 @@ def summary(pairs: list[Pair], stats: dict[str, Any], plan: Plan, command: str) 
         "wall_overhead_geomean": round(wall, 4),
         "cpu_overhead_geomean": round(cpu, 4),
         "met": wall <= LIMIT,
+        "paths": {
+            path: {
+                "wall_overhead_geomean": round(
+                    _geomean_overhead([p.wall_overhead for p in pairs if p.path == path]), 4
+                ),
+                "cpu_overhead_geomean": round(_geomean_overhead([p.cpu_overhead for p in pairs if p.path == path]), 4),
+            }
+            for path in dict.fromkeys(p.path for p in pairs)
+        },
         # Proof that the two sides differ only in the switch: the on side counted, the off side did not.
         "on_metrics": stats["on"]["metrics"],
         "off_metrics": stats["off"]["metrics"],
@@ -150,8 +170,10 @@ def summary(pairs: list[Pair], stats: dict[str, Any], plan: Plan, command: str) 
 
 def markdown(doc: dict[str, Any]) -> str:
     """The report: one row per cell, then the geometric means and the verdict."""
+    control = not doc["on_metrics"]
+    title = "a control run: metrics off on both sides" if control else "metrics on against metrics off"
     lines = [
-        "# Metrics overhead: metrics on against metrics off",
+        f"# Metrics overhead: {title}",
         "",
         f"`{doc['command']}` ({doc['plan']} plan, {doc['rounds']} round(s); no tracer installed).",
         "Overhead > 0 means metrics on is slower; each figure is the median of per-round paired ratios.",
@@ -166,11 +188,14 @@ def markdown(doc: dict[str, Any]) -> str:
             f"| {c['cpu_overhead']:+.1%} |"
         )
     verdict = "met" if doc["met"] else "missed"
+    lines += ["", "| path | wall overhead (geometric mean) | CPU overhead (geometric mean) |", "|---|---:|---:|"]
+    for path, figures in doc["paths"].items():
+        lines.append(f"| {path} | {figures['wall_overhead_geomean']:+.2%} | {figures['cpu_overhead_geomean']:+.2%} |")
     lines += [
         "",
         f"Geometric mean over {len(doc['cells'])} cells: wall {doc['wall_overhead_geomean']:+.2%}, "
         f"CPU {doc['cpu_overhead_geomean']:+.2%}; target: within {doc['limit']:.0%} (wall): **{verdict}**.",
-        f"The metrics-on bridge counted {doc['on_hops_total']:,} hops and {doc['on_statements_total']:,} "
+        f"The first bridge counted {doc['on_hops_total']:,} hops and {doc['on_statements_total']:,} "
         f"statements; the metrics-off bridge counted nothing ({len(doc['off_counters'])} counters).",
         "",
     ]
@@ -205,15 +230,16 @@ def write_plot(doc: dict[str, Any], png: Path) -> bool:
     return True
 
 
-def write(doc: dict[str, Any], out: Path, prefix: str, plots: bool) -> list[Path]:
-    """Write the JSON, the Markdown report and (with ``plots``) the PNG; their paths."""
+def write(doc: dict[str, Any], out: Path, prefix: str, plots: bool, name: str = "overhead") -> list[Path]:
+    """Write the JSON, the Markdown report and (with ``plots``) the PNG as ``<prefix>-metrics-<name>.*``."""
     out.mkdir(parents=True, exist_ok=True)
-    json_path = out / f"{prefix}-metrics-overhead.json"
+    stem = f"{prefix}-metrics-{name}"
+    json_path = out / f"{stem}.json"
     json_path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    md = out / f"{prefix}-metrics-overhead.md"
+    md = out / f"{stem}.md"
     md.write_text(markdown(doc), encoding="utf-8")
     written = [json_path, md]
-    png = out / f"{prefix}-metrics-overhead.png"
+    png = out / f"{stem}.png"
     if plots and write_plot(doc, png):
         written.append(png)
     return written

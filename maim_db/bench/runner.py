@@ -105,6 +105,11 @@ def _parser() -> argparse.ArgumentParser:
         help="instead of the suite: every maim_db cell with the bridge's metrics on and off, side by side "
         "(writes OUT/<name>-metrics-overhead.json, .md and .png)",
     )
+    parser.add_argument(
+        "--control",
+        action="store_true",
+        help="with --metrics-overhead: metrics off on both sides, the noise floor (writes <name>-metrics-control.*)",
+    )
     return parser
 
 
@@ -242,9 +247,10 @@ def _run_overhead(
     progress.line(f"metrics overhead, {plan.name} plan: {len(cells)} cells x 2, {plan.rounds} round(s)")
     progress.start("metrics on/off", len(cells) * (plan.rounds + 1))
     with tempfile.TemporaryDirectory(prefix="maim-bench-") as tmp:
-        pairs, stats = asyncio.run(overhead.run(plan, Path(tmp), random.Random(args.seed), progress.step))
+        run = overhead.run(plan, Path(tmp), random.Random(args.seed), progress.step, control=args.control)
+        pairs, stats = asyncio.run(run)
     doc = overhead.summary(pairs, stats, plan, command)
-    written = overhead.write(doc, out, prefix, plots=not args.no_plots)
+    written = overhead.write(doc, out, prefix, plots=not args.no_plots, name="control" if args.control else "overhead")
     print(overhead.markdown(doc), flush=True)
     print("wrote " + ", ".join(str(p) for p in written), flush=True)
     print(f"done in {time.perf_counter() - began:.0f} s", flush=True)
@@ -263,6 +269,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     json_path: Path = args.json or out / f"{prefix}.json"
     progress = Progress(sys.stdout)
+    if args.control and not args.metrics_overhead:
+        parser.error("--control goes with --metrics-overhead")
     if args.metrics_overhead:
         return _run_overhead(plan, out, prefix, command, progress, args)
     progress.line(f"{plan.name} run: {len(plan.paths)} paths, {plan.rows:,} rows, {plan.rounds} round(s)")
