@@ -78,6 +78,13 @@ def test_every_public_name_has_a_reference_entry(site: Path) -> None:
     assert not missing, f"maim_db.__all__ names without an entry under docs/reference/: {missing}"
 
 
+def test_the_reference_index_lists_every_reference_page() -> None:
+    index = (ROOT / "docs" / "reference" / "index.md").read_text(encoding="utf-8")
+    pages = sorted(page.name for page in (ROOT / "docs" / "reference").glob("*.md") if page.name != "index.md")
+    missing = [page for page in pages if f"]({page})" not in index]
+    assert not missing, f"docs/reference/index.md's table does not list {missing}"
+
+
 def test_docstring_roles_render_as_links_not_markup(site: Path) -> None:
     # Bridge.run_transaction's docstring says :attr:`peewee`; tools/griffe_rst.py resolves it in
     # the class's scope, and autorefs turns it into a link to the property's entry.
