@@ -253,7 +253,8 @@ def pydantic_model(
     ``mode``: ``"read"`` -- every column as a stored row has it (a response model);
     ``"create"`` -- a new row's input, without the primary key when the model fills it in
     (an ``AutoField`` or a default); ``"update"`` -- the same columns, each optional
-    (``model_dump(exclude_unset=True)`` gives those the client set). A foreign key is its
+    (``model_dump(exclude_unset=True)`` gives those the client set), ``null`` accepted only
+    for nullable columns. A foreign key is its
     id column (``tenant_id``), typed like the key it points to; nullable columns are
     ``Optional``; Python-side defaults are carried; ``help_text`` is the description.
     ``exclude``/``include`` take field names (a foreign key's or its column's) or fields.
@@ -291,7 +292,10 @@ def _build(
             annotation = field_type(field) | None if field.null else field_type(field)
         options: dict[str, Any] = {"title": info.title, "description": info.description}
         if mode == "update":
-            annotation, options["default"] = annotation | None, None
+            # Omitted means "leave it": None is only the unset marker (pydantic does not validate
+            # defaults), so an explicit null is still refused for a NOT NULL column -- a 422, not
+            # an IntegrityError when the row is saved.
+            options["default"] = None
         elif info.default_factory is not None:
             factory = info.default_factory
             if isinstance(field, fields.JSONField):

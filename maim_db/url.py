@@ -232,9 +232,13 @@ class DatabaseURL:
     memory: bool = False
     """True for an in-memory SQLite database."""
     host: str | None = None
+    """The (first) server host; ``None`` for SQLite."""
     port: int | None = None
+    """The (first) server port; ``None``: the backend's default (5432, 3306)."""
     username: str | None = None
+    """The user to log in as (``None``: the driver's default)."""
     password: str | None = field(default=None, repr=False)
+    """The password (``None``: none); ``str()``, ``repr()`` and :meth:`render` hide it by default."""
     database: str | None = None
     """Server database name (``None`` for SQLite)."""
     query: tuple[tuple[str, str], ...] = ()
@@ -505,7 +509,7 @@ class DatabaseURL:
         Several PostgreSQL hosts go in the query (``?host=h1,h2&port=p1,p2``: libpq's list,
         which SQLAlchemy's psycopg and asyncpg dialects pass on); several MySQL hosts
         cannot be said to PyMySQL or aiomysql, so these forms name the first one, and
-        maim_db's own connections (:func:`maim_db.servers.connect_pymysql`) try the others.
+        maim_db's own connections (``maim_db.servers.connect_pymysql``) try the others.
         """
         return self._sqlalchemy_url(_SA_DRIVERS[self.backend][0], hide_password=False)
 

@@ -78,6 +78,13 @@ def test_every_public_name_has_a_reference_entry(site: Path) -> None:
     assert not missing, f"maim_db.__all__ names without an entry under docs/reference/: {missing}"
 
 
+def test_the_reference_index_lists_every_reference_page() -> None:
+    index = (ROOT / "docs" / "reference" / "index.md").read_text(encoding="utf-8")
+    pages = sorted(page.name for page in (ROOT / "docs" / "reference").glob("*.md") if page.name != "index.md")
+    missing = [page for page in pages if f"]({page})" not in index]
+    assert not missing, f"docs/reference/index.md's table does not list {missing}"
+
+
 def test_docstring_roles_render_as_links_not_markup(site: Path) -> None:
     # Bridge.run_transaction's docstring says :attr:`peewee`; tools/griffe_rst.py resolves it in
     # the class's scope, and autorefs turns it into a link to the property's entry.
@@ -92,8 +99,8 @@ def test_docstring_roles_render_as_links_not_markup(site: Path) -> None:
     assert not leftovers, f"reST roles left in {leftovers}"
 
 
-def test_a_broken_reference_or_link_fails_the_strict_build(tmp_path: Path) -> None:
-    # A copy of what the build reads, so the breakage never touches the source tree.
+def _copy_sources(tmp_path: Path) -> Path:
+    """A copy of what the build reads, so a test's breakage never touches the source tree."""
     copy = tmp_path / "repo"
     ignore = shutil.ignore_patterns("__pycache__")
     shutil.copytree(ROOT / "docs", copy / "docs", ignore=ignore)
@@ -102,6 +109,11 @@ def test_a_broken_reference_or_link_fails_the_strict_build(tmp_path: Path) -> No
     (copy / "examples").mkdir()
     shutil.copy2(ROOT / "examples" / "README.md", copy / "examples" / "README.md")
     shutil.copy2(ROOT / "mkdocs.yml", copy / "mkdocs.yml")
+    return copy
+
+
+def test_a_broken_reference_or_link_fails_the_strict_build(tmp_path: Path) -> None:
+    copy = _copy_sources(tmp_path)
     with (copy / "docs" / "reference" / "index.md").open("a", encoding="utf-8") as page:
         page.write("\nSee [the bridge][maim_db.NoSuchBridge] and [the guide](../no-such-guide.md).\n")
 
@@ -111,3 +123,27 @@ def test_a_broken_reference_or_link_fails_the_strict_build(tmp_path: Path) -> No
     assert built.returncode != 0, output
     assert "maim_db.NoSuchBridge" in output
     assert "no-such-guide.md" in output
+
+
+def test_a_docstring_role_naming_no_maim_db_name_fails_the_strict_build(tmp_path: Path) -> None:
+    # Bridge.run_transaction's docstring (rendered on reference/bridge.md) gets roles that resolve
+    # to nothing: maim_db names must (a method gone or misspelt, a bare name found nowhere);
+    # the standard library's and private helpers' are not documented here and stay plain code.
+    copy = _copy_sources(tmp_path)
+    source = copy / "maim_db" / "bridge.py"
+    text = source.read_text(encoding="utf-8")
+    role = "in a write transaction of :attr:`peewee`, run again on a conflict."
+    assert text.count(role) == 1, "the docstring this test breaks has changed: pick another"
+    broken = (
+        "in a write transaction of :attr:`peewee`, run again on a conflict: :meth:`Bridge.no_such_method`,"
+        " :func:`no_such_bare_helper`, :class:`decimal.NoSuchDecimal`, :func:`_no_such_private_helper`."
+    )
+    source.write_text(text.replace(role, broken), encoding="utf-8")
+
+    built = _build(copy, tmp_path / "site")
+
+    output = built.stdout + built.stderr
+    assert built.returncode != 0, output
+    assert "maim_db.bridge.Bridge.no_such_method" in output
+    assert "no_such_bare_helper" in output
+    assert "NoSuchDecimal" not in output and "_no_such_private_helper" not in output

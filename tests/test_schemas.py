@@ -280,6 +280,23 @@ def test_update_schemas_make_every_column_optional_and_set_only_what_was_given()
     assert update.model_dump(exclude_unset=True) == {"name": "renamed"}
 
 
+@pytest.mark.parametrize("column", ["name", "tenant_id", "status", "created_at"])
+def test_update_schemas_refuse_an_explicit_null_for_a_not_null_column(column: str) -> None:
+    # Accepted, it would only fail when saved (NOT NULL): a 500 instead of FastAPI's 422.
+    Update = pydantic_model(Agent, mode="update")
+    with pytest.raises(pydantic.ValidationError) as refused:
+        Update.model_validate({column: None})
+    assert [error["loc"] for error in refused.value.errors()] == [(column,)]
+    assert {"type": "null"} not in Update.model_json_schema()["properties"][column].get("anyOf", [])
+
+
+def test_update_schemas_accept_an_explicit_null_for_a_nullable_column_and_leave_omitted_ones_unset() -> None:
+    Update = pydantic_model(Agent, mode="update")
+    update = Update.model_validate({"description": None, "config": None})
+    assert update.model_dump(exclude_unset=True) == {"description": None, "config": None}
+    assert Update.model_validate({}).model_dump(exclude_unset=True) == {}
+
+
 # -- the domain models ----------------------------------------------------------------------
 
 

@@ -7,11 +7,13 @@ already; this extension, loaded by mkdocs.yml's mkdocstrings handler, rewrites t
 when the site is built, so the source keeps one readable spelling:
 
 - a role becomes a cross-reference to the name it resolves to in the docstring's own
-  scope (the module's imports and members, the class's members). The reference is
-  *optional* (the marker mkdocstrings itself uses for signature annotations): a link
-  when the target is on the site, plain code when it is not (a private helper, the
-  standard library) -- so a role never breaks the strict build, while a broken
-  reference written in a page still does;
+  scope (the module's imports and members, the class's members). A role naming a public
+  ``maim_db`` name is a required reference: one that no longer resolves (a renamed or
+  removed name, a typo, a name missing from docs/reference/) fails the strict build, as
+  a broken reference written in a page does; so does a bare name (no dot) found nowhere
+  in scope that is not a builtin. Any other role (the standard library, another package,
+  a private ``_name``) is *optional* (the marker mkdocstrings itself uses for signature
+  annotations): a link when the target is on the site, plain code when it is not;
 - ``text::`` ending a paragraph becomes ``text:`` and a lone ``::`` line disappears
   (the indented block after it is a code block in Markdown too).
 
@@ -20,6 +22,7 @@ Nothing here runs when the package is imported: only mkdocs loads it (by path).
 
 from __future__ import annotations
 
+import builtins
 import html
 import re
 from typing import Any
@@ -70,8 +73,20 @@ def _role(obj: griffe.Object, match: re.Match[str]) -> str:
         title = target.rsplit(".", 1)[-1] if body.startswith("~") else target
     path = _target_path(obj, target)
     # mkdocs-autorefs resolves this marker after every page is rendered; "optional" makes
-    # an unknown identifier render as its title instead of a warning.
-    return f'<autoref identifier="{html.escape(path)}" optional><code>{html.escape(title)}</code></autoref>'
+    # an unknown identifier render as its title instead of a warning. Only maim_db's public
+    # names must be on the site: a role naming one that is not (renamed, removed, misspelt)
+    # fails the strict build; the standard library, other packages and private helpers are
+    # not documented here, so theirs stay plain code. A bare name found nowhere in scope is
+    # a maim_db name gone or misspelt (``:meth:`run_transacton```), unless it is a builtin.
+    missing = "." not in path and not path.startswith("_") and not hasattr(builtins, path)
+    optional = "" if _documented(path) or missing else " optional"
+    return f'<autoref identifier="{html.escape(path)}"{optional}><code>{html.escape(title)}</code></autoref>'
+
+
+def _documented(path: str) -> bool:
+    """Whether ``path`` names something the reference pages must document: public, in maim_db."""
+    package, _, rest = path.partition(".")
+    return package == "maim_db" and bool(rest) and not any(part.startswith("_") for part in rest.split("."))
 
 
 def markdown_of(obj: griffe.Object, text: str) -> str:
