@@ -593,6 +593,7 @@ class Bridge:
                 counters["checkpoint_passes_total"] = done_cp.passes
                 counters["checkpoint_restarts_total"] = done_cp.restarts
                 counters["checkpoint_restarts_busy_total"] = done_cp.restarts_busy
+                counters["checkpoint_lock_timeouts_total"] = done_cp.lock_timeouts
                 counters["checkpoint_failures_total"] = done_cp.errors
         if checkpointer is not None:
             gauges["checkpoint_consecutive_failures"] = checkpointer.stats.consecutive_failures

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import sqlite3
 import sys
 import threading
 import time
@@ -338,6 +339,62 @@ def test_two_bridges_on_one_file_count_the_lock_from_their_own_start(tmp_path: P
                 session.execute(sa.text("INSERT INTO note (text) VALUES ('s')"))
             assert second.stats()["counters"]["lock_acquisitions_total"] == 1
         assert first.stats()["counters"]["lock_acquisitions_total"] >= 5  # the file's turns, its own and the second's
+
+
+def test_the_checkpointers_lock_turns_are_counted_apart_from_the_writers(tmp_path: Path) -> None:
+    path = tmp_path / "cp.db"
+    # The checkpointer's thread waits an hour before its first pass: the test drives the passes.
+    profile = {"checkpoint_interval": 3600, "checkpoint_restart_pages": 1}
+    with Bridge(path, group_commit=False, profile=profile) as bridge:
+        bridge.peewee.execute_sql("CREATE TABLE t (x INTEGER)")
+        checkpointer = bridge.sqlite_file.checkpointer  # type: ignore[union-attr]
+        assert checkpointer is not None
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            before = counters(bridge)
+            checkpointer.run_once(conn)  # past restart_pages: RESTART in a turn of the write lock
+            after = counters(bridge)
+            assert moved(before, after, "checkpoint_restarts_total")["checkpoint_restarts_total"] == 1
+            lock_names = ("lock_acquisitions_total", "lock_waits_total", "lock_timeouts_total", "lock_fast_turns_total")
+            assert moved(before, after, *lock_names) == {
+                "lock_acquisitions_total": 0,
+                "lock_fast_turns_total": 0,
+                "lock_waits_total": 0,
+                "lock_timeouts_total": 0,
+            }
+
+            # A writer holds the lock past the checkpointer's patience: the checkpointer's
+            # timeout is its own, not a writer's (the alert on lock_timeouts_total stays quiet).
+            bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (1)")
+            holding, done = threading.Event(), threading.Event()
+
+            def holder() -> None:
+                try:
+                    with bridge.peewee.atomic():
+                        bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (2)")
+                        holding.set()
+                        done.wait(30)
+                finally:
+                    bridge.peewee.close()
+
+            thread = threading.Thread(target=holder)
+            thread.start()
+            try:
+                assert holding.wait(30)
+                checkpointer.lock_timeout = 0.05
+                before = counters(bridge)
+                checkpointer.run_once(conn)
+                after = counters(bridge)
+            finally:
+                done.set()
+                thread.join(30)
+            assert moved(before, after, "lock_timeouts_total", "checkpoint_lock_timeouts_total") == {
+                "lock_timeouts_total": 0,
+                "checkpoint_lock_timeouts_total": 1,
+            }
+            assert checkpointer.state()["lock_timeouts"] == 1
+        finally:
+            conn.close()
 
 
 # -- Prometheus -------------------------------------------------------------------------------
