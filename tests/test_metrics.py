@@ -433,6 +433,41 @@ def test_the_collector_exports_every_bridge_with_its_labels(tmp_path: Path) -> N
     assert buckets[-1].labels["le"] == "+Inf" and buckets[-1].value == 1
 
 
+def test_two_bridges_on_one_file_are_one_series_each_name(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    path = tmp_path / "same.db"
+    profile = {"checkpoint_interval": 0}  # nothing moves between the test's reads and the scrape
+    with Bridge(path, profile=profile) as a, Bridge(path, profile=profile) as b:
+        a.bind(Note)
+        a.create_tables()
+
+        async def work() -> None:
+            for bridge in (a, b, b):
+                await bridge.run(bridge.peewee.execute_sql, "INSERT INTO note (text) VALUES ('x')")
+
+        asyncio.run(work())
+        maim_db.prometheus.register(a, registry)
+        maim_db.prometheus.register(b, registry)
+        sa_, sb = a.stats(), b.stats()
+        exposition = generate_latest(registry).decode()
+    samples = [s for f in text_string_to_metric_families(exposition) for s in f.samples]
+    keys = [(s.name, tuple(sorted(s.labels.items()))) for s in samples]
+    assert len(keys) == len(set(keys))  # no duplicate series: Prometheus would drop one
+    value = {s.name: s.value for s in samples if "le" not in s.labels}
+    assert {s.labels["database"] for s in samples} == {a.url.safe_target()} == {b.url.safe_target()}
+    ca, cb = sa_["counters"], sb["counters"]
+    assert value["maim_db_hops_total"] == ca["hops_total"] + cb["hops_total"] == 3  # summed
+    assert value["maim_db_hop_seconds_count"] == 3
+    assert value["maim_db_peewee_statements_total"] == ca["peewee_statements_total"] + cb["peewee_statements_total"]
+    # The write lock is the file's: its counts are taken once (the bridge that saw the most).
+    assert value["maim_db_lock_acquisitions_total"] == max(ca["lock_acquisitions_total"], cb["lock_acquisitions_total"])
+    assert value["maim_db_lock_acquisitions_total"] == ca["lock_acquisitions_total"] >= 3
+    assert value["maim_db_lock_wait_seconds_count"] == value["maim_db_lock_acquisitions_total"]
+    # Gauges: the pools and queues add up, the one WAL file is counted once.
+    assert value["maim_db_workers_max"] == sa_["gauges"]["workers_max"] + sb["gauges"]["workers_max"]
+    assert value["maim_db_wal_bytes"] == sa_["gauges"]["wal_bytes"] == sb["gauges"]["wal_bytes"] > 0
+
+
 def test_without_prometheus_client_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     with pytest.raises(DriverNotInstalledError, match=r'pip install "maim-db\[metrics\]"'):
