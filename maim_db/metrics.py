@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from typing import Any
 
 __all__ = [
@@ -54,6 +55,7 @@ BATCH_SIZES: tuple[float, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
 """Upper bounds of the group-commit batch-size histogram (writes per batch)."""
 
 _INF = float("inf")
+_SNAPSHOT_TRIES = 1000  # a turn is counted in about a microsecond: a reader rarely needs two
 
 HELP: dict[str, str] = {
     "hops_total": "Calls handed to a worker thread and answered on the event loop",
@@ -140,7 +142,12 @@ class Histogram:
             self._sum += value
 
     def observe_serialised(self, value: float) -> None:
-        """:meth:`observe` for a caller that holds a lock every observer of this histogram takes."""
+        """:meth:`observe` for a caller that holds a lock every observer of this histogram takes.
+
+        This histogram's own lock is not taken, so :meth:`snapshot` is not atomic against it:
+        each bucket is read as it was at some moment of the copy (buckets only grow). A caller
+        that needs a consistent cut with other counts brackets its steps (see :class:`LockMeter`).
+        """
         i = bisect.bisect_left(self.bounds, value)
         self._counts[i] += 1
         self._sum += value
@@ -169,28 +176,44 @@ class LockMeter:
     Every acquisition is observed in ``wait_seconds`` (from asking to holding; most are a
     few microseconds); ``waits`` counts those that found the lock held or queued for.
     :meth:`acquired` runs while the write lock is held, which serialises it among this
-    process's threads: it takes no lock of its own.
+    process's threads: it takes no lock of its own. A sequence number, odd while a turn is
+    being counted, lets :meth:`snapshot` read a consistent cut without a lock on the hot path
+    (a seqlock: one writer at a time, readers retry): ``waits`` never exceeds the turns in a
+    snapshot, nor in the difference of two.
     """
 
-    __slots__ = ("timeouts", "wait_seconds", "waits")
+    __slots__ = ("_seq", "timeouts", "wait_seconds", "waits")
 
     def __init__(self) -> None:
+        self._seq = 0
         self.waits = 0
         self.timeouts = Counter()
         self.wait_seconds = Histogram(SECONDS)
 
     def acquired(self, seconds: float, waited: bool) -> None:
         """One turn granted after ``seconds``; ``waited``: it had to queue."""
+        self._seq += 1  # odd: a snapshot taken now retries
         if waited:
             self.waits += 1
         self.wait_seconds.observe_serialised(seconds)
+        self._seq += 1
 
     def snapshot(self) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
-        """Counters and histograms, named as in ``bridge.stats()``."""
-        waited = self.wait_seconds.snapshot()
+        """Counters and histograms, named as in ``bridge.stats()`` (a consistent cut of the turns)."""
+        for _ in range(_SNAPSHOT_TRIES):
+            seq = self._seq
+            if not seq & 1:
+                waits = self.waits
+                waited = self.wait_seconds.snapshot()
+                if self._seq == seq:
+                    break
+            time.sleep(0)  # let the counting thread finish its step (it may be waiting for the GIL)
+        else:  # writers never paused: a cut that is still consistent within itself
+            waited = self.wait_seconds.snapshot()
+            waits = min(self.waits, waited["count"])
         counters = {
             "lock_acquisitions_total": waited["count"],  # every turn is observed: one lock step less per turn
-            "lock_waits_total": self.waits,
+            "lock_waits_total": waits,
             "lock_timeouts_total": self.timeouts.value,
         }
         return counters, {"lock_wait_seconds": waited}

@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import maim_db
 import maim_db.prometheus
 from maim_db import Bridge, DriverNotInstalledError, TransactionConflictError
+from maim_db.metrics import LockMeter, delta
 
 
 class Note(maim_db.Model):
@@ -395,6 +396,50 @@ def test_the_checkpointers_lock_turns_are_counted_apart_from_the_writers(tmp_pat
             assert checkpointer.state()["lock_timeouts"] == 1
         finally:
             conn.close()
+
+
+def test_a_lock_meter_snapshot_never_has_more_waits_than_turns() -> None:
+    # Writers count turns under one lock (as the write lock serialises LockMeter.acquired)
+    # while a reader snapshots without it; a tiny switch interval makes the threads interleave
+    # between any two bytecodes. Every snapshot, and every difference of two, must add up.
+    meter = LockMeter()
+    serialise = threading.Lock()
+    stop = threading.Event()
+    turns_per_writer = 20_000
+
+    def writer() -> None:
+        for i in range(turns_per_writer):
+            if stop.is_set():
+                return
+            with serialise:
+                meter.acquired(0.00001 * (i % 7), True)
+
+    writers = [threading.Thread(target=writer) for _ in range(3)]
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in writers:
+            t.start()
+        base = meter.snapshot()
+        for _ in range(3000):
+            snap = meter.snapshot()
+            counters, histograms = snap
+            hist = histograms["lock_wait_seconds"]
+            cumulative = [n for _, n in hist["buckets"]]
+            assert cumulative == sorted(cumulative) and cumulative[-1] == hist["count"]
+            assert counters["lock_acquisitions_total"] == hist["count"]
+            assert counters["lock_waits_total"] <= counters["lock_acquisitions_total"]
+            since, _ = delta(snap, base)
+            assert 0 <= since["lock_waits_total"] <= since["lock_acquisitions_total"]
+            if not any(t.is_alive() for t in writers):
+                break
+    finally:
+        sys.setswitchinterval(old)
+        stop.set()
+        for t in writers:
+            t.join(30)
+    counters, _ = meter.snapshot()
+    assert counters["lock_waits_total"] == counters["lock_acquisitions_total"] == 3 * turns_per_writer
 
 
 # -- Prometheus -------------------------------------------------------------------------------
