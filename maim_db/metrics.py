@@ -60,7 +60,7 @@ _SNAPSHOT_TRIES = 1000  # a turn is counted in about a microsecond: a reader rar
 HELP: dict[str, str] = {
     "hops_total": "Calls handed to a worker thread and answered on the event loop",
     "hop_seconds": "Seconds from submitting a call to its result reaching the event loop",
-    "peewee_statements_total": "Statements the Peewee side sent (execute_sql, the compiled fast path included)",
+    "peewee_statements_total": "Statements the Peewee side sent (savepoints included; BEGIN/COMMIT/ROLLBACK not)",
     "sqlalchemy_statements_total": "Statements the SQLAlchemy engines (sync and async) sent",
     "conflicts_total": "Attempts of retried transactions that lost a conflict",
     "retries_total": "Attempts started again after a lost conflict",

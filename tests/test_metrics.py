@@ -274,6 +274,71 @@ def test_group_commit_batches_add_up(tmp_path: Path) -> None:
     assert c["hops_total"] == 40
 
 
+@SERVERS_TOO
+def test_group_commit_savepoints_are_statements_on_every_backend(any_url: str) -> None:
+    async def work(bridge: Bridge) -> None:
+        await asyncio.gather(*(bridge.write(Note.create, text=f"g{i}") for i in range(40)))
+
+    with Bridge(any_url, group_commit=True) as bridge:
+        bridge.bind(Note)
+        bridge.create_tables()
+        before = counters(bridge)
+        asyncio.run(work(bridge))
+        got = moved(before, counters(bridge), "peewee_statements_total", "group_commit_batched_calls_total")
+    assert got["group_commit_batched_calls_total"] > 0  # some writes did share a batch
+    # One INSERT per write, and a SAVEPOINT and a RELEASE around each write of a batch.
+    assert got["peewee_statements_total"] == 40 + 2 * got["group_commit_batched_calls_total"]
+
+
+@SERVERS_TOO
+def test_a_statement_refused_before_it_is_sent_is_not_counted(any_url: str) -> None:
+    bridge = Bridge(any_url, group_commit=False, on_loop="raise")
+    bridge.peewee.execute_sql("SELECT 1")
+    before = counters(bridge)["peewee_statements_total"]
+    assert before >= 1
+
+    async def on_the_loop() -> None:
+        with pytest.raises(maim_db.LoopBlockedError):
+            bridge.peewee.execute_sql("SELECT 1")  # refused by the on_loop policy
+
+    asyncio.run(on_the_loop())
+    assert counters(bridge)["peewee_statements_total"] == before
+    bridge.close()
+    with pytest.raises(maim_db.BridgeClosedError):
+        bridge.peewee.execute_sql("SELECT 1")
+    with pytest.raises(maim_db.BridgeClosedError):
+        bridge.peewee.execute_sql("CREATE TABLE never (x INTEGER)")
+    assert counters(bridge)["peewee_statements_total"] == before
+
+
+def test_a_write_that_times_out_waiting_for_its_turn_is_not_counted(tmp_path: Path) -> None:
+    path = tmp_path / "refused.db"
+    with Bridge(f"sqlite:///{path}?busy_timeout=50", group_commit=False) as bridge:
+        bridge.peewee.execute_sql("CREATE TABLE t (x INTEGER)")
+        holding, done = threading.Event(), threading.Event()
+
+        def holder() -> None:
+            try:
+                with bridge.peewee.atomic():
+                    bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (1)")
+                    holding.set()
+                    done.wait(30)
+            finally:
+                bridge.peewee.close()
+
+        thread = threading.Thread(target=holder)
+        thread.start()
+        try:
+            assert holding.wait(30)
+            before = counters(bridge)["peewee_statements_total"]
+            with pytest.raises(maim_db.WriteLockTimeoutError):
+                bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (2)")  # autocommit: waits for its turn, gives up
+            assert counters(bridge)["peewee_statements_total"] == before
+        finally:
+            done.set()
+            thread.join(30)
+
+
 def test_histograms_are_cumulative_and_end_in_inf(tmp_path: Path) -> None:
     with Bridge(tmp_path / "h.db") as bridge:
         bridge.bind(Note)
@@ -404,13 +469,10 @@ def test_a_lock_meter_snapshot_never_has_more_waits_than_turns() -> None:
     # between any two bytecodes. Every snapshot, and every difference of two, must add up.
     meter = LockMeter()
     serialise = threading.Lock()
-    stop = threading.Event()
     turns_per_writer = 20_000
 
     def writer() -> None:
         for i in range(turns_per_writer):
-            if stop.is_set():
-                return
             with serialise:
                 meter.acquired(0.00001 * (i % 7), True)
 
@@ -434,10 +496,10 @@ def test_a_lock_meter_snapshot_never_has_more_waits_than_turns() -> None:
             if not any(t.is_alive() for t in writers):
                 break
     finally:
-        sys.setswitchinterval(old)
-        stop.set()
+        sys.setswitchinterval(old)  # the writers finish their bounded loops at the usual pace
         for t in writers:
             t.join(30)
+    assert not any(t.is_alive() for t in writers)
     counters, _ = meter.snapshot()
     assert counters["lock_waits_total"] == counters["lock_acquisitions_total"] == 3 * turns_per_writer
 
