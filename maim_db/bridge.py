@@ -537,7 +537,7 @@ class Bridge:
                 report["journal_mode"] = db.execute_sql("PRAGMA journal_mode").fetchone()[0]
                 report["foreign_keys"] = bool(db.execute_sql("PRAGMA foreign_keys").fetchone()[0])
                 if self.url.path is not None:
-                    wal = self.url.path.with_name(self.url.path.name + "-wal")
+                    wal = Path(os.path.realpath(self.url.path) + "-wal")  # SQLite's, beside the link's target
                     report["wal_bytes"] = wal.stat().st_size if wal.exists() else 0
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             report["error"] = f"{type(exc).__name__}: {exc}"
@@ -593,12 +593,14 @@ class Bridge:
                 counters["checkpoint_passes_total"] = done_cp.passes
                 counters["checkpoint_restarts_total"] = done_cp.restarts
                 counters["checkpoint_restarts_busy_total"] = done_cp.restarts_busy
+                counters["checkpoint_lock_timeouts_total"] = done_cp.lock_timeouts
                 counters["checkpoint_failures_total"] = done_cp.errors
         if checkpointer is not None:
             gauges["checkpoint_consecutive_failures"] = checkpointer.stats.consecutive_failures
         if self.url.is_sqlite and self.url.path is not None:
             with contextlib.suppress(OSError):  # no WAL file (yet, or not in WAL mode): no reading
-                gauges["wal_bytes"] = self.url.path.with_name(self.url.path.name + "-wal").stat().st_size
+                # SQLite writes the WAL beside the link's target, not beside a symbolic link.
+                gauges["wal_bytes"] = os.stat(os.path.realpath(self.url.path) + "-wal").st_size
         if not self._closed:
             executor = self._executor
             if executor is not None:

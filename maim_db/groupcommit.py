@@ -247,7 +247,8 @@ class GroupCommit:
 def _statements(db: Any, tracer: Any = None) -> Callable[[str], Any]:
     """How the batch sends its savepoint statements on this thread's connection.
 
-    On SQLite straight to the connection (a fifth of a Peewee ``execute_sql``); a statement
+    On SQLite straight to the connection (a fifth of a Peewee ``execute_sql``), counted in
+    ``peewee_statements_total`` as ``execute_sql`` counts it on the servers; a statement
     that fails there is sent again through ``execute_sql``, which raises maim_db's wrapped
     error (a failed SAVEPOINT or RELEASE changed nothing, so sending it again is harmless).
     With ``tracer`` (maim_db.tracing.Spans) each gets a statement span, as ``execute_sql``'s do.
@@ -255,12 +256,15 @@ def _statements(db: Any, tracer: Any = None) -> Callable[[str], Any]:
     if not isinstance(db, SqliteDatabase):
         return db.execute_sql  # type: ignore[no-any-return]
     conn = db.connection()
+    counted = db.metrics.peewee_statements if db.metrics is not None else None
 
     def execute(sql: str) -> None:
+        if counted is not None:  # a statement sent, as execute_sql counts it on every backend
+            counted.inc()
         try:
             conn.execute(sql)
         except sqlite3.Error:
-            db.execute_sql(sql)
+            db.execute_sql(sql)  # sent again (and counted again)
 
     return execute if tracer is None else tracer.statements(execute)
 

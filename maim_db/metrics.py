@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from typing import Any
 
 __all__ = [
@@ -54,19 +55,20 @@ BATCH_SIZES: tuple[float, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128)
 """Upper bounds of the group-commit batch-size histogram (writes per batch)."""
 
 _INF = float("inf")
+_SNAPSHOT_TRIES = 1000  # a turn is counted in about a microsecond: a reader rarely needs two
 
 HELP: dict[str, str] = {
     "hops_total": "Calls handed to a worker thread and answered on the event loop",
     "hop_seconds": "Seconds from submitting a call to its result reaching the event loop",
-    "peewee_statements_total": "Statements the Peewee side sent (execute_sql, the compiled fast path included)",
+    "peewee_statements_total": "Statements the Peewee side sent (savepoints included; BEGIN/COMMIT/ROLLBACK not)",
     "sqlalchemy_statements_total": "Statements the SQLAlchemy engines (sync and async) sent",
     "conflicts_total": "Attempts of retried transactions that lost a conflict",
     "retries_total": "Attempts started again after a lost conflict",
     "retries_exhausted_total": "Retried transactions given up (out of attempts or time)",
-    "lock_acquisitions_total": "Turns of the SQLite write lock granted",
+    "lock_acquisitions_total": "Turns of the SQLite write lock granted (to writers; not the checkpointer's)",
     "lock_waits_total": "Turns of the write lock that had to queue behind another writer",
     "lock_wait_seconds": "Seconds from asking for the write lock to holding it",
-    "lock_timeouts_total": "Writers that gave up waiting for the write lock (busy timeout)",
+    "lock_timeouts_total": "Writers that gave up waiting for the write lock (busy timeout; not the checkpointer)",
     "lock_fast_turns_total": "Turns of the write lock taken on the uncontended fast path",
     "lock_reclaimed_total": "Write-lock turns taken back from a dead thread or a closed connection",
     "group_commit_lone_total": "Writes that found no company and ran alone",
@@ -78,6 +80,7 @@ HELP: dict[str, str] = {
     "checkpoint_passes_total": "WAL checkpointer passes (looks at the WAL)",
     "checkpoint_restarts_total": "WAL checkpoints (RESTART) that completed",
     "checkpoint_restarts_busy_total": "WAL checkpoints (RESTART) that gave up on busy readers",
+    "checkpoint_lock_timeouts_total": "WAL checkpoints (RESTART) skipped: writers held the write lock too long",
     "checkpoint_failures_total": "WAL checkpointer passes that failed with an error",
     "checkpoint_consecutive_failures": "Failed checkpointer passes since the last one that worked",
     "wal_bytes": "Size of the SQLite WAL file in bytes",
@@ -139,7 +142,12 @@ class Histogram:
             self._sum += value
 
     def observe_serialised(self, value: float) -> None:
-        """:meth:`observe` for a caller that holds a lock every observer of this histogram takes."""
+        """:meth:`observe` for a caller that holds a lock every observer of this histogram takes.
+
+        This histogram's own lock is not taken, so :meth:`snapshot` is not atomic against it:
+        each bucket is read as it was at some moment of the copy (buckets only grow). A caller
+        that needs a consistent cut with other counts brackets its steps (see :class:`LockMeter`).
+        """
         i = bisect.bisect_left(self.bounds, value)
         self._counts[i] += 1
         self._sum += value
@@ -168,28 +176,44 @@ class LockMeter:
     Every acquisition is observed in ``wait_seconds`` (from asking to holding; most are a
     few microseconds); ``waits`` counts those that found the lock held or queued for.
     :meth:`acquired` runs while the write lock is held, which serialises it among this
-    process's threads: it takes no lock of its own.
+    process's threads: it takes no lock of its own. A sequence number, odd while a turn is
+    being counted, lets :meth:`snapshot` read a consistent cut without a lock on the hot path
+    (a seqlock: one writer at a time, readers retry): ``waits`` never exceeds the turns in a
+    snapshot, nor in the difference of two.
     """
 
-    __slots__ = ("timeouts", "wait_seconds", "waits")
+    __slots__ = ("_seq", "timeouts", "wait_seconds", "waits")
 
     def __init__(self) -> None:
+        self._seq = 0
         self.waits = 0
         self.timeouts = Counter()
         self.wait_seconds = Histogram(SECONDS)
 
     def acquired(self, seconds: float, waited: bool) -> None:
         """One turn granted after ``seconds``; ``waited``: it had to queue."""
+        self._seq += 1  # odd: a snapshot taken now retries
         if waited:
             self.waits += 1
         self.wait_seconds.observe_serialised(seconds)
+        self._seq += 1
 
     def snapshot(self) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
-        """Counters and histograms, named as in ``bridge.stats()``."""
-        waited = self.wait_seconds.snapshot()
+        """Counters and histograms, named as in ``bridge.stats()`` (a consistent cut of the turns)."""
+        for _ in range(_SNAPSHOT_TRIES):
+            seq = self._seq
+            if not seq & 1:
+                waits = self.waits
+                waited = self.wait_seconds.snapshot()
+                if self._seq == seq:
+                    break
+            time.sleep(0)  # let the counting thread finish its step (it may be waiting for the GIL)
+        else:  # writers never paused: a cut that is still consistent within itself
+            waited = self.wait_seconds.snapshot()
+            waits = min(self.waits, waited["count"])
         counters = {
             "lock_acquisitions_total": waited["count"],  # every turn is observed: one lock step less per turn
-            "lock_waits_total": self.waits,
+            "lock_waits_total": waits,
             "lock_timeouts_total": self.timeouts.value,
         }
         return counters, {"lock_wait_seconds": waited}

@@ -6,8 +6,10 @@
 
 Every counter, gauge and histogram of :meth:`maim_db.Bridge.stats` becomes a family
 ``maim_db_<name>`` with the labels ``database`` (the bridge's ``url.safe_target()``) and
-``backend``; several bridges registered into one registry share one collector, one series
-per bridge. Nothing is copied between scrapes: the collector calls ``stats()`` each time.
+``backend``; several bridges registered into one registry share one collector. Bridges with
+the same labels (two bridges on one URL) are one series, since Prometheus keeps only one of
+two identical series (see :func:`merge`). Nothing is copied between scrapes: the collector
+calls ``stats()`` each time.
 ``prometheus_client`` is imported only when a collector is made, so importing this module
 never needs the extra.
 """
@@ -22,9 +24,66 @@ from typing import Any
 from .errors import DriverNotInstalledError
 from .metrics import HELP
 
-__all__ = ["MaimDBCollector", "register", "unregister"]
+__all__ = ["MaimDBCollector", "merge", "register", "unregister"]
 
 _LABELS = ["database", "backend"]
+
+# Gauges of one thing seen by every bridge of a file: read once, not added up.
+_ONCE_GAUGES = frozenset({"wal_bytes", "checkpoint_consecutive_failures"})
+
+
+def _shared(name: str) -> bool:
+    """The write lock's counts: one lock per file and process, so every bridge on it sees the same turns."""
+    return name.startswith("lock_")
+
+
+def merge(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``stats()`` of bridges on one database as one bridge's (what a single series shows).
+
+    Counters and histograms are added up, except the write lock's (``lock_*``): the lock is
+    one per file and process, each bridge counts its turns since it first used the file, so
+    the largest count (the earliest bridge's) covers the others' and is taken alone (a
+    histogram as a whole). Gauges are added up (workers, queues, pools: each bridge has its
+    own), except ``wal_bytes`` (one file) and ``checkpoint_consecutive_failures`` (the worst
+    checkpointer), taken as the largest.
+    """
+    if len(stats) == 1:
+        return stats[0]
+    counters: dict[str, int] = {}
+    gauges: dict[str, int | float] = {}
+    histograms: dict[str, dict[str, Any]] = {}
+    for one in stats:
+        for name, value in one["counters"].items():
+            old = counters.get(name, 0)
+            counters[name] = max(old, value) if _shared(name) else old + value
+        for name, value in one["gauges"].items():
+            if name in gauges:
+                gauges[name] = max(gauges[name], value) if name in _ONCE_GAUGES else gauges[name] + value
+            else:
+                gauges[name] = value
+        for name, hist in one["histograms"].items():
+            old_hist = histograms.get(name)
+            if old_hist is None:
+                histograms[name] = hist
+            elif _shared(name):
+                histograms[name] = max(old_hist, hist, key=lambda h: h["count"])
+            else:
+                histograms[name] = {
+                    "count": old_hist["count"] + hist["count"],
+                    "sum": old_hist["sum"] + hist["sum"],
+                    "buckets": [
+                        [bound, n + m] for (bound, n), (_, m) in zip(old_hist["buckets"], hist["buckets"], strict=True)
+                    ],
+                }
+    first = stats[0]
+    return {
+        "backend": first["backend"],
+        "database": first["database"],
+        "metrics": any(one["metrics"] for one in stats),
+        "counters": counters,
+        "gauges": gauges,
+        "histograms": histograms,
+    }
 
 
 def _client() -> Any:
@@ -69,7 +128,7 @@ class MaimDBCollector:
         return []
 
     def collect(self) -> Iterator[Any]:
-        """One family per name, one series per bridge, read from ``stats()`` now."""
+        """One family per name, one series per (database, backend), read from ``stats()`` now."""
         core = self._client.core
         go = self._client.utils.floatToGoString
         families: dict[str, Any] = {}
@@ -82,9 +141,13 @@ class MaimDBCollector:
                 fam = families[name] = kind(f"maim_db_{base}", HELP.get(name, name.replace("_", " ")), labels=_LABELS)
             return fam
 
+        by_labels: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for bridge in self.bridges:
-            stats = bridge.stats()
-            labels = [str(stats["database"]), str(stats["backend"])]
+            one = bridge.stats()
+            by_labels.setdefault((str(one["database"]), str(one["backend"])), []).append(one)
+        for key, group in by_labels.items():
+            stats = merge(group)
+            labels = list(key)
             for name, value in stats["counters"].items():
                 family(core.CounterMetricFamily, name).add_metric(labels, value)
             for name, value in stats["gauges"].items():

@@ -352,6 +352,97 @@ def test_inspect_refuses_a_process_that_has_the_file_open(live: tuple[maim_db.Br
     assert bridge.peewee.execute_sql("SELECT count(*) FROM t").fetchone()[0] == 1
 
 
+# Another process tries to write at once (no busy wait): what SQLite told it.
+WRITE_NOW = textwrap.dedent(
+    """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        print(exc, flush=True)
+    else:
+        conn.execute("ROLLBACK")
+        print("wrote", flush=True)
+    """
+)
+
+
+def write_now(path: Path) -> str:
+    out = subprocess.run([sys.executable, "-c", WRITE_NOW, str(path)], capture_output=True, text=True, timeout=WAIT)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_inspect_refuses_while_a_plain_sqlite3_connection_of_this_process_writes(tmp_path: Path) -> None:
+    from maim_db.sqlite.introspect import inspect
+
+    path = tmp_path / "plain.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x INTEGER)")
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t (x) VALUES (1)")
+        assert not writelock.used_in_this_process(path)  # maim_db's registry knows nothing of it
+        with pytest.raises(maim_db.ConfigurationError, match="has the file open"):
+            inspect(path)
+        # Nothing was opened and closed: SQLite's POSIX locks of this process still hold.
+        assert write_now(path) == "database is locked"
+        conn.execute("COMMIT")
+        assert write_now(path) == "wrote"
+    finally:
+        conn.close()
+
+
+def test_inspect_refuses_while_a_bridge_without_the_write_lock_writes(tmp_path: Path) -> None:
+    from maim_db.sqlite.introspect import inspect
+
+    path = tmp_path / "nolock.db"
+    with maim_db.Bridge(f"sqlite:///{path}?write_lock=false") as bridge:
+        bridge.peewee.execute_sql("CREATE TABLE t (x INTEGER)")
+        with bridge.peewee.atomic():
+            bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (1)")
+            assert not writelock.used_in_this_process(path)
+            with pytest.raises(maim_db.ConfigurationError, match="has the file open"):
+                inspect(path)
+            assert write_now(path) == "database is locked"
+        assert write_now(path) == "wrote"
+
+
+@needs_queue
+def test_stats_through_a_symlink_read_the_real_files(
+    live: tuple[maim_db.Bridge, Path], processes: list[subprocess.Popen[str]]
+) -> None:
+    _, path = live
+    link = path.with_name("link.db")
+    link.symlink_to(path)
+    url = f"sqlite:///{link}?busy_timeout={int(WAIT * 1000)}"
+    holder = start(processes, str(HOLDERS), "peewee_atomic", url)  # writes through the link
+    said(holder, "held")
+
+    seen = stats(str(link))
+    assert seen["database"] == str(link)  # as given; read where SQLite and the writers are
+    assert seen["lock"]["holder"]["pid"] == holder.pid
+    assert seen["wal"]["bytes"] == os.path.getsize(f"{path}-wal") > 0
+    assert f"pid {holder.pid}" in cli("stats", str(link)).stdout
+
+    release(holder)
+    assert holder.wait(WAIT) == 0
+
+
+def test_bridge_stats_through_a_symlink_see_the_real_wal(live: tuple[maim_db.Bridge, Path]) -> None:
+    _, path = live
+    link = path.with_name("link.db")
+    link.symlink_to(path)
+    with maim_db.Bridge(str(link)) as bridge:
+        bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (2)")
+        wal = os.path.getsize(f"{path}-wal")
+        assert wal > 0
+        assert bridge.stats()["gauges"]["wal_bytes"] == wal
+        assert bridge.health()["wal_bytes"] == wal
+
+
 @needs_queue
 def test_inspect_queue_in_the_holding_process_keeps_its_locks(live: tuple[maim_db.Bridge, Path]) -> None:
     bridge, path = live

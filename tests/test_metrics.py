@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import sqlite3
 import sys
 import threading
 import time
@@ -27,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import maim_db
 import maim_db.prometheus
 from maim_db import Bridge, DriverNotInstalledError, TransactionConflictError
+from maim_db.metrics import LockMeter, delta
 
 
 class Note(maim_db.Model):
@@ -272,6 +274,71 @@ def test_group_commit_batches_add_up(tmp_path: Path) -> None:
     assert c["hops_total"] == 40
 
 
+@SERVERS_TOO
+def test_group_commit_savepoints_are_statements_on_every_backend(any_url: str) -> None:
+    async def work(bridge: Bridge) -> None:
+        await asyncio.gather(*(bridge.write(Note.create, text=f"g{i}") for i in range(40)))
+
+    with Bridge(any_url, group_commit=True) as bridge:
+        bridge.bind(Note)
+        bridge.create_tables()
+        before = counters(bridge)
+        asyncio.run(work(bridge))
+        got = moved(before, counters(bridge), "peewee_statements_total", "group_commit_batched_calls_total")
+    assert got["group_commit_batched_calls_total"] > 0  # some writes did share a batch
+    # One INSERT per write, and a SAVEPOINT and a RELEASE around each write of a batch.
+    assert got["peewee_statements_total"] == 40 + 2 * got["group_commit_batched_calls_total"]
+
+
+@SERVERS_TOO
+def test_a_statement_refused_before_it_is_sent_is_not_counted(any_url: str) -> None:
+    bridge = Bridge(any_url, group_commit=False, on_loop="raise")
+    bridge.peewee.execute_sql("SELECT 1")
+    before = counters(bridge)["peewee_statements_total"]
+    assert before >= 1
+
+    async def on_the_loop() -> None:
+        with pytest.raises(maim_db.LoopBlockedError):
+            bridge.peewee.execute_sql("SELECT 1")  # refused by the on_loop policy
+
+    asyncio.run(on_the_loop())
+    assert counters(bridge)["peewee_statements_total"] == before
+    bridge.close()
+    with pytest.raises(maim_db.BridgeClosedError):
+        bridge.peewee.execute_sql("SELECT 1")
+    with pytest.raises(maim_db.BridgeClosedError):
+        bridge.peewee.execute_sql("CREATE TABLE never (x INTEGER)")
+    assert counters(bridge)["peewee_statements_total"] == before
+
+
+def test_a_write_that_times_out_waiting_for_its_turn_is_not_counted(tmp_path: Path) -> None:
+    path = tmp_path / "refused.db"
+    with Bridge(f"sqlite:///{path}?busy_timeout=50", group_commit=False) as bridge:
+        bridge.peewee.execute_sql("CREATE TABLE t (x INTEGER)")
+        holding, done = threading.Event(), threading.Event()
+
+        def holder() -> None:
+            try:
+                with bridge.peewee.atomic():
+                    bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (1)")
+                    holding.set()
+                    done.wait(30)
+            finally:
+                bridge.peewee.close()
+
+        thread = threading.Thread(target=holder)
+        thread.start()
+        try:
+            assert holding.wait(30)
+            before = counters(bridge)["peewee_statements_total"]
+            with pytest.raises(maim_db.WriteLockTimeoutError):
+                bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (2)")  # autocommit: waits for its turn, gives up
+            assert counters(bridge)["peewee_statements_total"] == before
+        finally:
+            done.set()
+            thread.join(30)
+
+
 def test_histograms_are_cumulative_and_end_in_inf(tmp_path: Path) -> None:
     with Bridge(tmp_path / "h.db") as bridge:
         bridge.bind(Note)
@@ -340,6 +407,103 @@ def test_two_bridges_on_one_file_count_the_lock_from_their_own_start(tmp_path: P
         assert first.stats()["counters"]["lock_acquisitions_total"] >= 5  # the file's turns, its own and the second's
 
 
+def test_the_checkpointers_lock_turns_are_counted_apart_from_the_writers(tmp_path: Path) -> None:
+    path = tmp_path / "cp.db"
+    # The checkpointer's thread waits an hour before its first pass: the test drives the passes.
+    profile = {"checkpoint_interval": 3600, "checkpoint_restart_pages": 1}
+    with Bridge(path, group_commit=False, profile=profile) as bridge:
+        bridge.peewee.execute_sql("CREATE TABLE t (x INTEGER)")
+        checkpointer = bridge.sqlite_file.checkpointer  # type: ignore[union-attr]
+        assert checkpointer is not None
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            before = counters(bridge)
+            checkpointer.run_once(conn)  # past restart_pages: RESTART in a turn of the write lock
+            after = counters(bridge)
+            assert moved(before, after, "checkpoint_restarts_total")["checkpoint_restarts_total"] == 1
+            lock_names = ("lock_acquisitions_total", "lock_waits_total", "lock_timeouts_total", "lock_fast_turns_total")
+            assert moved(before, after, *lock_names) == {
+                "lock_acquisitions_total": 0,
+                "lock_fast_turns_total": 0,
+                "lock_waits_total": 0,
+                "lock_timeouts_total": 0,
+            }
+
+            # A writer holds the lock past the checkpointer's patience: the checkpointer's
+            # timeout is its own, not a writer's (the alert on lock_timeouts_total stays quiet).
+            bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (1)")
+            holding, done = threading.Event(), threading.Event()
+
+            def holder() -> None:
+                try:
+                    with bridge.peewee.atomic():
+                        bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (2)")
+                        holding.set()
+                        done.wait(30)
+                finally:
+                    bridge.peewee.close()
+
+            thread = threading.Thread(target=holder)
+            thread.start()
+            try:
+                assert holding.wait(30)
+                checkpointer.lock_timeout = 0.05
+                before = counters(bridge)
+                checkpointer.run_once(conn)
+                after = counters(bridge)
+            finally:
+                done.set()
+                thread.join(30)
+            assert moved(before, after, "lock_timeouts_total", "checkpoint_lock_timeouts_total") == {
+                "lock_timeouts_total": 0,
+                "checkpoint_lock_timeouts_total": 1,
+            }
+            assert checkpointer.state()["lock_timeouts"] == 1
+        finally:
+            conn.close()
+
+
+def test_a_lock_meter_snapshot_never_has_more_waits_than_turns() -> None:
+    # Writers count turns under one lock (as the write lock serialises LockMeter.acquired)
+    # while a reader snapshots without it; a tiny switch interval makes the threads interleave
+    # between any two bytecodes. Every snapshot, and every difference of two, must add up.
+    meter = LockMeter()
+    serialise = threading.Lock()
+    turns_per_writer = 20_000
+
+    def writer() -> None:
+        for i in range(turns_per_writer):
+            with serialise:
+                meter.acquired(0.00001 * (i % 7), True)
+
+    writers = [threading.Thread(target=writer) for _ in range(3)]
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for t in writers:
+            t.start()
+        base = meter.snapshot()
+        for _ in range(3000):
+            snap = meter.snapshot()
+            counters, histograms = snap
+            hist = histograms["lock_wait_seconds"]
+            cumulative = [n for _, n in hist["buckets"]]
+            assert cumulative == sorted(cumulative) and cumulative[-1] == hist["count"]
+            assert counters["lock_acquisitions_total"] == hist["count"]
+            assert counters["lock_waits_total"] <= counters["lock_acquisitions_total"]
+            since, _ = delta(snap, base)
+            assert 0 <= since["lock_waits_total"] <= since["lock_acquisitions_total"]
+            if not any(t.is_alive() for t in writers):
+                break
+    finally:
+        sys.setswitchinterval(old)  # the writers finish their bounded loops at the usual pace
+        for t in writers:
+            t.join(30)
+    assert not any(t.is_alive() for t in writers)
+    counters, _ = meter.snapshot()
+    assert counters["lock_waits_total"] == counters["lock_acquisitions_total"] == 3 * turns_per_writer
+
+
 # -- Prometheus -------------------------------------------------------------------------------
 
 
@@ -374,6 +538,41 @@ def test_the_collector_exports_every_bridge_with_its_labels(tmp_path: Path) -> N
     assert hist.type == "histogram"
     buckets = [s for s in hist.samples if s.name == "maim_db_hop_seconds_bucket"]
     assert buckets[-1].labels["le"] == "+Inf" and buckets[-1].value == 1
+
+
+def test_two_bridges_on_one_file_are_one_series_each_name(tmp_path: Path) -> None:
+    registry = CollectorRegistry()
+    path = tmp_path / "same.db"
+    profile = {"checkpoint_interval": 0}  # nothing moves between the test's reads and the scrape
+    with Bridge(path, profile=profile) as a, Bridge(path, profile=profile) as b:
+        a.bind(Note)
+        a.create_tables()
+
+        async def work() -> None:
+            for bridge in (a, b, b):
+                await bridge.run(bridge.peewee.execute_sql, "INSERT INTO note (text) VALUES ('x')")
+
+        asyncio.run(work())
+        maim_db.prometheus.register(a, registry)
+        maim_db.prometheus.register(b, registry)
+        sa_, sb = a.stats(), b.stats()
+        exposition = generate_latest(registry).decode()
+    samples = [s for f in text_string_to_metric_families(exposition) for s in f.samples]
+    keys = [(s.name, tuple(sorted(s.labels.items()))) for s in samples]
+    assert len(keys) == len(set(keys))  # no duplicate series: Prometheus would drop one
+    value = {s.name: s.value for s in samples if "le" not in s.labels}
+    assert {s.labels["database"] for s in samples} == {a.url.safe_target()} == {b.url.safe_target()}
+    ca, cb = sa_["counters"], sb["counters"]
+    assert value["maim_db_hops_total"] == ca["hops_total"] + cb["hops_total"] == 3  # summed
+    assert value["maim_db_hop_seconds_count"] == 3
+    assert value["maim_db_peewee_statements_total"] == ca["peewee_statements_total"] + cb["peewee_statements_total"]
+    # The write lock is the file's: its counts are taken once (the bridge that saw the most).
+    assert value["maim_db_lock_acquisitions_total"] == max(ca["lock_acquisitions_total"], cb["lock_acquisitions_total"])
+    assert value["maim_db_lock_acquisitions_total"] == ca["lock_acquisitions_total"] >= 3
+    assert value["maim_db_lock_wait_seconds_count"] == value["maim_db_lock_acquisitions_total"]
+    # Gauges: the pools and queues add up, the one WAL file is counted once.
+    assert value["maim_db_workers_max"] == sa_["gauges"]["workers_max"] + sb["gauges"]["workers_max"]
+    assert value["maim_db_wal_bytes"] == sa_["gauges"]["wal_bytes"] == sb["gauges"]["wal_bytes"] > 0
 
 
 def test_without_prometheus_client_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -152,6 +152,12 @@ class MaimDatabaseMixin(AsyncNames):
             raise BridgeClosedError(f"the bridge for {self.url.safe_target()} is closed", hint="open a new Bridge")
         check_loop(self.on_loop)
 
+    def _count_statement(self, metrics: Metrics) -> None:
+        """Count a statement about to be sent, once past what refuses it (a refused one was not sent)."""
+        if self._closed_for_good or self.on_loop == "raise":
+            self.guard()  # raises if it refuses; a "warn" policy warns once, in cursor()
+        metrics.peewee_statements.inc()
+
     def _forget_inherited(self) -> None:
         # After fork() the child's main thread sees the forking thread's state; the
         # connection in it belongs to the parent.

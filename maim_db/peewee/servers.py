@@ -256,8 +256,9 @@ class ServerDatabaseMixin(MaimDatabaseMixin):
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         """Run one statement; a lost connection raises :class:`ConnectionLostError`."""
-        if self.metrics is not None:
-            self.metrics.peewee_statements.inc()
+        metrics = self.metrics
+        if metrics is not None:
+            self._count_statement(metrics)
         return self._server_call(super().execute_sql, sql, params)  # type: ignore[misc]
 
     def _server_call(self, fn: Callable[..., T], *args: Any) -> T:

@@ -166,15 +166,18 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         """Run one statement; a write outside a transaction also waits for its turn."""
-        if self.metrics is not None:
-            self.metrics.peewee_statements.inc()
+        metrics = self.metrics
         queue = self.file.write_lock
         if queue is None or self._state.transactions or self._state.write_hold or not is_write(sql):
+            if metrics is not None:
+                self._count_statement(metrics)
             return self._translated(super().execute_sql, sql, params)
         self.guard()
         self.check_location()
         hold = queue.acquire(self._timeout, conn=self.connection(), tracer=self.file.tracer)
         try:
+            if metrics is not None:  # sent now: a write that timed out waiting was not
+                metrics.peewee_statements.inc()
             return self._translated(super().execute_sql, sql, params)
         finally:
             hold.release()

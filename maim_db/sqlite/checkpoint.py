@@ -47,6 +47,12 @@ class CheckpointStats:
     restarts: int = 0
     restarts_busy: int = 0
     max_wal_pages: int = 0
+    lock_timeouts: int = 0
+    """RESTART checkpoints skipped because the write lock stayed held past ``lock_timeout``.
+
+    The checkpointer's turns of the write lock are its own: they are not in the bridge's
+    ``lock_*`` counts, which count the application's writers only.
+    """
     errors: int = 0
     """Failed passes, in all."""
     consecutive_failures: int = 0
@@ -191,8 +197,9 @@ class Checkpointer:
             return frames, busy
         try:
             if self.write_lock is not None:
-                self.write_lock.acquire(self.lock_timeout, site="maim_db's WAL checkpointer")
-        except WriteLockTimeoutError:
+                self.write_lock.acquire(self.lock_timeout, site="maim_db's WAL checkpointer", metered=False)
+        except WriteLockTimeoutError:  # writers are busy: try again next pass
+            self.stats.lock_timeouts += 1
             return frames, 1
         try:
             busy, frames, _done = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()

@@ -19,8 +19,13 @@ What the checkpointer thread of a process last did is kept in that process's mem
 (``bridge.health()["checkpointer"]``); nothing on disk records it, so it is not shown here.
 
 Run it from a process that has no connection to the database: closing a descriptor of a
-file drops every POSIX lock the process holds on it, SQLite's among them. A process whose
-maim_db has used the file is refused (:class:`~maim_db.errors.ConfigurationError`).
+file drops every POSIX lock the process holds on it, SQLite's among them. A process that
+has the database, its ``-wal`` or its ``-shm`` open is refused
+(:class:`~maim_db.errors.ConfigurationError`): on Linux any descriptor counts (a plain
+``sqlite3`` connection, a bridge with ``?write_lock=false``), found by comparing device and
+inode with ``/proc/self/fd``; where there is no ``/proc/self/fd`` only the files maim_db's
+write lock has used in this process are known, so a connection opened otherwise is not seen
+there. A symbolic link is followed: the files read are those SQLite and the writers use.
 """
 
 from __future__ import annotations
@@ -48,25 +53,33 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def inspect(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A snapshot of an SQLite database file's write lock, WAL and size, read without touching it."""
-    db = Path(path)
-    if used_in_this_process(db):
+    """A snapshot of an SQLite database file's write lock, WAL and size, read without touching it.
+
+    Refused (:class:`~maim_db.errors.ConfigurationError`) in a process that has the file, its
+    ``-wal`` or ``-shm`` open: on Linux any descriptor is seen (``/proc/self/fd``); elsewhere
+    only the files maim_db's write lock has used in this process are known.
+    """
+    given = Path(path)
+    # SQLite and the write lock resolve links (write_lock_for): so must the files read here.
+    db = Path(os.path.realpath(given))
+    if used_in_this_process(db) or _open_here(db, Path(f"{db}-wal"), Path(f"{db}-shm")):
         raise ConfigurationError(
-            f"this process has used {db}; inspect() reads it from outside",
+            f"this process has the file open or has used {given}; inspect() reads it from outside "
+            "(closing a descriptor here would drop this process's SQLite locks)",
             hint="run `maim-db stats` in another process, or read bridge.health() in this one",
         )
     try:
         st = db.stat()
     except FileNotFoundError as exc:
         raise DatabaseFileError(
-            f"{db} does not exist", path=db, hint="check the URL (stats never creates the file)", orig=exc
+            f"{given} does not exist", path=given, hint="check the URL (stats never creates the file)", orig=exc
         ) from exc
     if not stat.S_ISREG(st.st_mode):
-        raise DatabaseFileError(f"{db} is not a regular file", path=db, hint="point the URL at the database file")
+        raise DatabaseFileError(f"{given} is not a regular file", path=given, hint="point the URL at the database file")
     try:
         wal = _wal(Path(f"{db}-wal"), Path(f"{db}-shm"))
         return {
-            "database": str(db),
+            "database": str(given),
             "time": time.time(),
             "lock": inspect_queue(db),
             "wal": {k: v for k, v in wal.items() if not k.startswith("_")},
@@ -80,6 +93,31 @@ def inspect(path: str | os.PathLike[str]) -> dict[str, Any]:
             hint="run it as the user that owns the database (or one of its group)",
             orig=exc,
         ) from exc
+
+
+def _open_here(*files: Path) -> bool:
+    """True when a descriptor of this process is open on one of ``files`` (False where it cannot be told)."""
+    wanted = set()
+    for file in files:
+        try:
+            st = os.stat(file)
+        except OSError:
+            continue
+        wanted.add((st.st_dev, st.st_ino))
+    if not wanted:
+        return False
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:  # no /proc (macOS, BSD): only the write lock's registry speaks (see the module)
+        return False
+    for fd in fds:
+        try:
+            st = os.stat(f"/proc/self/fd/{fd}")  # follows the link to the open file (deleted ones too)
+        except OSError:  # closed meanwhile (the listing's own descriptor among them)
+            continue
+        if (st.st_dev, st.st_ino) in wanted:
+            return True
+    return False
 
 
 # -- the WAL and the database file ----------------------------------------------------------

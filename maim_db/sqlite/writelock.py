@@ -991,7 +991,7 @@ class WriteLock:
         self._cross: _OFDQueue | _PollQueue = self._new_cross()
         self.reclaimed = 0  # holds taken back from dead threads or closed connections
         self.fast_turns = 0
-        """Turns taken on the fast path: nobody held or waited for the lock, two calls."""
+        """Turns taken on the fast path: nobody held or waited for the lock, two calls (``metered`` ones)."""
         self.meter: LockMeter | None = None
         """Acquisitions, waits and timeouts, once a bridge with metrics on uses this file."""
         self._page = _RecordPage(self.path, db_path)
@@ -1018,7 +1018,9 @@ class WriteLock:
         owner = self._local.owner
         return owner is not None and owner.thread is threading.current_thread()
 
-    def acquire(self, timeout: float, *, conn: Any = None, site: str | None = None, tracer: Any = None) -> Hold:
+    def acquire(
+        self, timeout: float, *, conn: Any = None, site: str | None = None, tracer: Any = None, metered: bool = True
+    ) -> Hold:
         """Wait for this writer's turn (FIFO), at most ``timeout`` seconds; the turn is returned.
 
         ``conn`` is the sqlite3 connection that will write (it lets a later waiter reclaim
@@ -1026,6 +1028,7 @@ class WriteLock:
         the transaction began in the caller's code; by default it is found on the stack
         (:func:`maim_db.callsite.begun_at`). A waiter that gives up is told both. ``tracer``
         (a :class:`maim_db.tracing.Spans`) puts the wait in a ``maim_db.lock_wait`` span.
+        ``metered=False`` keeps the turn out of :attr:`meter` (the WAL checkpointer counts its own).
         """
         hold = Hold(self, conn)
         if not self.enabled:
@@ -1050,15 +1053,15 @@ class WriteLock:
         deadline = time.monotonic() + timeout
         hold.site = begun_at() if site is None else site
         if tracer is not None:
-            return tracer.lock_wait(self, timeout, lambda: self._take_turn(hold, deadline, timeout))  # type: ignore[no-any-return]
-        return self._take_turn(hold, deadline, timeout)
+            return tracer.lock_wait(self, timeout, lambda: self._take_turn(hold, deadline, timeout, metered))  # type: ignore[no-any-return]
+        return self._take_turn(hold, deadline, timeout, metered)
 
-    def _take_turn(self, hold: Hold, deadline: float, timeout: float) -> Hold:
+    def _take_turn(self, hold: Hold, deadline: float, timeout: float, metered: bool = True) -> Hold:
         """Wait in this process's queue, then in the file's, until ``deadline``; the turn is ``hold``."""
-        meter = self.meter
+        meter = self.meter if metered else None
         queued = meter is not None and (self._local.owner is not None or bool(self._local.waiters))
         if not self._local.acquire(hold, deadline, self._reap_owner):
-            raise self._timeout(timeout)
+            raise self._timeout(timeout, meter)
         try:
             ok = self._cross.acquire(deadline)
         except BaseException:
@@ -1066,9 +1069,9 @@ class WriteLock:
             raise
         if not ok:
             self._local.release(hold)
-            raise self._timeout(timeout)
+            raise self._timeout(timeout, meter)
         try:
-            if self._cross.fast:
+            if self._cross.fast and metered:  # the lock_* counts are the writers' (not the checkpointer's)
                 self.fast_turns += 1
             hold.since = time.monotonic()
             if meter is not None:  # waited: queued behind a thread, or another process held or queued
@@ -1153,9 +1156,9 @@ class WriteLock:
         found = _recorded_holder(self._page.fd, skip_pid=os.getpid())
         return None if found is None else found[0]
 
-    def _timeout(self, timeout: float) -> WriteLockTimeoutError:
-        if self.meter is not None:
-            self.meter.timeouts.inc()
+    def _timeout(self, timeout: float, meter: LockMeter | None) -> WriteLockTimeoutError:
+        if meter is not None:
+            meter.timeouts.inc()
         holder = self.current_holder()
         owner = self._local.owner
         me = threading.current_thread()
