@@ -7,6 +7,7 @@ taken off, so no instrumentation outlives its test.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -17,10 +18,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from helpers import drop_server_database, make_server_database, server_available
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv.trace import SpanAttributes
+from writers import FAST, Counter, assert_others_write_at_once
 
 from maim_db import Bridge, ConfigurationError, WriteLockTimeoutError, tracing
 from maim_db.domain.models import ALL_MODELS, Agent, Tenant
@@ -424,3 +426,94 @@ def test_by_default_a_global_provider_turns_tracing_on(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# -- tracing never fails nor changes a database call ------------------------------------------
+
+
+class _Raising(SpanProcessor):
+    """A span processor that raises from ``on_start`` or ``on_end`` (the SDK does not catch it)."""
+
+    def __init__(self, where: str, exc: type[BaseException] = RuntimeError, only: str | None = None) -> None:
+        self.where, self.exc, self.only = where, exc, only
+        self.raised = 0
+
+    def _maybe(self, where: str, name: str) -> None:
+        if (
+            where == self.where
+            and (self.only is None or name == self.only)
+            and (self.exc is RuntimeError or not self.raised)
+        ):
+            self.raised += 1
+            raise self.exc(f"the processor's {where} failed (raised by the test)")
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self._maybe("start", span.name)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self._maybe("end", span.name)
+
+
+def _rows(path: Path, table: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("where", ["start", "end"])
+async def test_a_span_processor_that_raises_neither_fails_a_write_nor_keeps_the_write_lock(
+    tmp_path: Path, provider: TracerProvider, exporter: InMemorySpanExporter, where: str
+) -> None:
+    import anyio
+
+    path = tmp_path / "raising.db"
+    b = _bridge(f"sqlite:///{path}{FAST}", tracing=True, tracer_provider=provider)
+    b.bind(Counter)
+    b.create_tables()
+    Counter.create(n=0)
+    raising = _Raising(where)
+    provider.add_span_processor(raising)
+    try:
+        await Tenant.acreate(tenant_name="acme")  # hop, lock wait and INSERT spans all raise
+        assert _rows(path, "tenants") == 1  # written exactly once, and the caller was told so
+        Tenant.create(tenant_name="sync")  # an autocommitted Peewee INSERT: its statement hook raises after it
+        assert _rows(path, "tenants") == 2
+        assert raising.raised >= 4
+        # No turn of the write lock was left held: another thread and another process write at once.
+        await anyio.to_thread.run_sync(assert_others_write_at_once, b, path)
+    finally:
+        tracing.uninstrument(b)
+        b.close()
+
+
+def test_a_keyboard_interrupt_from_the_lock_wait_span_leaves_the_lock_free(
+    tmp_path: Path, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    import threading
+
+    from maim_db.sqlite.writelock import write_lock_for
+
+    path = tmp_path / "interrupted.db"
+    path.touch()
+    lock = write_lock_for(path)
+    spans = tracing.spans_for(True, provider, system="sqlite", db_name=str(path))
+    assert spans is not None
+    provider.add_span_processor(_Raising("end", KeyboardInterrupt, only="maim_db.lock_wait"))
+    with pytest.raises(KeyboardInterrupt):
+        lock.acquire(1.0, tracer=spans)  # the turn was taken, then the span's end was interrupted
+    outcome: list[Any] = []
+
+    def other() -> None:
+        try:
+            lock.acquire(2.0).release()
+            outcome.append("written")
+        except BaseException as exc:  # the outcome is what the test checks
+            outcome.append(exc)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(30)
+    assert outcome == ["written"]
+    assert not lock.held_by_current_thread
