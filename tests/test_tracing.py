@@ -22,9 +22,17 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv.trace import SpanAttributes
+from opentelemetry.trace import StatusCode
 from writers import FAST, Counter, assert_others_write_at_once
 
-from maim_db import Bridge, ConfigurationError, WriteLockTimeoutError, tracing
+from maim_db import (
+    Bridge,
+    ConfigurationError,
+    ConnectionLostError,
+    DiskFullError,
+    WriteLockTimeoutError,
+    tracing,
+)
 from maim_db.domain.models import ALL_MODELS, Agent, Tenant
 
 pytestmark = pytest.mark.anyio
@@ -517,3 +525,68 @@ def test_a_keyboard_interrupt_from_the_lock_wait_span_leaves_the_lock_free(
     thread.join(30)
     assert outcome == ["written"]
     assert not lock.held_by_current_thread
+
+
+# -- SQLAlchemy errors maim_db translates still end the official instrumentation's span --------
+
+
+def test_a_translated_sqlite_error_still_ends_the_statements_span(
+    traced: Bridge, exporter: InMemorySpanExporter
+) -> None:
+    with traced.sync_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE blobs (b BLOB)")
+    with traced.sync_engine.connect() as conn:
+        limit = conn.exec_driver_sql("PRAGMA max_page_count").scalar_one()
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+        conn.exec_driver_sql(f"PRAGMA max_page_count = {int(pages)}")  # this connection's file is full: SQLITE_FULL
+        conn.commit()
+        exporter.clear()
+        try:
+            with pytest.raises(DiskFullError) as raised:
+                conn.execute(sa.text("INSERT INTO blobs VALUES (zeroblob(1000000))"))
+            assert raised.value.orig is not None
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql(f"PRAGMA max_page_count = {int(limit)}")
+            conn.commit()
+    [insert] = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.instrumentation_scope.name == SQLA_SCOPE
+        and s.attributes
+        and str(s.attributes.get(SpanAttributes.DB_STATEMENT, "")).startswith("INSERT")
+    ]
+    assert insert.status.status_code is StatusCode.ERROR
+
+
+def test_a_lost_postgresql_connection_still_ends_the_statements_span(
+    pg_url: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    import time
+
+    b = _bridge(pg_url, tracing=True, tracer_provider=provider)
+    try:
+        with b.session() as session:
+            pid = session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with b.sync_engine.connect() as admin:
+                admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+                deadline = time.monotonic() + 20
+                alive = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+                while admin.execute(alive, {"pid": pid}).scalar_one():
+                    assert time.monotonic() < deadline, "the killed backend never went away"
+                    time.sleep(0.01)  # polling an observable condition, bounded above
+            exporter.clear()
+            with pytest.raises(ConnectionLostError) as raised:
+                session.execute(sa.text("SELECT 1"))
+            assert raised.value.orig is not None
+        [select] = [
+            s
+            for s in exporter.get_finished_spans()
+            if s.instrumentation_scope.name == SQLA_SCOPE
+            and s.attributes
+            and s.attributes.get(SpanAttributes.DB_STATEMENT) == "SELECT 1"
+        ]
+        assert select.status.status_code is StatusCode.ERROR
+    finally:
+        tracing.uninstrument(b)
+        b.close()
