@@ -572,9 +572,15 @@ def test_a_lost_postgresql_connection_still_ends_the_statements_span(
                 admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
                 deadline = time.monotonic() + 20
                 alive = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
-                while admin.execute(alive, {"pid": pid}).scalar_one():
+                for _ in range(2000):
+                    gone = not admin.execute(alive, {"pid": pid}).scalar_one()
+                    admin.rollback()  # pg_stat_activity is a snapshot per transaction: the next look is fresh
+                    if gone:
+                        break
                     assert time.monotonic() < deadline, "the killed backend never went away"
                     time.sleep(0.01)  # polling an observable condition, bounded above
+                else:
+                    raise AssertionError("the killed backend never went away")
             exporter.clear()
             with pytest.raises(ConnectionLostError) as raised:
                 session.execute(sa.text("SELECT 1"))
