@@ -596,3 +596,19 @@ def test_a_lost_postgresql_connection_still_ends_the_statements_span(
     finally:
         tracing.uninstrument(b)
         b.close()
+
+
+# -- the AsyncSession's lock wait in the caller's trace; instrument() changes nothing if it fails --
+
+
+async def test_an_async_session_writes_lock_wait_is_in_the_callers_trace(
+    traced: Bridge, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    with provider.get_tracer("test").start_as_current_span("request") as request:
+        async with traced.async_session() as session, session.begin():
+            await session.execute(sa.text("UPDATE tenants SET tenant_name = 'x' WHERE id = 'nobody'"))
+    spans = exporter.get_finished_spans()
+    [lock] = _named(spans, "maim_db.lock_wait")
+    [req] = _named(spans, "request")
+    assert lock.context.trace_id == request.get_span_context().trace_id
+    assert lock.parent is not None and _descends_from(lock, req, spans)

@@ -10,6 +10,7 @@ never take it.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import sqlite3
 import sys
@@ -110,6 +111,9 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
         # Where the transaction began in the caller's code, found here (on the caller's
         # thread, through the greenlet for AsyncSession) for the lock's holder record.
         site = begun_at() if lock else None
+        # aiosqlite's thread has no copy of the caller's context: the lock wait's span is
+        # made in the caller's (copied only when traced), else it would start a trace of its own.
+        caller = contextvars.copy_context() if lock and is_async and file.tracer is not None else None
 
         def begin(raw: sqlite3.Connection) -> None:
             # A transaction (and its turn) left by a session that was cancelled before its
@@ -117,7 +121,11 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
             finish(raw, where, "rollback")
             if lock:
                 assert write_lock is not None
-                where[_HOLD] = hold = write_lock.acquire(timeout, conn=raw, site=site, tracer=file.tracer)
+                acquire, tracer = write_lock.acquire, file.tracer
+                if caller is None:
+                    where[_HOLD] = hold = acquire(timeout, conn=raw, site=site, tracer=tracer)
+                else:
+                    where[_HOLD] = hold = caller.run(acquire, timeout, conn=raw, site=site, tracer=tracer)
             try:
                 raw.execute(f"BEGIN {mode}")
             except BaseException:
