@@ -303,6 +303,14 @@ class SQLAlchemyTracing:
         """True once :meth:`enable` succeeded."""
         return self._tracer is not None
 
+    @staticmethod
+    def require() -> None:
+        """:class:`TracingNotInstalledError` unless the official SQLAlchemy instrumentation imports."""
+        try:
+            from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer  # noqa: F401
+        except ImportError as exc:
+            raise TracingNotInstalledError("opentelemetry-instrumentation-sqlalchemy", _INSTALL_ALL, orig=exc) from exc
+
     def enable(self, tracer_provider: Any = None, *, required: bool = True) -> bool:
         """Load the instrumentation; False (or, when ``required``, an error) if it is missing."""
         try:
@@ -392,6 +400,9 @@ def instrument(bridge: Any, tracer_provider: Any = None) -> None:
     :class:`TracingNotInstalledError`. :func:`uninstrument` undoes it.
     """
     _otel(_INSTALL_ALL)
+    # Both checked before the bridge's tracing is touched: a missing instrumentation leaves
+    # the bridge traced (or not) as it was, never switched off halfway.
+    SQLAlchemyTracing.require()
     bridge._start_tracing(tracing=True, tracer_provider=tracer_provider, sqlalchemy_required=True)
 
 

@@ -612,3 +612,26 @@ async def test_an_async_session_writes_lock_wait_is_in_the_callers_trace(
     [req] = _named(spans, "request")
     assert lock.context.trace_id == request.get_span_context().trace_id
     assert lock.parent is not None and _descends_from(lock, req, spans)
+
+
+def test_instrument_without_the_sqlalchemy_instrumentation_leaves_the_tracing_as_it_was(
+    tmp_path: Path, provider: TracerProvider, exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as m:
+        names = {n for n in sys.modules if n.startswith("opentelemetry.instrumentation.sqlalchemy")}
+        for name in names | {"opentelemetry.instrumentation.sqlalchemy"}:
+            m.setitem(sys.modules, name, None)  # importing it fails: as if it were not installed
+        b = _bridge(str(tmp_path / "no_sa.db"), tracing=True, tracer_provider=provider)  # traced, SQLAlchemy left out
+        try:
+            spans_before = b._spans
+            assert spans_before is not None
+            with pytest.raises(tracing.TracingNotInstalledError, match="opentelemetry-instrumentation-sqlalchemy"):
+                tracing.instrument(b, tracer_provider=provider)
+            assert b._spans is spans_before  # still traced, as before the call
+            exporter.clear()
+            Tenant.create(tenant_name="acme")
+            spans = exporter.get_finished_spans()
+            assert _named(spans, "maim_db.lock_wait") and _statements(spans)
+        finally:
+            tracing.uninstrument(b)
+            b.close()
