@@ -168,20 +168,42 @@ async def test_compiled_get_and_a_peewee_error_are_statement_spans(
 
 
 async def test_group_commit_batches_trace_their_savepoints(traced: Bridge, exporter: InMemorySpanExporter) -> None:
+    import threading
+
     import anyio
 
+    group = traced.group_commit
+    assert group is not None
     tenant = await Tenant.acreate(tenant_name="acme")
+    # A batch, for certain (as tests/test_groupcommit.py forces them): a lone write holds the
+    # group-commit driver on an event until the eight writes queue behind it.
+    started, gate = threading.Event(), threading.Event()
+
+    def lead() -> Tenant:
+        started.set()
+        assert gate.wait(10)
+        return Tenant.create(tenant_name="leader")
+
+    async def until(condition: Any) -> None:
+        with anyio.fail_after(10):
+            while not condition():
+                await anyio.sleep(0.002)  # polling an observable condition, bounded above
+
     async with anyio.create_task_group() as tg:
+        tg.start_soon(traced.write, lead)
+        await until(started.is_set)
         for i in range(8):
             tg.start_soon(lambda i=i: Agent.acreate(tenant=tenant, name=f"bot{i}"))
+        await until(lambda: group.waiting == 8)
+        gate.set()
+    assert group.stats()["batches"] >= 1, group.stats()
     spans = exporter.get_finished_spans()
     hops = _named(spans, "maim_db.hop")
-    assert len(hops) == 9
+    assert len(hops) == 10
     statements = _statements(spans)
     texts = [str(s.attributes[SpanAttributes.DB_STATEMENT]) for s in statements]  # type: ignore[index]
     assert sum(t.startswith('INSERT INTO "agents"') for t in texts) == 8
-    if traced.group_commit is not None and traced.group_commit.stats()["batches"]:
-        assert any(t.startswith("SAVEPOINT") for t in texts)  # the writes met in a batch: its savepoints too
+    assert any(t.startswith("SAVEPOINT") for t in texts)  # the writes met in a batch: its savepoints too
     # Each write's INSERT descends from its own hop; a batch's own statements (SAVEPOINT...)
     # from the hop of the write that started the group-commit driver.
     inserts = [s for s, t in zip(statements, texts, strict=True) if t.startswith('INSERT INTO "agents"')]
