@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import os
 import sys
 import time
@@ -100,8 +101,28 @@ def _call_name(call: Any) -> str:
     return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or type(fn).__name__
 
 
+_log = logging.getLogger(__name__)
+_reported = False
+
+
+def _bookkeeping_failed(what: str) -> None:
+    """Log (a warning the first time, then at DEBUG: never a flood) that a span could not be made.
+
+    Tracing is bookkeeping: a span processor or exporter that raises must never fail, nor
+    change the outcome of, the database call it describes.
+    """
+    global _reported
+    level = logging.DEBUG if _reported else logging.WARNING
+    _reported = True
+    _log.log(level, "maim_db tracing: %s failed; the database call goes on untraced", what, exc_info=True)
+
+
 class Spans:
-    """The spans of one bridge: made with its tracer, attributed with its database's names."""
+    """The spans of one bridge: made with its tracer, attributed with its database's names.
+
+    Nothing here raises an ``Exception`` to the caller: a failing tracer, span processor or
+    exporter is logged (:func:`_bookkeeping_failed`) and the database call goes on.
+    """
 
     def __init__(self, tracer: Any, *, system: str, db_name: str | None) -> None:
         trace, context = _otel()
@@ -110,11 +131,32 @@ class Spans:
         self._context = context
         self._client = trace.SpanKind.CLIENT
         self._error = trace.StatusCode.ERROR
+        self._invalid = trace.INVALID_SPAN  # what a span that could not be started is replaced by
         system_keys, name_keys, self._statement_keys = _attribute_names()
         self._db_name = db_name
         self._db_attributes: dict[str, Any] = dict.fromkeys(system_keys, _SYSTEMS.get(system, system))
         if db_name:
             self._db_attributes.update(dict.fromkeys(name_keys, db_name))
+
+    def _start(self, name: str, **kwargs: Any) -> Any:
+        try:
+            return self.tracer.start_span(name, **kwargs)
+        except Exception:  # noqa: BLE001 - e.g. a span processor's on_start: no span, the call goes on
+            _bookkeeping_failed(f"starting a {name} span")
+            return self._invalid
+
+    def _failed(self, span: Any, exc: BaseException) -> None:
+        try:
+            span.record_exception(exc)
+            span.set_status(self._error, type(exc).__name__)
+        except Exception:  # noqa: BLE001 - the call's own error is what its caller gets
+            _bookkeeping_failed("recording an error on a span")
+
+    def _end(self, span: Any, end_time: int | None = None) -> None:
+        try:
+            span.end(end_time=end_time)
+        except Exception:  # noqa: BLE001 - e.g. a span processor's on_end (the SDK's does not catch)
+            _bookkeeping_failed("ending a span")
 
     # -- the hop ---------------------------------------------------------------------------
 
@@ -125,67 +167,97 @@ class Spans:
         so the worker's spans descend from it, and on the loop while the call is submitted
         and awaited (a group-commit driver started by the submission copies it from there).
         """
-        span = self.tracer.start_span("maim_db.hop")
-        if span.is_recording():
-            span.set_attribute("maim_db.call", _call_name(call))
+        span = self._start("maim_db.hop")
+        try:
+            if span.is_recording():
+                span.set_attribute("maim_db.call", _call_name(call))
+        except Exception:  # noqa: BLE001 - see _bookkeeping_failed
+            _bookkeeping_failed("annotating the maim_db.hop span")
         ctx = self._trace.set_span_in_context(span)
         call.ctx.run(self._context.attach, ctx)  # that copy is the call's alone: never detached
         token = self._context.attach(ctx)
         try:
             return await inbox.wait(call, submit, shielded)
         except BaseException as exc:
-            span.record_exception(exc)
-            span.set_status(self._error, type(exc).__name__)
+            self._failed(span, exc)
             raise
         finally:
             self._context.detach(token)
-            span.end()
+            self._end(span)
 
     # -- the write lock --------------------------------------------------------------------
 
     def lock_wait(self, lock: Any, timeout: float, take: Callable[[], T]) -> T:
-        """``take()`` (waiting for the write lock's turn) inside a ``maim_db.lock_wait`` span."""
+        """``take()`` (waiting for the write lock's turn) inside a ``maim_db.lock_wait`` span.
+
+        Once ``take()`` returned, this thread holds the lock: should anything still escape
+        (a ``KeyboardInterrupt`` in a span processor; an ``Exception`` never does), the turn
+        is handed back before it propagates -- else every other writer would time out.
+        """
         queued = lock.holder is not None  # another thread of this process holds or waits first
-        span = self.tracer.start_span("maim_db.lock_wait")
-        if span.is_recording():
-            span.set_attributes(self._db_attributes)
-            span.set_attribute("maim_db.lock.timeout_s", timeout)
+        span = self._start("maim_db.lock_wait")
+        try:
+            if span.is_recording():
+                span.set_attributes(self._db_attributes)
+                span.set_attribute("maim_db.lock.timeout_s", timeout)
+        except Exception:  # noqa: BLE001 - see _bookkeeping_failed
+            _bookkeeping_failed("annotating the maim_db.lock_wait span")
         try:
             hold = take()
         except BaseException as exc:
-            span.set_attribute("maim_db.lock.timed_out", isinstance(exc, WriteLockTimeoutError))
-            span.record_exception(exc)
-            span.set_status(self._error, type(exc).__name__)
-            span.end()
+            try:
+                span.set_attribute("maim_db.lock.timed_out", isinstance(exc, WriteLockTimeoutError))
+            except Exception:  # noqa: BLE001 - see _bookkeeping_failed
+                _bookkeeping_failed("annotating the maim_db.lock_wait span")
+            self._failed(span, exc)
+            self._end(span)
             raise
-        if span.is_recording():
-            # The cross-process queue's last turn is ours now (we hold the lock): was it the fast one?
-            fast = bool(getattr(getattr(lock, "_cross", None), "fast", False))
-            span.set_attribute("maim_db.lock.fast_path", fast)
-            span.set_attribute("maim_db.lock.waited", queued or not fast)
-        span.end()
+        try:
+            try:
+                if span.is_recording():
+                    # The cross-process queue's last turn is ours now (we hold the lock): was it the fast one?
+                    fast = bool(getattr(getattr(lock, "_cross", None), "fast", False))
+                    span.set_attribute("maim_db.lock.fast_path", fast)
+                    span.set_attribute("maim_db.lock.waited", queued or not fast)
+            except Exception:  # noqa: BLE001 - see _bookkeeping_failed
+                _bookkeeping_failed("annotating the maim_db.lock_wait span")
+            self._end(span)
+        except BaseException:
+            hold.release()  # type: ignore[attr-defined]  # the turn taken: never left held
+            raise
         return hold
 
     # -- statements ------------------------------------------------------------------------
 
     def _statement_span(self, sql: str, start_ns: int, end_ns: int, exc: BaseException | None) -> None:
-        span = self.tracer.start_span("statement", kind=self._client, start_time=start_ns)
-        if span.is_recording():  # a no-op tracer (no provider set) costs the call above, nothing more
-            words = sql.split(None, 1)
-            span.update_name(" ".join(p for p in (words[0] if words else "", self._db_name or "") if p) or "statement")
-            attributes = dict(self._db_attributes)
-            attributes.update(dict.fromkeys(self._statement_keys, sql))
-            attributes["maim_db.side"] = "peewee"
-            span.set_attributes(attributes)
-            if exc is not None:
-                span.record_exception(exc)
-                span.set_status(self._error, type(exc).__name__)
-        span.end(end_time=end_ns)
+        span = self._start("statement", kind=self._client, start_time=start_ns)
+        try:
+            if span.is_recording():  # a no-op tracer (no provider set) costs the call above, nothing more
+                words = sql.split(None, 1)
+                span.update_name(
+                    " ".join(p for p in (words[0] if words else "", self._db_name or "") if p) or "statement"
+                )
+                attributes = dict(self._db_attributes)
+                attributes.update(dict.fromkeys(self._statement_keys, sql))
+                attributes["maim_db.side"] = "peewee"
+                span.set_attributes(attributes)
+                if exc is not None:
+                    self._failed(span, exc)
+        except Exception:  # noqa: BLE001 - see _bookkeeping_failed
+            _bookkeeping_failed("annotating a statement span")
+        self._end(span, end_ns)
 
     def statement(self, event: Any) -> None:
-        """A Peewee query hook (``database.query_hooks``): one span for the statement just run."""
-        end = time.time_ns()
-        self._statement_span(str(event.sql), end - int(event.duration * 1e9), end, event.exception)
+        """A Peewee query hook (``database.query_hooks``): one span for the statement just run.
+
+        It runs after the statement: an autocommitted write is committed by then, so nothing
+        here may raise (its caller would retry a write that was done).
+        """
+        try:
+            end = time.time_ns()
+            self._statement_span(str(event.sql), end - int(event.duration * 1e9), end, event.exception)
+        except Exception:  # noqa: BLE001 - see _bookkeeping_failed
+            _bookkeeping_failed("a statement span")
 
     def statements(self, execute: Callable[[str], Any]) -> Callable[[str], Any]:
         """``execute(sql)`` (a raw statement, as group commit's savepoints) with a span for each."""
@@ -230,6 +302,14 @@ class SQLAlchemyTracing:
     def enabled(self) -> bool:
         """True once :meth:`enable` succeeded."""
         return self._tracer is not None
+
+    @staticmethod
+    def require() -> None:
+        """:class:`TracingNotInstalledError` unless the official SQLAlchemy instrumentation imports."""
+        try:
+            from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer  # noqa: F401
+        except ImportError as exc:
+            raise TracingNotInstalledError("opentelemetry-instrumentation-sqlalchemy", _INSTALL_ALL, orig=exc) from exc
 
     def enable(self, tracer_provider: Any = None, *, required: bool = True) -> bool:
         """Load the instrumentation; False (or, when ``required``, an error) if it is missing."""
@@ -320,6 +400,9 @@ def instrument(bridge: Any, tracer_provider: Any = None) -> None:
     :class:`TracingNotInstalledError`. :func:`uninstrument` undoes it.
     """
     _otel(_INSTALL_ALL)
+    # Both checked before the bridge's tracing is touched: a missing instrumentation leaves
+    # the bridge traced (or not) as it was, never switched off halfway.
+    SQLAlchemyTracing.require()
     bridge._start_tracing(tracing=True, tracer_provider=tracer_provider, sqlalchemy_required=True)
 
 

@@ -7,6 +7,7 @@ taken off, so no instrumentation outlives its test.
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -17,12 +18,21 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from helpers import drop_server_database, make_server_database, server_available
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv.trace import SpanAttributes
+from opentelemetry.trace import StatusCode
+from writers import FAST, Counter, assert_others_write_at_once
 
-from maim_db import Bridge, ConfigurationError, WriteLockTimeoutError, tracing
+from maim_db import (
+    Bridge,
+    ConfigurationError,
+    ConnectionLostError,
+    DiskFullError,
+    WriteLockTimeoutError,
+    tracing,
+)
 from maim_db.domain.models import ALL_MODELS, Agent, Tenant
 
 pytestmark = pytest.mark.anyio
@@ -158,20 +168,42 @@ async def test_compiled_get_and_a_peewee_error_are_statement_spans(
 
 
 async def test_group_commit_batches_trace_their_savepoints(traced: Bridge, exporter: InMemorySpanExporter) -> None:
+    import threading
+
     import anyio
 
+    group = traced.group_commit
+    assert group is not None
     tenant = await Tenant.acreate(tenant_name="acme")
+    # A batch, for certain (as tests/test_groupcommit.py forces them): a lone write holds the
+    # group-commit driver on an event until the eight writes queue behind it.
+    started, gate = threading.Event(), threading.Event()
+
+    def lead() -> Tenant:
+        started.set()
+        assert gate.wait(10)
+        return Tenant.create(tenant_name="leader")
+
+    async def until(condition: Any) -> None:
+        with anyio.fail_after(10):
+            while not condition():
+                await anyio.sleep(0.002)  # polling an observable condition, bounded above
+
     async with anyio.create_task_group() as tg:
+        tg.start_soon(traced.write, lead)
+        await until(started.is_set)
         for i in range(8):
             tg.start_soon(lambda i=i: Agent.acreate(tenant=tenant, name=f"bot{i}"))
+        await until(lambda: group.waiting == 8)
+        gate.set()
+    assert group.stats()["batches"] >= 1, group.stats()
     spans = exporter.get_finished_spans()
     hops = _named(spans, "maim_db.hop")
-    assert len(hops) == 9
+    assert len(hops) == 10
     statements = _statements(spans)
     texts = [str(s.attributes[SpanAttributes.DB_STATEMENT]) for s in statements]  # type: ignore[index]
     assert sum(t.startswith('INSERT INTO "agents"') for t in texts) == 8
-    if traced.group_commit is not None and traced.group_commit.stats()["batches"]:
-        assert any(t.startswith("SAVEPOINT") for t in texts)  # the writes met in a batch: its savepoints too
+    assert any(t.startswith("SAVEPOINT") for t in texts)  # the writes met in a batch: its savepoints too
     # Each write's INSERT descends from its own hop; a batch's own statements (SAVEPOINT...)
     # from the hop of the write that started the group-commit driver.
     inserts = [s for s, t in zip(statements, texts, strict=True) if t.startswith('INSERT INTO "agents"')]
@@ -424,3 +456,204 @@ def test_by_default_a_global_provider_turns_tracing_on(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# -- tracing never fails nor changes a database call ------------------------------------------
+
+
+class _Raising(SpanProcessor):
+    """A span processor that raises from ``on_start`` or ``on_end`` (the SDK does not catch it)."""
+
+    def __init__(self, where: str, exc: type[BaseException] = RuntimeError, only: str | None = None) -> None:
+        self.where, self.exc, self.only = where, exc, only
+        self.raised = 0
+
+    def _maybe(self, where: str, name: str) -> None:
+        if (
+            where == self.where
+            and (self.only is None or name == self.only)
+            and (self.exc is RuntimeError or not self.raised)
+        ):
+            self.raised += 1
+            raise self.exc(f"the processor's {where} failed (raised by the test)")
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self._maybe("start", span.name)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        self._maybe("end", span.name)
+
+
+def _rows(path: Path, table: str) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("where", ["start", "end"])
+async def test_a_span_processor_that_raises_neither_fails_a_write_nor_keeps_the_write_lock(
+    tmp_path: Path, provider: TracerProvider, exporter: InMemorySpanExporter, where: str
+) -> None:
+    import anyio
+
+    path = tmp_path / "raising.db"
+    b = _bridge(f"sqlite:///{path}{FAST}", tracing=True, tracer_provider=provider)
+    b.bind(Counter)
+    b.create_tables()
+    Counter.create(n=0)
+    raising = _Raising(where)
+    provider.add_span_processor(raising)
+    try:
+        await Tenant.acreate(tenant_name="acme")  # hop, lock wait and INSERT spans all raise
+        assert _rows(path, "tenants") == 1  # written exactly once, and the caller was told so
+        Tenant.create(tenant_name="sync")  # an autocommitted Peewee INSERT: its statement hook raises after it
+        assert _rows(path, "tenants") == 2
+        assert raising.raised >= 4
+        # No turn of the write lock was left held: another thread and another process write at once.
+        await anyio.to_thread.run_sync(assert_others_write_at_once, b, path)
+    finally:
+        tracing.uninstrument(b)
+        b.close()
+
+
+def test_a_keyboard_interrupt_from_the_lock_wait_span_leaves_the_lock_free(
+    tmp_path: Path, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    import threading
+
+    from maim_db.sqlite.writelock import write_lock_for
+
+    path = tmp_path / "interrupted.db"
+    path.touch()
+    lock = write_lock_for(path)
+    spans = tracing.spans_for(True, provider, system="sqlite", db_name=str(path))
+    assert spans is not None
+    provider.add_span_processor(_Raising("end", KeyboardInterrupt, only="maim_db.lock_wait"))
+    with pytest.raises(KeyboardInterrupt):
+        lock.acquire(1.0, tracer=spans)  # the turn was taken, then the span's end was interrupted
+    outcome: list[Any] = []
+
+    def other() -> None:
+        try:
+            lock.acquire(2.0).release()
+            outcome.append("written")
+        except BaseException as exc:  # the outcome is what the test checks
+            outcome.append(exc)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(30)
+    assert outcome == ["written"]
+    assert not lock.held_by_current_thread
+
+
+# -- SQLAlchemy errors maim_db translates still end the official instrumentation's span --------
+
+
+def test_a_translated_sqlite_error_still_ends_the_statements_span(
+    traced: Bridge, exporter: InMemorySpanExporter
+) -> None:
+    with traced.sync_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE blobs (b BLOB)")
+    with traced.sync_engine.connect() as conn:
+        limit = conn.exec_driver_sql("PRAGMA max_page_count").scalar_one()
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+        conn.exec_driver_sql(f"PRAGMA max_page_count = {int(pages)}")  # this connection's file is full: SQLITE_FULL
+        conn.commit()
+        exporter.clear()
+        try:
+            with pytest.raises(DiskFullError) as raised:
+                conn.execute(sa.text("INSERT INTO blobs VALUES (zeroblob(1000000))"))
+            assert raised.value.orig is not None
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql(f"PRAGMA max_page_count = {int(limit)}")
+            conn.commit()
+    [insert] = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.instrumentation_scope.name == SQLA_SCOPE
+        and s.attributes
+        and str(s.attributes.get(SpanAttributes.DB_STATEMENT, "")).startswith("INSERT")
+    ]
+    assert insert.status.status_code is StatusCode.ERROR
+
+
+def test_a_lost_postgresql_connection_still_ends_the_statements_span(
+    pg_url: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    import time
+
+    b = _bridge(pg_url, tracing=True, tracer_provider=provider)
+    try:
+        with b.session() as session:
+            pid = session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with b.sync_engine.connect() as admin:
+                admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+                deadline = time.monotonic() + 20
+                alive = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+                for _ in range(2000):
+                    gone = not admin.execute(alive, {"pid": pid}).scalar_one()
+                    admin.rollback()  # pg_stat_activity is a snapshot per transaction: the next look is fresh
+                    if gone:
+                        break
+                    assert time.monotonic() < deadline, "the killed backend never went away"
+                    time.sleep(0.01)  # polling an observable condition, bounded above
+                else:
+                    raise AssertionError("the killed backend never went away")
+            exporter.clear()
+            with pytest.raises(ConnectionLostError) as raised:
+                session.execute(sa.text("SELECT 1"))
+            assert raised.value.orig is not None
+        [select] = [
+            s
+            for s in exporter.get_finished_spans()
+            if s.instrumentation_scope.name == SQLA_SCOPE
+            and s.attributes
+            and s.attributes.get(SpanAttributes.DB_STATEMENT) == "SELECT 1"
+        ]
+        assert select.status.status_code is StatusCode.ERROR
+    finally:
+        tracing.uninstrument(b)
+        b.close()
+
+
+# -- the AsyncSession's lock wait in the caller's trace; instrument() changes nothing if it fails --
+
+
+async def test_an_async_session_writes_lock_wait_is_in_the_callers_trace(
+    traced: Bridge, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    with provider.get_tracer("test").start_as_current_span("request") as request:
+        async with traced.async_session() as session, session.begin():
+            await session.execute(sa.text("UPDATE tenants SET tenant_name = 'x' WHERE id = 'nobody'"))
+    spans = exporter.get_finished_spans()
+    [lock] = _named(spans, "maim_db.lock_wait")
+    [req] = _named(spans, "request")
+    assert lock.context.trace_id == request.get_span_context().trace_id
+    assert lock.parent is not None and _descends_from(lock, req, spans)
+
+
+def test_instrument_without_the_sqlalchemy_instrumentation_leaves_the_tracing_as_it_was(
+    tmp_path: Path, provider: TracerProvider, exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with monkeypatch.context() as m:
+        names = {n for n in sys.modules if n.startswith("opentelemetry.instrumentation.sqlalchemy")}
+        for name in names | {"opentelemetry.instrumentation.sqlalchemy"}:
+            m.setitem(sys.modules, name, None)  # importing it fails: as if it were not installed
+        b = _bridge(str(tmp_path / "no_sa.db"), tracing=True, tracer_provider=provider)  # traced, SQLAlchemy left out
+        try:
+            spans_before = b._spans
+            assert spans_before is not None
+            with pytest.raises(tracing.TracingNotInstalledError, match="opentelemetry-instrumentation-sqlalchemy"):
+                tracing.instrument(b, tracer_provider=provider)
+            assert b._spans is spans_before  # still traced, as before the call
+            exporter.clear()
+            Tenant.create(tenant_name="acme")
+            spans = exporter.get_finished_spans()
+            assert _named(spans, "maim_db.lock_wait") and _statements(spans)
+        finally:
+            tracing.uninstrument(b)
+            b.close()

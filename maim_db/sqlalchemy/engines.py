@@ -10,6 +10,7 @@ never take it.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import sqlite3
 import sys
@@ -59,6 +60,15 @@ _HOLD = "_maim_db_write_hold"
 info for pysqlite) keeping the write lock's turn of the transaction open on it."""
 
 
+# Why the "handle_error" listeners return maim_db's error instead of raising it: a listener
+# that raises stops SQLAlchemy's chain of them, so those registered later -- the official
+# OpenTelemetry instrumentation's, which ends the failed statement's span -- would never run
+# and the span would never be exported. A returned exception is SQLAlchemy's documented
+# "chained" style (``retval=True``; ExceptionContext.chained_exception): every listener
+# runs, and SQLAlchemy raises the last one returned, ``from`` the driver's exception --
+# the same class, ``.orig`` and ``__cause__`` the caller got when it was raised here.
+
+
 def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -> None:
     url, profile, write_lock = file.url, file.profile, file.write_lock
     memory = url.memory
@@ -101,6 +111,9 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
         # Where the transaction began in the caller's code, found here (on the caller's
         # thread, through the greenlet for AsyncSession) for the lock's holder record.
         site = begun_at() if lock else None
+        # aiosqlite's thread has no copy of the caller's context: the lock wait's span is
+        # made in the caller's (copied only when traced), else it would start a trace of its own.
+        caller = contextvars.copy_context() if lock and is_async and file.tracer is not None else None
 
         def begin(raw: sqlite3.Connection) -> None:
             # A transaction (and its turn) left by a session that was cancelled before its
@@ -108,7 +121,11 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
             finish(raw, where, "rollback")
             if lock:
                 assert write_lock is not None
-                where[_HOLD] = hold = write_lock.acquire(timeout, conn=raw, site=site, tracer=file.tracer)
+                acquire, tracer = write_lock.acquire, file.tracer
+                if caller is None:
+                    where[_HOLD] = hold = acquire(timeout, conn=raw, site=site, tracer=tracer)
+                else:
+                    where[_HOLD] = hold = caller.run(acquire, timeout, conn=raw, site=site, tracer=tracer)
             try:
                 raw.execute(f"BEGIN {mode}")
             except BaseException:
@@ -128,13 +145,12 @@ def _install_sqlite_hooks(engine: Engine, file: SQLiteFile, *, is_async: bool) -
     def with_lock(mode: str) -> bool:
         return write_lock is not None and mode != "DEFERRED"
 
-    @event.listens_for(engine, "handle_error")
-    def _on_error(ctx: Any) -> None:
+    @event.listens_for(engine, "handle_error", retval=True)
+    def _on_error(ctx: Any) -> BaseException | None:
         # A full disk, a damaged or read-only file: the MaimDBError that names it (with .orig),
         # as the Peewee side raises; other errors (constraints, syntax) stay SQLAlchemy's.
-        clear = driver_error(ctx.original_exception, target=url.path or "the in-memory database")
-        if clear is not None:
-            raise clear from ctx.original_exception
+        # Returned, not raised (the note above _install_sqlite_hooks): later listeners still run.
+        return driver_error(ctx.original_exception, target=url.path or "the in-memory database")
 
     def end(conn: sa.Connection, how: str) -> None:
         # COMMIT/ROLLBACK now, then hand the lock on -- for aiosqlite in one call on the
@@ -350,25 +366,26 @@ def _skip_idle_end(engine: Engine) -> None:
 def _install_server_hooks(engine: Engine, url: DatabaseURL, *, is_async: bool) -> None:
     opts = server_options(url)
 
-    @event.listens_for(engine, "handle_error")
-    def _on_error(ctx: Any) -> None:
+    @event.listens_for(engine, "handle_error", retval=True)
+    def _on_error(ctx: Any) -> BaseException | None:
+        # Each translation is returned, not raised (the note above _install_sqlite_hooks): the
+        # listeners after this one -- the official instrumentation's, ending the span -- still run.
         lost = connection_lost(url, ctx.original_exception)
         if lost is not None:
             # Some drivers' messages are not in SQLAlchemy's list: invalidate those too.
             ctx.is_disconnect = True
         if ctx.is_pre_ping:
-            return  # the pool opens a new connection when this one is dead
+            return None  # the pool opens a new connection when this one is dead
         if ctx.connection is None:  # the connection itself failed
-            raise connection_error(url, ctx.original_exception) from ctx.original_exception
+            return connection_error(url, ctx.original_exception)
         if ctx.is_disconnect:
             # SQLAlchemy invalidates the connection after this hook (and the pool's older
             # ones): the next checkout reconnects.
-            raise connection_lost(url, ctx.original_exception, known=True) from ctx.original_exception
+            return connection_lost(url, ctx.original_exception, known=True)
         clear = driver_error(ctx.original_exception, target=url.safe_target())
         if opts["read_only"] and isinstance(clear, ReadOnlyDatabaseError):  # a bridge's replica: say where writes go
             clear = replica_write_refused(url, ctx.original_exception)
-        if clear is not None:  # a full disk, a read-only replica
-            raise clear from ctx.original_exception
+        return clear  # a full disk, a read-only replica; None: SQLAlchemy's own error
 
     @event.listens_for(engine, "do_connect")
     def _connect(dialect: Any, conn_rec: Any, cargs: Any, cparams: Any) -> Any:
