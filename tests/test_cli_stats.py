@@ -300,13 +300,20 @@ def test_watch_with_count_prints_that_many_snapshots(live: tuple[maim_db.Bridge,
 def test_ctrl_c_ends_watching_with_success(live: tuple[maim_db.Bridge, Path]) -> None:
     _, path = live
     env = {**os.environ, "MAIM_DB_URL": "", "DATABASE_URL": ""}
-    proc = subprocess.Popen(
-        [MAIM_DB, "stats", str(path), "--watch", "0.05", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    # A shell without job control starts background commands with SIGINT ignored, and an
+    # ignored signal stays ignored across exec: the child would never see Ctrl-C. A handled
+    # one is reset to the default on exec, so handle it here while the child starts.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [MAIM_DB, "stats", str(path), "--watch", "0.05", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         assert proc.stdout is not None
         assert json.loads(proc.stdout.readline())["backend"] == "sqlite"  # it is watching
