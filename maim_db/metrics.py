@@ -6,15 +6,17 @@ gauges (queue depth, pools, WAL size) itself when :meth:`maim_db.Bridge.stats` i
 The write lock is shared by every bridge on a file in this process, so it keeps its own
 :class:`LockMeter`; a bridge reports the lock's counts since it first used the file.
 
-Costs: a counter step is one uncontended lock (about 0.1 us), a histogram observation
-a bisection plus that lock. With metrics off the parts hold None and skip one ``if``.
+Costs: a counter step is one C call (about 35 ns), a histogram observation a bisection
+plus an uncontended lock (about 0.3 us). With metrics off the parts hold None and skip one ``if``.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 __all__ = [
@@ -111,16 +113,31 @@ HELP: dict[str, str] = {
 class Counter:
     """A monotonic integer, safe to step from any thread."""
 
-    __slots__ = ("_lock", "value")
+    __slots__ = ("_lock", "_more", "_steps", "tick")
 
     def __init__(self) -> None:
+        # A step is one call of itertools.count's C __next__, which no other thread can split
+        # (a Python `+=` is a read and a write: two threads could lose a step) and which costs a
+        # fifth of a lock round trip: statements are counted on the hot path.
+        self._steps = itertools.count()
+        self.tick: Callable[[], int] = self._steps.__next__
+        """Add one (the cheapest step: bind it once where a hot path counts)."""
         self._lock = threading.Lock()
-        self.value = 0
+        self._more = 0  # steps of more than one, under the lock
 
     def inc(self, n: int = 1) -> None:
         """Add ``n`` (default 1)."""
-        with self._lock:  # `+=` on an attribute is a read and a write: two threads could lose a step
-            self.value += n
+        if n == 1:
+            self.tick()
+            return
+        with self._lock:
+            self._more += n
+
+    @property
+    def value(self) -> int:
+        """The count so far."""
+        # A count object shows its next value in its repr; reading it does not step it.
+        return int(repr(self._steps)[6:-1]) + self._more
 
 
 class Histogram:
@@ -238,7 +255,7 @@ class Metrics:
 
     def sqlalchemy_statement(self, _cursor: Any, _context: Any) -> None:
         """Count one SQLAlchemy statement (a ``before_statement`` check of the engines)."""
-        self.sqlalchemy_statements.inc()
+        self.sqlalchemy_statements.tick()
 
     def lost_conflict(self, gave_up: bool) -> None:
         """A retried transaction lost a conflict; it runs again unless ``gave_up``."""

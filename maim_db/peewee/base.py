@@ -156,7 +156,7 @@ class MaimDatabaseMixin(AsyncNames):
         """Count a statement about to be sent, once past what refuses it (a refused one was not sent)."""
         if self._closed_for_good or self.on_loop == "raise":
             self.guard()  # raises if it refuses; a "warn" policy warns once, in cursor()
-        metrics.peewee_statements.inc()
+        metrics.peewee_statements.tick()
 
     def _forget_inherited(self) -> None:
         # After fork() the child's main thread sees the forking thread's state; the

@@ -177,7 +177,7 @@ class SqliteDatabase(MaimDatabaseMixin, peewee.SqliteDatabase):
         hold = queue.acquire(self._timeout, conn=self.connection(), tracer=self.file.tracer)
         try:
             if metrics is not None:  # sent now: a write that timed out waiting was not
-                metrics.peewee_statements.inc()
+                metrics.peewee_statements.tick()
             return self._translated(super().execute_sql, sql, params)
         finally:
             hold.release()
