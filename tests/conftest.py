@@ -7,6 +7,7 @@ import this module.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,3 +119,14 @@ def replica_db() -> Iterator[tuple[str, str]]:
         yield url, PG_REPLICA.format(db=name)
     finally:
         drop_server_database("postgresql", name)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[str]]]:
+    """Child processes a test starts (append them); any still running at the end is killed and reaped."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=30)

@@ -83,16 +83,6 @@ def live(tmp_path: Path) -> Iterator[tuple[maim_db.Bridge, Path]]:
         bridge.close()
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=WAIT)
-
-
 def start(procs: list[subprocess.Popen[str]], *argv: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, *argv],

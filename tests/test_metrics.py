@@ -311,32 +311,39 @@ def test_a_statement_refused_before_it_is_sent_is_not_counted(any_url: str) -> N
     assert counters(bridge)["peewee_statements_total"] == before
 
 
+@contextlib.contextmanager
+def lock_held_by_a_thread(bridge: Bridge) -> Iterator[None]:
+    """Another thread holds the write lock (a transaction with an INSERT into ``t``) for the block."""
+    holding, done = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        try:
+            with bridge.peewee.atomic():
+                bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (-1)")
+                holding.set()
+                done.wait(30)
+        finally:
+            bridge.peewee.close()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert holding.wait(30)
+        yield
+    finally:
+        done.set()
+        thread.join(30)
+
+
 def test_a_write_that_times_out_waiting_for_its_turn_is_not_counted(tmp_path: Path) -> None:
     path = tmp_path / "refused.db"
     with Bridge(f"sqlite:///{path}?busy_timeout=50", group_commit=False) as bridge:
         bridge.peewee.execute_sql("CREATE TABLE t (x INTEGER)")
-        holding, done = threading.Event(), threading.Event()
-
-        def holder() -> None:
-            try:
-                with bridge.peewee.atomic():
-                    bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (1)")
-                    holding.set()
-                    done.wait(30)
-            finally:
-                bridge.peewee.close()
-
-        thread = threading.Thread(target=holder)
-        thread.start()
-        try:
-            assert holding.wait(30)
+        with lock_held_by_a_thread(bridge):
             before = counters(bridge)["peewee_statements_total"]
             with pytest.raises(maim_db.WriteLockTimeoutError):
                 bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (2)")  # autocommit: waits for its turn, gives up
             assert counters(bridge)["peewee_statements_total"] == before
-        finally:
-            done.set()
-            thread.join(30)
 
 
 def test_histograms_are_cumulative_and_end_in_inf(tmp_path: Path) -> None:
@@ -432,28 +439,11 @@ def test_the_checkpointers_lock_turns_are_counted_apart_from_the_writers(tmp_pat
             # A writer holds the lock past the checkpointer's patience: the checkpointer's
             # timeout is its own, not a writer's (the alert on lock_timeouts_total stays quiet).
             bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (1)")
-            holding, done = threading.Event(), threading.Event()
-
-            def holder() -> None:
-                try:
-                    with bridge.peewee.atomic():
-                        bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (2)")
-                        holding.set()
-                        done.wait(30)
-                finally:
-                    bridge.peewee.close()
-
-            thread = threading.Thread(target=holder)
-            thread.start()
-            try:
-                assert holding.wait(30)
+            with lock_held_by_a_thread(bridge):
                 checkpointer.lock_timeout = 0.05
                 before = counters(bridge)
                 checkpointer.run_once(conn)
                 after = counters(bridge)
-            finally:
-                done.set()
-                thread.join(30)
             assert moved(before, after, "lock_timeouts_total", "checkpoint_lock_timeouts_total") == {
                 "lock_timeouts_total": 0,
                 "checkpoint_lock_timeouts_total": 1,

@@ -72,16 +72,6 @@ def db(tmp_path: Path) -> Iterator[tuple[maim_db.Bridge, str]]:
         bridge.close()
 
 
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=30)
-
-
 def writer(processes: list[subprocess.Popen[str]], url: str, name: str, mode: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", WRITER, url, name, mode],
