@@ -220,6 +220,10 @@ class Bridge:
             )
         if max_transactions < 1:
             raise ConfigurationError(f"max_transactions={max_transactions} must be >= 1", hint="use e.g. 32")
+        if not isinstance(metrics, bool):
+            raise ConfigurationError(
+                f"metrics={metrics!r} is not valid", hint="use True (the default) or False (no counting)"
+            )
         self.on_loop: OnLoop = on_loop
         if slow_query_ms is None and "slow_query_ms" in self.url.option_map:
             slow_query_ms = float(self.url.option_map["slow_query_ms"])

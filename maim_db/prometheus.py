@@ -21,7 +21,8 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import DriverNotInstalledError
+from .bridge import Bridge
+from .errors import ConfigurationError, DriverNotInstalledError
 from .metrics import HELP
 
 __all__ = ["MaimDBCollector", "merge", "register", "unregister"]
@@ -108,6 +109,11 @@ class MaimDBCollector:
 
     def add(self, bridge: Any) -> None:
         """Collect ``bridge.stats()`` too (once; a bridge that is gone drops out by itself)."""
+        if not isinstance(bridge, Bridge):
+            raise ConfigurationError(
+                f"the Prometheus collector exports maim_db bridges, not {bridge!r}",
+                hint="pass the Bridge itself, e.g. maim_db.prometheus.register(bridge)",
+            )
         with self._lock:
             if all(ref() is not bridge for ref in self._bridges):
                 self._bridges.append(weakref.ref(bridge))

@@ -259,6 +259,10 @@ def pydantic_model(
     ``Optional``; Python-side defaults are carried; ``help_text`` is the description.
     ``exclude``/``include`` take field names (a foreign key's or its column's) or fields.
     """
+    if not (isinstance(model, type) and issubclass(model, peewee.Model)):
+        raise ConfigurationError(
+            f"pydantic_model() takes a Peewee model class, not {model!r}", hint="pass e.g. pydantic_model(Agent)"
+        )
     if mode not in ("read", "create", "update"):
         raise ConfigurationError(f"mode={mode!r} is not a schema mode", hint="use 'read', 'create' or 'update'")
     excluded = _names(model, exclude)

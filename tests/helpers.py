@@ -334,3 +334,25 @@ def url_rows(url: str, sql: str, params: dict[str, object] | None = None) -> lis
             return [tuple(r) for r in result.fetchall()] if result.returns_rows else []
     finally:
         engine.dispose()
+
+
+def wait_until_queued(lock_fd: int, tickets: int, wait: float = 30.0) -> None:
+    """Wait until ``tickets`` writers (in all) have drawn a ticket of the write lock and hold their slots.
+
+    ``lock_fd`` reads the lock file (``<db>-maimlock``); this is the kernel's view of the
+    queue, whichever process the writers are in. Fails the test after ``wait`` seconds.
+    """
+    import pytest
+
+    from maim_db.sqlite import writelock
+
+    give_up = time.monotonic() + wait
+    while time.monotonic() < give_up:
+        raw = os.pread(lock_fd, 8, writelock._COUNTER)
+        drawn = int.from_bytes(raw, "little") if len(raw) == 8 else 0
+        if drawn >= tickets and all(
+            writelock._locked_by_anyone(lock_fd, writelock._SLOT + n) for n in range(drawn - tickets, drawn)
+        ):
+            return
+        time.sleep(0.001)
+    pytest.fail(f"{tickets} writers did not queue within {wait} s")

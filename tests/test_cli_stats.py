@@ -25,7 +25,14 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from helpers import child_env, drop_server_database, make_server_database, server_available, wait_for
+from helpers import (
+    child_env,
+    drop_server_database,
+    make_server_database,
+    server_available,
+    wait_for,
+    wait_until_queued,
+)
 
 import maim_db
 from maim_db import DatabaseURL
@@ -115,18 +122,9 @@ def queued(path: Path, tickets: int) -> None:
     """Wait until ``tickets`` writers have drawn a ticket and hold their slots (the kernel's view)."""
     fd = os.open(f"{path}-maimlock", os.O_RDONLY)
     try:
-        give_up = time.monotonic() + WAIT
-        while time.monotonic() < give_up:
-            raw = os.pread(fd, 8, writelock._COUNTER)
-            drawn = int.from_bytes(raw, "little") if len(raw) == 8 else 0
-            if drawn >= tickets and all(
-                writelock._locked_by_anyone(fd, writelock._SLOT + n) for n in range(drawn - tickets, drawn)
-            ):
-                return
-            time.sleep(0.001)
+        wait_until_queued(fd, tickets, WAIT)
     finally:
         os.close(fd)
-    pytest.fail(f"{tickets} writers did not queue within {WAIT} s")
 
 
 def holder_line() -> int:

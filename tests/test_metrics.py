@@ -569,3 +569,19 @@ def test_without_prometheus_client_the_error_names_the_extra(monkeypatch: pytest
     monkeypatch.setitem(sys.modules, "prometheus_client", None)
     with pytest.raises(DriverNotInstalledError, match=r'pip install "maim-db\[metrics\]"'):
         maim_db.prometheus.MaimDBCollector()
+
+
+@pytest.mark.parametrize("value", ["off", 0, None])
+def test_metrics_must_be_true_or_false(tmp_path: Path, value: object) -> None:
+    # "off" is truthy: without the check it would silently turn the counting on.
+    with pytest.raises(maim_db.ConfigurationError, match="metrics="):
+        Bridge(tmp_path / "bad.db", metrics=value)  # type: ignore[arg-type]
+    assert not (tmp_path / "bad.db").exists()
+
+
+@pytest.mark.parametrize("thing", ["sqlite:///app.db", object()])
+def test_the_collector_takes_bridges_only(thing: object) -> None:
+    registry = CollectorRegistry()
+    with pytest.raises(maim_db.ConfigurationError, match="exports maim_db bridges"):
+        maim_db.prometheus.register(thing, registry)
+    assert generate_latest(registry) == b""  # nothing was registered for it

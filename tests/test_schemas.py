@@ -457,3 +457,9 @@ async def test_the_example_service_answers_rows_with_the_derived_schemas(tmp_pat
     assert sorted(s["id"] for s in listed["settings"]) == sorted([put["id"], tenant_wide["id"]])
     schemas = openapi["components"]["schemas"]
     assert {"TenantSchema", "AgentSchema", "PluginSettingsSchema"} <= set(schemas)
+
+
+@pytest.mark.parametrize("thing", ["Agent", int, object()])
+def test_a_schema_is_derived_from_a_peewee_model_class_only(thing: object) -> None:
+    with pytest.raises(maim_db.ConfigurationError, match="takes a Peewee model class"):
+        pydantic_model(thing)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import child_env
+from helpers import child_env, wait_until_queued
 
 import maim_db
 from maim_db.sqlite import writelock
@@ -95,17 +95,7 @@ def line_of(proc: subprocess.Popen[str]) -> list[str]:
 
 def queued(lock: WriteLock, tickets: int) -> None:
     """Wait until ``tickets`` writers (in all) have drawn a ticket and hold their slots."""
-    fd = lock._page.fd
-    give_up = time.monotonic() + WAIT
-    while time.monotonic() < give_up:
-        raw = os.pread(fd, 8, writelock._COUNTER)
-        drawn = int.from_bytes(raw, "little") if len(raw) == 8 else 0
-        if drawn >= tickets and all(
-            writelock._locked_by_anyone(fd, writelock._SLOT + n) for n in range(drawn - tickets, drawn)
-        ):
-            return
-        time.sleep(0.001)
-    pytest.fail(f"{tickets} writers did not queue within {WAIT} s")
+    wait_until_queued(lock._page.fd, tickets, WAIT)
 
 
 def names(bridge: maim_db.Bridge) -> list[str]:
