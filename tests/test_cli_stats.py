@@ -27,6 +27,7 @@ import pytest
 import sqlalchemy as sa
 from helpers import (
     child_env,
+    committed_rows,
     drop_server_database,
     make_server_database,
     server_available,
@@ -505,7 +506,10 @@ def test_server_stats_show_connections_and_a_waiting_lock(server_url: str) -> No
     assert seen["database_bytes"] > 0 and sum(seen["connections"].values()) >= 2
     if postgres:
         assert wait["pid"] == waiter_pid[0] and wait["blocked_by"] == [holder_pid]
-        assert seen["role"] == "primary" and seen["standbys"] == []
+        # A hot standby may stream from this server (`python3 dev.py services up` starts one):
+        # stats lists exactly the walsenders the server has.
+        streaming = committed_rows(server_url, "SELECT count(*) FROM pg_stat_replication")[0][0]
+        assert seen["role"] == "primary" and len(seen["standbys"]) == streaming
     else:
         assert wait["thread"] == waiter_pid[0] and wait["blocked_by"] == [holder_pid]
         assert seen["threads_connected"] >= 2 and seen["threads_running"] >= 1
@@ -519,3 +523,28 @@ def test_stats_help_is_plain_text() -> None:
     assert out.returncode == 0 and "usage: maim-db stats" in out.stdout
     assert not [m for m in ("``", ":class:", ":func:", ":meth:", ":mod:") if m in out.stdout], out.stdout
     assert "stats" in cli("--help").stdout
+
+
+def test_stats_of_a_primary_and_its_hot_standby(replica_db: tuple[str, str]) -> None:
+    primary, standby = replica_db
+    on_primary = stats(primary)
+    assert on_primary["role"] == "primary"
+    assert any(s["state"] == "streaming" for s in on_primary["standbys"]), on_primary["standbys"]
+    for s in on_primary["standbys"]:
+        assert set(s) == {"name", "client", "state", "replay_lag_seconds"}
+    on_standby = stats(standby)
+    assert on_standby["role"] == "standby" and "standbys" not in on_standby
+    lag = on_standby["replay_lag_seconds"]
+    assert lag is None or lag >= 0
+    text = cli("stats", standby)
+    assert text.returncode == 0 and "standby" in text.stdout
+
+
+def test_stats_of_a_galera_node_show_the_cluster(galera_nodes: list[str]) -> None:
+    seen = stats(galera_nodes[0])
+    galera = seen["galera"]
+    assert galera["cluster_size"] == len(galera_nodes)
+    assert galera["cluster_status"] == "Primary" and galera["ready"] is True
+    assert galera["local_state"] == "Synced" and galera["flow_control_paused"] >= 0
+    text = cli("stats", galera_nodes[0])
+    assert text.returncode == 0 and f"cluster size {len(galera_nodes)} (Primary), ready" in text.stdout
