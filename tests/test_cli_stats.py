@@ -82,7 +82,9 @@ def digests(path: Path) -> dict[str, str]:
 def live(tmp_path: Path) -> Iterator[tuple[maim_db.Bridge, Path]]:
     """A database with committed rows in its WAL, kept open by this process (so the WAL stays)."""
     path = tmp_path / "live.db"
-    bridge = maim_db.Bridge(str(path))
+    # No background checkpointer: a pass copies WAL pages into the file, and the tests compare
+    # the files' bytes before and after a stats call (the processes they start have none either).
+    bridge = maim_db.Bridge(str(path), profile={"checkpoint_interval": 0})
     bridge.peewee.execute_sql("CREATE TABLE t (x INTEGER)")
     bridge.peewee.execute_sql("INSERT INTO t (x) VALUES (1)")
     try:
@@ -142,7 +144,7 @@ def test_stats_names_the_holder_and_the_waiters_and_disturbs_neither(
     live: tuple[maim_db.Bridge, Path], processes: list[subprocess.Popen[str]]
 ) -> None:
     _, path = live
-    url = f"sqlite:///{path}?busy_timeout={int(WAIT * 1000)}"
+    url = f"sqlite:///{path}?busy_timeout={int(WAIT * 1000)}&checkpoint_interval=0"
     holder = start(processes, str(HOLDERS), "peewee_atomic", url)
     said(holder, "held")
     waiters = [start(processes, "-c", WAITER, url) for _ in range(2)]
@@ -187,7 +189,7 @@ def test_a_holder_that_queued_is_vouched_for_by_the_kernel(
     live: tuple[maim_db.Bridge, Path], processes: list[subprocess.Popen[str]]
 ) -> None:
     _, path = live
-    url = f"sqlite:///{path}?busy_timeout={int(WAIT * 1000)}"
+    url = f"sqlite:///{path}?busy_timeout={int(WAIT * 1000)}&checkpoint_interval=0"
     first = start(processes, str(HOLDERS), "peewee_atomic", url)
     said(first, "held")
     assert stats(str(path))["lock"]["holder"]["vouched"] is False  # a fast turn: no ticket, its pid is checked
@@ -413,7 +415,7 @@ def test_stats_through_a_symlink_read_the_real_files(
     _, path = live
     link = path.with_name("link.db")
     link.symlink_to(path)
-    url = f"sqlite:///{link}?busy_timeout={int(WAIT * 1000)}"
+    url = f"sqlite:///{link}?busy_timeout={int(WAIT * 1000)}&checkpoint_interval=0"
     holder = start(processes, str(HOLDERS), "peewee_atomic", url)  # writes through the link
     said(holder, "held")
 
